@@ -1,0 +1,201 @@
+//! `cargo xtask fetch-libtorch`: PyTorch 2.11.0 from PyPI in a cached virtual environment.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+/// The PyTorch release tch 0.24 is built for.
+pub const TORCH_VERSION: &str = "2.11.0";
+/// Environment variable that overrides the cache folder.
+pub const DIR_ENV: &str = "CMEDL_LIBTORCH_DIR";
+
+/// Options of `fetch-libtorch`.
+#[derive(clap::Args, Default)]
+pub struct FetchArgs {
+    /// Virtual environment folder [default: $CMEDL_LIBTORCH_DIR, else
+    /// ~/.cache/cmedl/libtorch-2.11.0].
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Python interpreter used to create the environment.
+    #[arg(long, default_value = "python3")]
+    pub python: Option<String>,
+    /// Package index for pip, e.g. https://download.pytorch.org/whl/cpu for CPU-only wheels.
+    #[arg(long)]
+    pub index_url: Option<String>,
+}
+
+/// Installs (when needed) and links libtorch; returns the torch package folder.
+pub fn fetch(root: &Path, args: &FetchArgs) -> Result<PathBuf> {
+    let venv = venv_dir(args)?;
+    let torch = match installed_torch(&venv) {
+        Some(torch) => torch,
+        None => install(&venv, args)?,
+    };
+    let version = torch_version(&torch)?;
+    if !version.starts_with(TORCH_VERSION) {
+        bail!(
+            "{} holds torch {version}, but cmedl needs {TORCH_VERSION}; remove that folder and run \
+             `cargo xtask fetch-libtorch` again",
+            venv.display()
+        );
+    }
+    link_workspace(root, &torch)?;
+    eprintln!("libtorch {version} ready: {}", torch.display());
+    Ok(torch)
+}
+
+fn venv_dir(args: &FetchArgs) -> Result<PathBuf> {
+    if let Some(dir) = &args.dir {
+        return Ok(dir.clone());
+    }
+    if let Some(dir) = std::env::var_os(DIR_ENV).filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let cache = match std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let home = std::env::var_os("HOME")
+                .context("HOME is not set; pass --dir or set CMEDL_LIBTORCH_DIR")?;
+            PathBuf::from(home).join(".cache")
+        }
+    };
+    Ok(cache
+        .join("cmedl")
+        .join(format!("libtorch-{TORCH_VERSION}")))
+}
+
+/// The torch package of a complete earlier install, found without starting Python.
+fn installed_torch(venv: &Path) -> Option<PathBuf> {
+    let lib = std::fs::read_dir(venv.join("lib")).ok()?;
+    lib.filter_map(|entry| entry.ok())
+        .map(|entry| entry.path().join("site-packages").join("torch"))
+        .find(|torch| {
+            torch.join("lib").join("libtorch_cpu.so").exists()
+                && torch_version(torch).is_ok_and(|v| v.starts_with(TORCH_VERSION))
+        })
+}
+
+fn install(venv: &Path, args: &FetchArgs) -> Result<PathBuf> {
+    let python = args.python.as_deref().unwrap_or("python3");
+    check_python(python)?;
+    let venv_python = venv.join("bin").join("python");
+    if !venv_python.exists() {
+        eprintln!("creating virtual environment {}", venv.display());
+        if let Some(parent) = venv.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let out = Command::new(python)
+            .args(["-m", "venv"])
+            .arg(venv)
+            .output()
+            .with_context(|| format!("cannot run {python}"))?;
+        if !out.status.success() {
+            bail!(
+                "`{python} -m venv {}` failed: {}\nthe venv module is missing; on Debian/Ubuntu: \
+                 sudo apt install python3-venv",
+                venv.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
+    let pip_ok = Command::new(&venv_python)
+        .args(["-m", "pip", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !pip_ok {
+        bail!(
+            "pip is not available in {}; on Debian/Ubuntu: sudo apt install python3-pip \
+             python3-venv, then remove that folder and run `cargo xtask fetch-libtorch` again",
+            venv.display()
+        );
+    }
+    eprintln!("installing torch=={TORCH_VERSION} from PyPI (about 5 GB, a few minutes)");
+    let mut pip = Command::new(&venv_python);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+    ]);
+    if let Some(url) = &args.index_url {
+        pip.args(["--index-url", url]);
+    }
+    pip.arg(format!("torch=={TORCH_VERSION}"));
+    let status = pip.status().context("cannot run pip")?;
+    if !status.success() {
+        bail!(
+            "`pip install torch=={TORCH_VERSION}` failed ({status}); check the network access to \
+             PyPI and the free disk space (about 5 GB), then run `cargo xtask fetch-libtorch` again"
+        );
+    }
+    installed_torch(venv).with_context(|| {
+        format!(
+            "pip finished but {} holds no torch {TORCH_VERSION} with libtorch_cpu.so",
+            venv.display()
+        )
+    })
+}
+
+fn check_python(python: &str) -> Result<()> {
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import sys; print(sys.version_info[0], sys.version_info[1])",
+        ])
+        .output();
+    let out = match out {
+        Ok(out) if out.status.success() => out,
+        _ => bail!(
+            "`{python}` was not found or does not run; install Python 3.9 or newer (Debian/Ubuntu: \
+             sudo apt install python3 python3-venv) or pass --python PATH"
+        ),
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text
+        .split_whitespace()
+        .filter_map(|p| p.parse::<u32>().ok());
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) < (3, 9) {
+        bail!(
+            "{python} is Python {major}.{minor}; PyTorch {TORCH_VERSION} needs Python 3.9 or newer"
+        );
+    }
+    Ok(())
+}
+
+/// The `__version__` string in `torch/version.py`.
+fn torch_version(torch: &Path) -> Result<String> {
+    let file = torch.join("version.py");
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("__version__"))
+        .map(|rest| {
+            rest.trim_start_matches([' ', '='])
+                .trim()
+                .trim_matches(['\'', '"'])
+                .to_owned()
+        })
+        .with_context(|| format!("{} has no __version__", file.display()))
+}
+
+/// Points `ROOT/.libtorch/torch` (the `LIBTORCH` of `.cargo/config.toml`) at `torch`.
+fn link_workspace(root: &Path, torch: &Path) -> Result<()> {
+    let dir = root.join(".libtorch");
+    let link = dir.join("torch");
+    if std::fs::read_link(&link).is_ok_and(|target| target == torch) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if link.symlink_metadata().is_ok() {
+        std::fs::remove_file(&link)
+            .with_context(|| format!("cannot replace {}", link.display()))?;
+    }
+    std::os::unix::fs::symlink(torch, &link)
+        .with_context(|| format!("cannot link {} to {}", link.display(), torch.display()))
+}

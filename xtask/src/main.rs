@@ -1,0 +1,105 @@
+//! `cargo xtask`: set-up and chores for the cmedl workspace.
+//!
+//! * `cargo xtask fetch-libtorch` installs PyTorch 2.11.0 from PyPI into a cached virtual
+//!   environment and links the workspace to it (`.libtorch/torch`, read through `LIBTORCH` in
+//!   `.cargo/config.toml`).
+//! * `cargo xtask ci` runs what CI runs: fetch-libtorch, fmt check, clippy, the tests.
+//! * `cargo xtask demo` runs the main job on the built-in data.
+
+mod libtorch;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Set-up and chores for the cmedl workspace"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install PyTorch 2.11.0 into a cached virtual environment and wire the build to it.
+    FetchLibtorch(libtorch::FetchArgs),
+    /// Formatting check, clippy with `-D warnings`, then the whole test suite.
+    Ci {
+        /// Skip the formatting and clippy checks (tests only).
+        #[arg(long)]
+        tests_only: bool,
+    },
+    /// Run the main job: build `cmedl` in release mode and run it on the built-in data.
+    Demo,
+}
+
+fn main() {
+    if let Err(err) = run(Cli::parse()) {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let root = workspace_root();
+    match cli.task {
+        Task::FetchLibtorch(args) => libtorch::fetch(&root, &args).map(|_| ()),
+        Task::Ci { tests_only } => ci(&root, tests_only),
+        Task::Demo => demo(&root),
+    }
+}
+
+/// The workspace root: the parent of this crate's manifest folder.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn ci(root: &Path, tests_only: bool) -> Result<()> {
+    libtorch::fetch(root, &libtorch::FetchArgs::default())?;
+    if !tests_only {
+        cargo(root, &["fmt", "--all", "--", "--check"])?;
+        cargo(
+            root,
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )?;
+    }
+    cargo(root, &["test", "--workspace"])
+}
+
+fn demo(root: &Path) -> Result<()> {
+    libtorch::fetch(root, &libtorch::FetchArgs::default())?;
+    cargo(
+        root,
+        &["run", "--release", "--package", "cmedl-cli", "--", "doctor"],
+    )
+}
+
+/// Runs `cargo ARGS` in the workspace root and fails when it fails.
+fn cargo(root: &Path, args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    eprintln!("$ cargo {}", args.join(" "));
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(root)
+        .status()
+        .with_context(|| format!("cannot run {cargo}"))?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
