@@ -1,0 +1,145 @@
+//! Distillation between the student's and the teacher's feature maps: the CMEDL term.
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use cmedl_models::SegOutput;
+
+use crate::{to_f32, LossError};
+
+/// How a pair of feature maps is compared.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum DistillKind {
+    /// Mean squared error, the "hint" loss of CMEDL.
+    #[default]
+    Mse,
+    /// Mean absolute error.
+    L1,
+    /// 1 − cosine similarity along channels, averaged over positions.
+    Cosine,
+    /// Attention transfer (Zagoruyko & Komodakis): mean squared difference of L2-normalised
+    /// channel-pooled squared activations; channel counts may differ.
+    Attention,
+    /// KL(teacher ‖ student) of class softmaxes at temperature T, scaled by T² (Hinton et al.).
+    LogitKd {
+        /// Temperature T.
+        temperature: f64,
+    },
+}
+
+/// Which feature maps to distil, how, and with what weight.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DistillSpec {
+    /// Feature names of the segmenters (`logits` names the logits).
+    pub features: Vec<String>,
+    /// The comparison.
+    pub kind: DistillKind,
+    /// λ_d.
+    pub weight: f64,
+    /// Stop gradients into the teacher.
+    pub detach_teacher: bool,
+}
+
+impl Default for DistillSpec {
+    fn default() -> Self {
+        Self {
+            features: vec!["dec3".into(), "dec4".into()],
+            kind: DistillKind::Mse,
+            weight: 1.0,
+            detach_teacher: true,
+        }
+    }
+}
+
+/// One pair of maps compared by `kind`.
+pub fn distill_pair(kind: DistillKind, student: &Tensor, teacher: &Tensor) -> Tensor {
+    let (s, t) = (to_f32(student), to_f32(teacher));
+    match kind {
+        DistillKind::Mse => (s - t).square().mean(None::<Kind>),
+        DistillKind::L1 => (s - t).abs().mean(None::<Kind>),
+        DistillKind::Cosine => 1.0 - Tensor::cosine_similarity(&s, &t, 1, 1e-8).mean(None::<Kind>),
+        DistillKind::Attention => (attention_map(&s) - attention_map(&t))
+            .square()
+            .mean(None::<Kind>),
+        DistillKind::LogitKd { temperature } => {
+            let log_s = (s / temperature).log_softmax(1, None::<Kind>);
+            let log_t = (t / temperature).log_softmax(1, None::<Kind>);
+            let kl =
+                (log_t.exp() * (&log_t - log_s)).sum_dim_intlist(&[1i64][..], false, None::<Kind>);
+            kl.mean(None::<Kind>) * (temperature * temperature)
+        }
+    }
+}
+
+/// Channel-pooled squared activations `[N, H·W]`, L2-normalised per image.
+pub fn attention_map(features: &Tensor) -> Tensor {
+    let a = features
+        .square()
+        .mean_dim(&[1i64][..], false, None::<Kind>)
+        .flatten(1, -1);
+    let norm = a.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12);
+    a / norm
+}
+
+fn lookup<'a>(out: &'a SegOutput, name: &str, side: &str) -> Result<&'a Tensor, LossError> {
+    if name == "logits" {
+        return Ok(&out.logits);
+    }
+    out.features
+        .get(name)
+        .ok_or_else(|| LossError::UnknownFeature {
+            name: name.to_owned(),
+            side: side.to_owned(),
+            available: std::iter::once("logits".to_owned())
+                .chain(out.features.keys().cloned())
+                .collect(),
+        })
+}
+
+/// λ_d · Σ over the spec's features of the pair loss between student and teacher.
+pub fn distill(
+    spec: &DistillSpec,
+    student: &SegOutput,
+    teacher: &SegOutput,
+) -> Result<Tensor, LossError> {
+    if spec.features.is_empty() {
+        return Err(LossError::Shape(
+            "the distillation spec lists no features".into(),
+        ));
+    }
+    let mut total: Option<Tensor> = None;
+    for name in &spec.features {
+        let s = lookup(student, name, "student")?;
+        let t = lookup(teacher, name, "teacher")?;
+        let (ss, ts) = (s.size(), t.size());
+        let compatible = match spec.kind {
+            // Attention maps pool channels away: only batch and spatial sizes must agree.
+            DistillKind::Attention => {
+                ss.len() == 4 && ts.len() == 4 && ss[0] == ts[0] && ss[2..] == ts[2..]
+            }
+            _ => ss == ts,
+        };
+        if !compatible {
+            return Err(LossError::FeatureShape {
+                name: name.clone(),
+                student: ss,
+                teacher: ts,
+            });
+        }
+        let t = if spec.detach_teacher {
+            t.detach()
+        } else {
+            t.shallow_clone()
+        };
+        let loss = distill_pair(spec.kind, s, &t);
+        total = Some(match total {
+            Some(acc) => acc + loss,
+            None => loss,
+        });
+    }
+    Ok(total
+        .map(|t| t * spec.weight)
+        .unwrap_or_else(|| Tensor::from(0f32)))
+}
