@@ -14,6 +14,7 @@
 //! # Ok::<(), cmedl_io::IoError>(())
 //! ```
 
+pub mod dataset;
 mod error;
 mod geometry;
 mod intensity;

@@ -548,3 +548,34 @@ fn windows_map_to_unit_range() {
     let flat = Window::from_percentiles(&[3.0; 10], 0.5, 99.5);
     assert!(flat.hi > flat.lo);
 }
+
+#[test]
+fn dataset_index_is_checked() {
+    use crate::dataset::Dataset;
+    let dir = temp();
+    let write = |text: &str| std::fs::write(dir.path().join("dataset.json"), text).unwrap();
+    let ok = r#"{"format":"cmedl-dataset/1","name":"x","labels":{"0":"background","1":"tumour"},
+        "modalities":{"ct":{"kind":"ct","train":[{"id":"a","image":"ct/a.nii.gz","label":"ct/a_l.nii.gz"}]}}}"#;
+    write(ok);
+    let d = Dataset::open(dir.path()).unwrap();
+    assert_eq!(d.modality("ct").unwrap().train[0].id, "a");
+    assert!(d.modality("mr").unwrap_err().to_string().contains("\"ct\""));
+    for (text, expect) in [
+        (ok.replace("ct/a.nii.gz", "../a.nii.gz"), "stay inside"),
+        (ok.replace("ct/a.nii.gz", "/etc/passwd"), "stay inside"),
+        (ok.replace("cmedl-dataset/1", "other"), "format is 'other'"),
+        (ok.replace("\"kind\"", "\"knd\""), "unknown field `knd`"),
+        (
+            ok.replace("}]}}}", "},{\"id\":\"a\",\"image\":\"b.nii\"}]}}}"),
+            "twice",
+        ),
+        ("{".to_owned(), "invalid dataset.json"),
+    ] {
+        write(&text);
+        let err = Dataset::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("dataset.json") && err.contains(expect),
+            "{err}"
+        );
+    }
+}
