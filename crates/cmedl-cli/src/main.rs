@@ -4,12 +4,19 @@
 
 mod device;
 mod doctor;
+mod failure;
+mod phantom_cmd;
+mod progress;
+mod volume_cmds;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use cmedl_phantom::{CohortConfig, LocationShares, MrContrast};
 
 use device::DeviceSpec;
+use failure::{CmdResult, Failure};
 
 #[derive(Parser)]
 #[command(
@@ -18,8 +25,18 @@ use device::DeviceSpec;
     about = "Unpaired cross-modality educed distillation (CMEDL) for CT segmentation"
 )]
 struct Cli {
+    /// No progress bars or progress lines.
+    #[arg(long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MrContrastArg {
+    T2,
+    T1,
+    Both,
 }
 
 #[derive(Subcommand)]
@@ -33,32 +50,100 @@ enum Command {
         #[arg(long)]
         device: Option<DeviceSpec>,
     },
+    /// Generate a synthetic, unpaired thorax CT and MRI cohort in the dataset layout.
+    Phantom {
+        /// Output folder (created; must not hold a dataset yet).
+        #[arg(long)]
+        out: PathBuf,
+        /// CT training patients.
+        #[arg(long, default_value_t = 24)]
+        ct: usize,
+        /// MR training patients (different people from the CT ones).
+        #[arg(long, default_value_t = 12)]
+        mr: usize,
+        /// MRI contrasts.
+        #[arg(long, value_enum, default_value = "t2")]
+        mr_contrast: MrContrastArg,
+        /// In-plane voxels per side.
+        #[arg(long, default_value_t = 128)]
+        size: usize,
+        /// Axial slices.
+        #[arg(long, default_value_t = 32)]
+        slices: usize,
+        /// Voxel size X,Y,Z in mm.
+        #[arg(long, default_value = "2.5,2.5,5", value_parser = volume_cmds::parse_spacing)]
+        spacing: [f64; 3],
+        /// CT validation patients.
+        #[arg(long, default_value_t = 4)]
+        val: usize,
+        /// CT test patients.
+        #[arg(long, default_value_t = 8)]
+        test: usize,
+        /// Master seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Shares of tumour locations: parenchymal,mediastinal,chest-wall.
+        #[arg(long, default_value = "0.4,0.35,0.25", value_parser = parse_shares)]
+        locations: LocationShares,
+        /// Print the measured tumour contrast-to-noise ratios.
+        #[arg(long)]
+        stats: bool,
+        /// Write preview.png: a slice of a CT and an MR case with tumour outlines and organs.
+        #[arg(long)]
+        preview: bool,
+    },
+    /// Print a volume's shape, spacing, affine, datatype, intensity range and labels.
+    Info {
+        /// A NIfTI file (.nii, .nii.gz).
+        path: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Convert a volume to NIfTI, optionally resampled to a new spacing.
+    Convert {
+        /// Input NIfTI file.
+        input: PathBuf,
+        /// Output .nii or .nii.gz file.
+        output: PathBuf,
+        /// Resample to X,Y,Z mm (trilinear).
+        #[arg(long, value_parser = volume_cmds::parse_spacing)]
+        spacing: Option<[f64; 3]>,
+    },
 }
 
-/// An error and the exit code it maps to.
-enum Failure {
-    /// Bad input or usage: exit code 2.
-    Input(String),
-    /// Something failed inside cmedl or libtorch: exit code 1.
-    Internal(String),
+fn parse_shares(s: &str) -> Result<LocationShares, String> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("'{s}' is not three numbers"))?;
+    match v.as_slice() {
+        [a, b, c] if [a, b, c].iter().all(|x| x.is_finite() && **x >= 0.0) && a + b + c > 0.0 => {
+            Ok(LocationShares {
+                parenchymal: *a,
+                mediastinal: *b,
+                chest_wall: *c,
+            })
+        }
+        _ => Err(format!(
+            "'{s}' must be three non-negative shares with a positive sum"
+        )),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Input(msg)) => {
-            eprintln!("error: {msg}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Internal(msg)) => {
-            eprintln!("error: {msg}");
-            ExitCode::from(1)
+        Err(failure) => {
+            eprintln!("error: {failure}");
+            ExitCode::from(failure.code())
         }
     }
 }
 
-fn run(cli: Cli) -> Result<(), Failure> {
+fn run(cli: Cli) -> CmdResult {
     match cli.command {
         Command::Doctor { json, device } => {
             let only = doctor::devices(device).map_err(|e| Failure::Input(e.to_string()))?;
@@ -78,5 +163,44 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 ))
             }
         }
+        Command::Phantom {
+            out,
+            ct,
+            mr,
+            mr_contrast,
+            size,
+            slices,
+            spacing,
+            val,
+            test,
+            seed,
+            locations,
+            stats,
+            preview,
+        } => {
+            let config = CohortConfig {
+                ct,
+                mr,
+                mr_contrast: match mr_contrast {
+                    MrContrastArg::T2 => MrContrast::T2,
+                    MrContrastArg::T1 => MrContrast::T1,
+                    MrContrastArg::Both => MrContrast::Both,
+                },
+                val,
+                test,
+                size,
+                slices,
+                spacing,
+                seed,
+                locations,
+            };
+            phantom_cmd::run(&config, &out, stats, preview, cli.quiet)
+        }
+        Command::Info { path, json } => volume_cmds::info(&path, json),
+        Command::Convert {
+            input,
+            output,
+            spacing,
+        } => volume_cmds::convert(&input, &output, spacing),
     }
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::anatomy::{LocationShares, Patient, Tissue, TumourKind};
 use crate::imaging::{render, Acquisition, Contrast};
+use crate::stats::{tumour_cnr, TumourCnr};
 use crate::PhantomError;
 
 /// Which MRI contrasts the MR patients get.
@@ -323,17 +324,28 @@ fn folder(split: &str) -> (&'static str, &'static str, &'static str) {
     }
 }
 
-/// A written case: its plan, metadata and `(modality, entry)` rows for the index.
-type Written = (Plan, CaseMeta, Vec<(String, CaseEntry)>);
+/// A written case: its plan, metadata, `(modality, entry)` rows for the index, tumour CNRs.
+type Written = (Plan, CaseMeta, Vec<(String, CaseEntry)>, Vec<TumourCnr>);
+
+/// What [`write_cohort`] made.
+#[derive(Clone, Debug)]
+pub struct CohortSummary {
+    /// The `dataset.json` written.
+    pub index: DatasetIndex,
+    /// Metadata of every case.
+    pub metas: Vec<CaseMeta>,
+    /// Measured CNR of every tumour in every image.
+    pub cnr: Vec<TumourCnr>,
+}
 
 /// Generates the cohort on all cores and writes it under `out` with its `dataset.json`.
 ///
-/// `progress(done, total)` is called after each case. Returns the index and the cases' metadata.
+/// `progress(done, total)` is called after each case.
 pub fn write_cohort(
     config: &CohortConfig,
     out: &Path,
     progress: &(dyn Fn(usize, usize) + Sync),
-) -> Result<(DatasetIndex, Vec<CaseMeta>), PhantomError> {
+) -> Result<CohortSummary, PhantomError> {
     if config.size < 16
         || config.slices < 2
         || config.spacing.iter().any(|s| !(s.is_finite() && *s > 0.0))
@@ -392,15 +404,18 @@ pub fn write_cohort(
             let text = serde_json::to_string_pretty(&case.meta)
                 .map_err(|e| PhantomError::Config(e.to_string()))?;
             std::fs::write(&meta_path, text).map_err(|e| PhantomError::io(&meta_path, e))?;
+            let cnr = tumour_cnr(&case);
             let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             progress(n, plans.len());
-            Ok((p.clone(), case.meta, entries))
+            Ok((p.clone(), case.meta, entries, cnr))
         })
         .collect();
     let mut modalities: BTreeMap<String, ModalityEntry> = BTreeMap::new();
     let mut metas = Vec::new();
+    let mut cnrs = Vec::new();
     for r in results {
-        let (p, meta, entries) = r?;
+        let (p, meta, entries, cnr) = r?;
+        cnrs.extend(cnr);
         for (modality, entry) in entries {
             let m = modalities
                 .entry(modality.clone())
@@ -442,5 +457,9 @@ pub fn write_cohort(
     let text =
         serde_json::to_string_pretty(&index).map_err(|e| PhantomError::Config(e.to_string()))?;
     std::fs::write(&path, text + "\n").map_err(|e| PhantomError::io(&path, e))?;
-    Ok((index, metas))
+    Ok(CohortSummary {
+        index,
+        metas,
+        cnr: cnrs,
+    })
 }

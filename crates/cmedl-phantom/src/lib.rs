@@ -8,8 +8,8 @@
 //! use cmedl_phantom::{write_cohort, CohortConfig};
 //!
 //! let config = CohortConfig { ct: 4, mr: 2, val: 1, test: 1, size: 64, slices: 16, ..Default::default() };
-//! let (index, metas) = write_cohort(&config, std::path::Path::new("phantom"), &|_, _| {})?;
-//! assert_eq!(index.modalities["ct"].train.len(), 4);
+//! let summary = write_cohort(&config, std::path::Path::new("phantom"), &|_, _| {})?;
+//! assert_eq!(summary.index.modalities["ct"].train.len(), 4);
 //! # Ok::<(), cmedl_phantom::PhantomError>(())
 //! ```
 //!
@@ -54,7 +54,9 @@ pub mod stats;
 use std::path::{Path, PathBuf};
 
 pub use anatomy::{LocationShares, Patient, Tissue, TumourKind};
-pub use cohort::{generate_case, plan, write_cohort, Case, CaseMeta, CohortConfig, MrContrast};
+pub use cohort::{
+    generate_case, plan, write_cohort, Case, CaseMeta, CohortConfig, CohortSummary, MrContrast,
+};
 pub use imaging::Contrast;
 
 /// Errors of the phantom generator.

@@ -41,7 +41,8 @@ fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 fn same_seed_gives_identical_files_and_a_valid_dataset() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let cfg = small();
-    let (index, metas) = write_cohort(&cfg, a.path(), &|_, _| {}).unwrap();
+    let summary = write_cohort(&cfg, a.path(), &|_, _| {}).unwrap();
+    let (index, metas) = (summary.index, summary.metas);
     write_cohort(&cfg, b.path(), &|_, _| {}).unwrap();
     let (fa, fb) = (files(a.path()), files(b.path()));
     assert_eq!(fa.len(), fb.len());

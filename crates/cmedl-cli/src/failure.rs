@@ -1,0 +1,45 @@
+//! Errors of the commands and the exit codes they map to.
+
+use std::fmt;
+
+/// An error and the exit code it maps to.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad input or usage: exit code 2.
+    Input(String),
+    /// Something failed inside cmedl or libtorch: exit code 1.
+    Internal(String),
+}
+
+impl Failure {
+    /// The process exit code.
+    pub fn code(&self) -> u8 {
+        match self {
+            Self::Input(_) => 2,
+            Self::Internal(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Input(m) | Self::Internal(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<cmedl_io::IoError> for Failure {
+    fn from(e: cmedl_io::IoError) -> Self {
+        Self::Input(e.to_string())
+    }
+}
+
+impl From<cmedl_phantom::PhantomError> for Failure {
+    fn from(e: cmedl_phantom::PhantomError) -> Self {
+        Self::Input(e.to_string())
+    }
+}
+
+/// Result of a command.
+pub type CmdResult = Result<(), Failure>;
