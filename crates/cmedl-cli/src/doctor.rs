@@ -5,7 +5,7 @@ use std::time::Instant;
 use serde::Serialize;
 use tch::{Cuda, Device, Kind, Tensor};
 
-use crate::device::DeviceSpec;
+use cmedl_trainer::DeviceSpec;
 
 /// Everything `doctor` found out.
 #[derive(Debug, Serialize)]
@@ -218,6 +218,6 @@ fn nvidia_smi() -> Vec<(String, u64)> {
 }
 
 /// Resolves the `--device` of `doctor` (none: check every device).
-pub fn devices(spec: Option<DeviceSpec>) -> Result<Option<Device>, crate::device::DeviceError> {
+pub fn devices(spec: Option<DeviceSpec>) -> Result<Option<Device>, cmedl_trainer::DeviceError> {
     spec.map(DeviceSpec::resolve).transpose()
 }

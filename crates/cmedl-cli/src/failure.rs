@@ -9,6 +9,8 @@ pub enum Failure {
     Input(String),
     /// Something failed inside cmedl or libtorch: exit code 1.
     Internal(String),
+    /// Stopped by the user after saving state: exit code 130.
+    Interrupted(String),
 }
 
 impl Failure {
@@ -17,6 +19,7 @@ impl Failure {
         match self {
             Self::Input(_) => 2,
             Self::Internal(_) => 1,
+            Self::Interrupted(_) => 130,
         }
     }
 }
@@ -25,12 +28,19 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Input(m) | Self::Internal(m) => f.write_str(m),
+            Self::Interrupted(m) => write!(f, "interrupted: {m}"),
         }
     }
 }
 
 impl From<cmedl_io::IoError> for Failure {
     fn from(e: cmedl_io::IoError) -> Self {
+        Self::Input(e.to_string())
+    }
+}
+
+impl From<cmedl_models::ModelError> for Failure {
+    fn from(e: cmedl_models::ModelError) -> Self {
         Self::Input(e.to_string())
     }
 }

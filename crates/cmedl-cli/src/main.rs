@@ -2,11 +2,11 @@
 //!
 //! Exit codes: 0 success, 1 internal error, 2 bad input or usage, 130 interrupted.
 
-mod device;
 mod doctor;
 mod failure;
 mod phantom_cmd;
 mod progress;
+mod train_cmd;
 mod volume_cmds;
 
 use std::path::PathBuf;
@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use cmedl_phantom::{CohortConfig, LocationShares, MrContrast};
 
-use device::DeviceSpec;
+use cmedl_trainer::DeviceSpec;
 use failure::{CmdResult, Failure};
 
 #[derive(Parser)]
@@ -73,10 +73,10 @@ enum Command {
         /// Voxel size X,Y,Z in mm.
         #[arg(long, default_value = "2.5,2.5,5", value_parser = volume_cmds::parse_spacing)]
         spacing: [f64; 3],
-        /// CT validation patients.
+        /// Validation patients of each modality.
         #[arg(long, default_value_t = 4)]
         val: usize,
-        /// CT test patients.
+        /// Test patients of each modality.
         #[arg(long, default_value_t = 8)]
         test: usize,
         /// Master seed.
@@ -91,6 +91,51 @@ enum Command {
         /// Write preview.png: a slice of a CT and an MR case with tumour outlines and organs.
         #[arg(long)]
         preview: bool,
+    },
+    /// Train CMEDL or one of its baselines.
+    Train {
+        /// JSON config file [default: the built-in defaults].
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Run directory for a new run.
+        #[arg(long, conflicts_with = "resume")]
+        out: Option<PathBuf>,
+        /// Continue the run in this directory from its latest checkpoint.
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// Dataset folder (data.root).
+        #[arg(long)]
+        data: Option<String>,
+        /// Mode: ct-only, cmedl, cmedl-no-distill, pmri-only, ct+pmri.
+        #[arg(long)]
+        mode: Option<String>,
+        /// Epochs (train.epochs).
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Slices per batch (train.batch).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Device: auto, cpu, cuda, cuda:N.
+        #[arg(long)]
+        device: Option<DeviceSpec>,
+        /// Master seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Override any config value: section.key=value (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Print the resolved config, networks, parameter counts and data counts, then exit.
+        #[arg(long)]
+        dry_run: bool,
+        /// Log format: text (a summary line per epoch) or json (JSON lines on stdout).
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        log_format: String,
+        /// Skip up to N steps whose loss is NaN or infinite (and say so) before stopping.
+        #[arg(long, default_value_t = 0)]
+        skip_nonfinite: usize,
+        /// Stop after this global step as if interrupted (for testing resumption).
+        #[arg(long, hide = true)]
+        stop_at_step: Option<usize>,
     },
     /// Print a volume's shape, spacing, affine, datatype, intensity range and labels.
     Info {
@@ -195,6 +240,57 @@ fn run(cli: Cli) -> CmdResult {
                 locations,
             };
             phantom_cmd::run(&config, &out, stats, preview, cli.quiet)
+        }
+        Command::Train {
+            config,
+            out,
+            resume,
+            data,
+            mode,
+            epochs,
+            batch,
+            device,
+            seed,
+            set,
+            dry_run,
+            log_format,
+            skip_nonfinite,
+            stop_at_step,
+        } => {
+            let mut overrides = Vec::new();
+            if let Some(d) = data {
+                overrides.push(format!("data.root={}", serde_json::Value::String(d)));
+            }
+            if let Some(m) = mode {
+                overrides.push(format!("mode={}", serde_json::Value::String(m)));
+            }
+            if let Some(e) = epochs {
+                overrides.push(format!("train.epochs={e}"));
+            }
+            if let Some(b) = batch {
+                overrides.push(format!("train.batch={b}"));
+            }
+            if let Some(d) = device {
+                overrides.push(format!(
+                    "device={}",
+                    serde_json::Value::String(d.to_string())
+                ));
+            }
+            if let Some(s) = seed {
+                overrides.push(format!("seed={s}"));
+            }
+            overrides.extend(set);
+            train_cmd::run(train_cmd::TrainArgs {
+                config,
+                out,
+                resume,
+                overrides,
+                dry_run,
+                json_log: log_format == "json",
+                skip_nonfinite,
+                stop_at_step,
+                quiet: cli.quiet,
+            })
         }
         Command::Info { path, json } => volume_cmds::info(&path, json),
         Command::Convert {

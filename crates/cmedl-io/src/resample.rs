@@ -75,6 +75,17 @@ fn source_coords(
 
 /// Resamples an image onto `target` (edges replicated beyond the source).
 pub fn resample_volume(v: &Volume, target: &Geometry, interp: Interp) -> Result<Volume> {
+    resample_volume_with(v, target, interp, None)
+}
+
+/// Resamples an image onto `target`; target voxels more than half a voxel outside the source
+/// get `outside` when given (else the nearest edge value).
+pub fn resample_volume_with(
+    v: &Volume,
+    target: &Geometry,
+    interp: Interp,
+    outside: Option<f32>,
+) -> Result<Volume> {
     let map = source_coords(&v.geometry, target)?;
     let s = v.geometry.shape;
     let at = |i: usize, j: usize, k: usize| v.data[i + s[0] * (j + s[1] * k)];
@@ -83,6 +94,12 @@ pub fn resample_volume(v: &Volume, target: &Geometry, interp: Interp) -> Result<
         for j in 0..target.shape[1] {
             for i in 0..target.shape[0] {
                 let p = map(i, j, k);
+                if let Some(fill) = outside {
+                    if (0..3).any(|a| p[a] < -0.5 || p[a] > s[a] as f64 - 0.5) {
+                        data.push(fill);
+                        continue;
+                    }
+                }
                 let value = match interp {
                     Interp::Nearest => {
                         let n = |a: usize| (p[a].round().max(0.0) as usize).min(s[a] - 1);

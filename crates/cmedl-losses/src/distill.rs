@@ -32,7 +32,8 @@ pub enum DistillKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DistillSpec {
-    /// Feature names of the segmenters (`logits` names the logits).
+    /// Feature names of the segmenters (`logits` names the logits); empty: the segmenter's
+    /// last two decoder-side maps, chosen by the trainer.
     pub features: Vec<String>,
     /// The comparison.
     pub kind: DistillKind,
@@ -45,7 +46,7 @@ pub struct DistillSpec {
 impl Default for DistillSpec {
     fn default() -> Self {
         Self {
-            features: vec!["dec3".into(), "dec4".into()],
+            features: Vec::new(),
             kind: DistillKind::Mse,
             weight: 1.0,
             detach_teacher: true,

@@ -538,4 +538,6 @@ fn spec_and_configs_round_trip_json() {
         .contains("wieght"));
     let cfg: SegLossConfig = serde_json::from_str("{}").unwrap();
     assert_eq!(cfg, SegLossConfig::default());
+    // By default the features are left to the trainer (the segmenter's last decoder maps).
+    assert!(DistillSpec::default().features.is_empty());
 }

@@ -38,9 +38,9 @@ pub struct CohortConfig {
     pub mr: usize,
     /// MRI contrasts.
     pub mr_contrast: MrContrast,
-    /// CT validation patients.
+    /// Validation patients of each modality.
     pub val: usize,
-    /// CT test patients.
+    /// Test patients of each modality.
     pub test: usize,
     /// In-plane voxels per side.
     pub size: usize,
@@ -305,13 +305,19 @@ pub fn plan(config: &CohortConfig) -> Vec<Plan> {
         MrContrast::T1 => vec![Contrast::T1],
         MrContrast::Both => vec![Contrast::T2, Contrast::T1],
     };
-    for i in 0..config.mr {
-        out.push(Plan {
-            id: format!("mr_train_{i:03}"),
-            seed: patient_seed(config.seed, 10, i as u64),
-            contrasts: mr.clone(),
-            split: "train",
-        });
+    for (split, count, group) in [
+        ("train", config.mr, 10u64),
+        ("val", config.val, 11),
+        ("test", config.test, 12),
+    ] {
+        for i in 0..count {
+            out.push(Plan {
+                id: format!("mr_{split}_{i:03}"),
+                seed: patient_seed(config.seed, group, i as u64),
+                contrasts: mr.clone(),
+                split,
+            });
+        }
     }
     out
 }

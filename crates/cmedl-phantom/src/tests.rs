@@ -54,8 +54,9 @@ fn same_seed_gives_identical_files_and_a_valid_dataset() {
     assert_eq!(ds.index, index);
     let ct = ds.modality("ct").unwrap();
     assert_eq!((ct.train.len(), ct.val.len(), ct.test.len()), (3, 1, 1));
-    assert_eq!(ds.modality("mr").unwrap().train.len(), 2);
-    assert_eq!(metas.len(), 7);
+    let mr = ds.modality("mr").unwrap();
+    assert_eq!((mr.train.len(), mr.val.len(), mr.test.len()), (2, 1, 1));
+    assert_eq!(metas.len(), 9);
     for case in ct.train.iter().chain(&ct.test) {
         let img = cmedl_io::nifti::read_volume(&ds.path(&case.image), &Default::default()).unwrap();
         assert_eq!(img.header.datatype, cmedl_io::nifti::DataType::I16);

@@ -1,0 +1,464 @@
+//! The training configuration: a JSON file with documented defaults, plus `--set` overrides.
+
+use serde::{Deserialize, Serialize};
+
+use cmedl_losses::{DistillSpec, GanMode, PatchNceConfig, SegLossConfig};
+use cmedl_models::{PatchGanConfig, ResnetGeneratorConfig, SegmenterConfig};
+
+use crate::TrainError;
+
+/// What is trained and what runs at test time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// The student alone, on the student modality.
+    CtOnly,
+    /// Translator, teacher and student trained together with distillation (CMEDL).
+    #[default]
+    Cmedl,
+    /// As `cmedl` with the distillation weight forced to 0.
+    CmedlNoDistill,
+    /// Translator and teacher; at test time the teacher segments the translated image.
+    PmriOnly,
+    /// Translator and a two-channel segmenter on [image, translated image].
+    #[serde(rename = "ct+pmri")]
+    CtPlusPmri,
+}
+
+impl Mode {
+    /// Name as written in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CtOnly => "ct-only",
+            Self::Cmedl => "cmedl",
+            Self::CmedlNoDistill => "cmedl-no-distill",
+            Self::PmriOnly => "pmri-only",
+            Self::CtPlusPmri => "ct+pmri",
+        }
+    }
+
+    /// Whether the mode uses the image-to-image translator.
+    pub fn uses_translator(self) -> bool {
+        !matches!(self, Self::CtOnly)
+    }
+
+    /// Whether the mode has a teacher network.
+    pub fn uses_teacher(self) -> bool {
+        matches!(self, Self::Cmedl | Self::CmedlNoDistill | Self::PmriOnly)
+    }
+
+    /// Whether the mode has a student network.
+    pub fn uses_student(self) -> bool {
+        !matches!(self, Self::PmriOnly)
+    }
+}
+
+/// Which modality teaches which (the paper's three settings).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TeacherSetting {
+    /// MRI teacher, CT student: modalities `mr` → `ct`.
+    #[default]
+    Informative,
+    /// CT teacher, MRI student: `ct` → `mr`.
+    Weak,
+    /// MRI teacher of another contrast, MRI student: `mr-t1` → `mr`.
+    Equal,
+}
+
+impl TeacherSetting {
+    /// (student modality, teacher modality) names in the dataset.
+    pub fn modalities(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Informative => ("ct", "mr"),
+            Self::Weak => ("mr", "ct"),
+            Self::Equal => ("mr", "mr-t1"),
+        }
+    }
+}
+
+/// The image-to-image translator.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum I2iKind {
+    /// Two generators and two discriminators with cycle consistency.
+    #[default]
+    Cyclegan,
+    /// One generator and one discriminator with PatchNCE (contrastive unpaired translation).
+    Cut,
+}
+
+/// Networks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The translator kind.
+    pub i2i: I2iKind,
+    /// Generators (both directions share this configuration).
+    pub generator: ResnetGeneratorConfig,
+    /// Discriminators.
+    pub discriminator: PatchGanConfig,
+    /// Teacher and student segmenter (the student of `ct+pmri` gets two input channels).
+    pub segmenter: SegmenterConfig,
+    /// Layers of the generator's encoder used by PatchNCE (CUT).
+    pub nce_layers: Vec<String>,
+    /// Output size of CUT's projection head.
+    pub nce_dim: i64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            i2i: I2iKind::Cyclegan,
+            generator: ResnetGeneratorConfig::default(),
+            discriminator: PatchGanConfig::default(),
+            segmenter: SegmenterConfig::default(),
+            nce_layers: ["input", "stem", "down1", "down2", "res4"]
+                .map(String::from)
+                .into(),
+            nce_dim: 256,
+        }
+    }
+}
+
+/// Loss terms and their weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LossConfig {
+    /// Adversarial objective.
+    pub gan: GanMode,
+    /// Weight of the adversarial terms.
+    pub adversarial: f64,
+    /// λ_cyc, per direction.
+    pub cycle: f64,
+    /// Identity weight as a fraction of λ_cyc (0.5 in CycleGAN).
+    pub identity: f64,
+    /// Weight of PatchNCE (CUT).
+    pub nce: f64,
+    /// PatchNCE settings.
+    pub patch_nce: PatchNceConfig,
+    /// Segmentation loss of teacher and student.
+    pub segmentation: SegLossConfig,
+    /// Weight of the teacher's segmentation loss.
+    pub teacher: f64,
+    /// Weight of the student's segmentation loss.
+    pub student: f64,
+    /// Let the teacher's loss on translated images flow into the translator.
+    pub teacher_to_generator: bool,
+    /// Train the teacher on real teacher-modality images when they have labels.
+    pub teacher_on_real: bool,
+    /// The distillation term (its weight is λ_d).
+    pub distill: DistillSpec,
+    /// Images kept by each discriminator's pool (0 disables it).
+    pub pool_size: usize,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        Self {
+            gan: GanMode::Lsgan,
+            adversarial: 1.0,
+            cycle: 10.0,
+            identity: 0.5,
+            nce: 1.0,
+            patch_nce: PatchNceConfig::default(),
+            segmentation: SegLossConfig::default(),
+            teacher: 1.0,
+            student: 1.0,
+            teacher_to_generator: true,
+            teacher_on_real: true,
+            distill: DistillSpec::default(),
+            pool_size: 50,
+        }
+    }
+}
+
+/// Augmentation of training slices.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AugmentConfig {
+    /// Probability of a left-right flip.
+    pub flip: f64,
+    /// Maximum rotation in degrees (uniform in ±).
+    pub rotate_deg: f64,
+    /// Maximum relative scaling (uniform in 1 ± this).
+    pub scale: f64,
+    /// Maximum intensity scaling and shift in normalised units (uniform in ±).
+    pub intensity: f64,
+}
+
+impl Default for AugmentConfig {
+    fn default() -> Self {
+        Self {
+            flip: 0.5,
+            rotate_deg: 10.0,
+            scale: 0.1,
+            intensity: 0.05,
+        }
+    }
+}
+
+/// Data and preprocessing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// Dataset folder holding `dataset.json`.
+    pub root: String,
+    /// Which label maps to train on: `label` (tumour) or `organs`.
+    pub labels: String,
+    /// Classes, background included.
+    pub classes: i64,
+    /// Slice side in pixels after resampling and crop/pad.
+    pub size: usize,
+    /// In-plane spacing in mm slices are resampled to.
+    pub spacing: f64,
+    /// CT window [lo, hi] in HU mapped to [-1, 1].
+    pub ct_window: [f32; 2],
+    /// MRI percentiles [lo, hi] mapped to [-1, 1].
+    pub mr_percentiles: [f64; 2],
+    /// Share of tumour-free slices kept for training, relative to the slices with foreground.
+    pub empty_share: f64,
+    /// Augmentation.
+    pub augment: AugmentConfig,
+    /// Student-modality training cases to use (0: all).
+    pub max_cases: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            root: String::new(),
+            labels: "label".into(),
+            classes: 2,
+            size: 256,
+            spacing: 1.25,
+            ct_window: [-1000.0, 500.0],
+            mr_percentiles: [0.5, 99.5],
+            empty_share: 0.25,
+            augment: AugmentConfig::default(),
+            max_cases: 0,
+        }
+    }
+}
+
+/// Optimisation schedule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Epochs (an epoch is one pass over the student's training slices).
+    pub epochs: usize,
+    /// Epochs of linear decay to 0 at the end (none: half of `epochs`).
+    pub decay_epochs: Option<usize>,
+    /// Slices per batch (each modality).
+    pub batch: usize,
+    /// Learning rate of every network.
+    pub lr: f64,
+    /// Adam betas.
+    pub betas: [f64; 2],
+    /// Decoupled weight decay (AdamW); 0 is Adam.
+    pub weight_decay: f64,
+    /// Save `latest` every this many steps (and at each epoch end).
+    pub checkpoint_every: usize,
+    /// Read losses back and log every this many steps.
+    pub log_every: usize,
+    /// Cap on steps per epoch (0: one pass over the training slices).
+    pub max_steps_per_epoch: usize,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 100,
+            decay_epochs: None,
+            batch: 8,
+            lr: 2e-4,
+            betas: [0.5, 0.999],
+            weight_decay: 0.0,
+            checkpoint_every: 500,
+            log_every: 10,
+            max_steps_per_epoch: 0,
+        }
+    }
+}
+
+/// Everything a run needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// What is trained.
+    pub mode: Mode,
+    /// Which modality teaches which.
+    pub teacher: TeacherSetting,
+    /// Networks.
+    pub model: ModelConfig,
+    /// Losses.
+    pub loss: LossConfig,
+    /// Data.
+    pub data: DataConfig,
+    /// Schedule.
+    pub train: ScheduleConfig,
+    /// Master seed of initialisation, sampling and augmentation.
+    pub seed: u64,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// `fp32` (bf16 autocast is not exposed by tch 0.24 and is refused).
+    pub precision: String,
+    /// Threads for data preparation (0: all cores).
+    pub workers: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Cmedl,
+            teacher: TeacherSetting::Informative,
+            model: ModelConfig::default(),
+            loss: LossConfig::default(),
+            data: DataConfig::default(),
+            train: ScheduleConfig::default(),
+            seed: 0,
+            device: "auto".into(),
+            precision: "fp32".into(),
+            workers: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Parses a config from JSON text (`source` names it in errors); unknown fields are errors.
+    pub fn from_json(text: &str, source: &str) -> Result<Self, TrainError> {
+        serde_json::from_str(text).map_err(|e| TrainError::Config(format!("{source}: {e}")))
+    }
+
+    /// Applies `section.key=value` overrides; values are JSON, or strings when not valid JSON.
+    pub fn with_overrides(&self, overrides: &[String]) -> Result<Self, TrainError> {
+        let mut tree = serde_json::to_value(self).map_err(|e| TrainError::Config(e.to_string()))?;
+        for o in overrides {
+            let (key, value) = o.split_once('=').ok_or_else(|| {
+                TrainError::Config(format!("--set '{o}': expected section.key=value"))
+            })?;
+            let value: serde_json::Value = serde_json::from_str(value)
+                .unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+            let mut node = &mut tree;
+            let parts: Vec<&str> = key.split('.').collect();
+            for (i, part) in parts.iter().enumerate() {
+                let obj = node.as_object_mut().ok_or_else(|| {
+                    TrainError::Config(format!(
+                        "--set '{o}': '{}' is not a section",
+                        parts[..i].join(".")
+                    ))
+                })?;
+                if i + 1 == parts.len() {
+                    if !obj.contains_key(*part) && !is_optional_key(part) {
+                        return Err(TrainError::Config(format!(
+                            "--set '{o}': unknown key '{key}'"
+                        )));
+                    }
+                    obj.insert((*part).to_owned(), value.clone());
+                    break;
+                }
+                node = obj.get_mut(*part).ok_or_else(|| {
+                    TrainError::Config(format!(
+                        "--set '{o}': unknown section '{}'",
+                        parts[..=i].join(".")
+                    ))
+                })?;
+            }
+        }
+        serde_json::from_value(tree)
+            .map_err(|e| TrainError::Config(format!("after --set overrides: {e}")))
+    }
+
+    /// Checks values that serde cannot.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |m: String| Err(TrainError::Config(m));
+        if self.precision != "fp32" {
+            return bad(format!(
+                "precision '{}' is not available: tch 0.24 does not expose bf16 autocast; use fp32",
+                self.precision
+            ));
+        }
+        if self.train.batch == 0 || self.train.epochs == 0 {
+            return bad("train.batch and train.epochs must be at least 1".into());
+        }
+        if !(self.train.lr.is_finite() && self.train.lr > 0.0) {
+            return bad(format!("train.lr must be positive, got {}", self.train.lr));
+        }
+        if self.data.size < 16 || !(self.data.spacing.is_finite() && self.data.spacing > 0.0) {
+            return bad(format!(
+                "data.size must be ≥ 16 and data.spacing positive; got {} and {}",
+                self.data.size, self.data.spacing
+            ));
+        }
+        if self.data.labels != "label" && self.data.labels != "organs" {
+            return bad(format!(
+                "data.labels must be 'label' or 'organs', got '{}'",
+                self.data.labels
+            ));
+        }
+        if self.data.classes < 2 {
+            return bad(format!(
+                "data.classes must be at least 2, got {}",
+                self.data.classes
+            ));
+        }
+        if self.data.root.is_empty() {
+            return bad("data.root is empty: set it in the config or with --data DIR".into());
+        }
+        Ok(())
+    }
+
+    /// The distillation weight in effect (0 for `cmedl-no-distill`).
+    pub fn distill_weight(&self) -> f64 {
+        match self.mode {
+            Mode::Cmedl => self.loss.distill.weight,
+            _ => 0.0,
+        }
+    }
+
+    /// The distillation spec in effect: weight per mode, and when no features are listed, the
+    /// segmenter's last two decoder-side maps (U-Net `dec{N-1}`, `decN`; DeepLabV3+ `aspp`,
+    /// `decoder`; PSPNet `ppm`, `head`).
+    pub fn distill_spec(&self) -> DistillSpec {
+        let mut spec = self.loss.distill.clone();
+        spec.weight = self.distill_weight();
+        if spec.features.is_empty() {
+            spec.features = match &self.model.segmenter {
+                SegmenterConfig::Unet(u) => {
+                    let d = u.depth.max(1);
+                    if d >= 2 {
+                        vec![format!("dec{}", d - 1), format!("dec{d}")]
+                    } else {
+                        vec![format!("dec{d}")]
+                    }
+                }
+                SegmenterConfig::Deeplabv3plus(_) => vec!["aspp".into(), "decoder".into()],
+                SegmenterConfig::Pspnet(_) => vec!["ppm".into(), "head".into()],
+            };
+        }
+        spec
+    }
+
+    /// Epochs of linear decay.
+    pub fn decay_epochs(&self) -> usize {
+        self.train
+            .decay_epochs
+            .unwrap_or(self.train.epochs / 2)
+            .min(self.train.epochs)
+    }
+
+    /// Learning rate at (0-based) `epoch`: constant, then linear decay to 0.
+    pub fn lr_at(&self, epoch: usize) -> f64 {
+        let decay = self.decay_epochs();
+        let start = self.train.epochs - decay;
+        if epoch < start || decay == 0 {
+            self.train.lr
+        } else {
+            self.train.lr * (1.0 - (epoch - start + 1) as f64 / (decay + 1) as f64)
+        }
+    }
+}
+
+fn is_optional_key(key: &str) -> bool {
+    matches!(key, "decay_epochs" | "class_weights" | "ignore_index")
+}

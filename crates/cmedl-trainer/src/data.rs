@@ -1,0 +1,458 @@
+//! Data: preprocessing of volumes into normalised axial slices, the unpaired batch streams with
+//! augmentation, and the prepared validation cases.
+
+use std::path::Path;
+
+use cmedl_io::dataset::{CaseEntry, Dataset};
+use cmedl_io::nifti::{read_mask, read_volume, ReadOptions};
+use cmedl_io::{
+    crop_or_pad_plane, resample_mask, resample_volume, Geometry, Interp, Mask, Volume, Window,
+};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use tch::{Kind, Tensor};
+
+use crate::config::{AugmentConfig, DataConfig};
+use crate::TrainError;
+
+/// How a modality's intensities become [-1, 1].
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Normalization {
+    /// A fixed window (CT).
+    Window(Window),
+    /// Per-volume percentiles (MRI).
+    Percentiles([f64; 2]),
+}
+
+impl Normalization {
+    /// The normalisation of modality kind `ct` or `mr` under `config`.
+    pub fn for_kind(kind: &str, config: &DataConfig) -> Self {
+        if kind == "ct" {
+            Normalization::Window(Window {
+                lo: config.ct_window[0],
+                hi: config.ct_window[1],
+            })
+        } else {
+            Normalization::Percentiles(config.mr_percentiles)
+        }
+    }
+
+    /// The window this normalisation uses for one volume's values.
+    pub fn window(&self, values: &[f32]) -> Window {
+        match self {
+            Self::Window(w) => *w,
+            Self::Percentiles([lo, hi]) => Window::from_percentiles(values, *lo, *hi),
+        }
+    }
+}
+
+/// Resampling and cropping that turn a volume into slices of the network's size.
+#[derive(Clone, Debug)]
+pub struct Preprocessor {
+    /// Slice side in pixels.
+    pub size: usize,
+    /// In-plane spacing in mm.
+    pub spacing: f64,
+    /// Intensity normalisation.
+    pub normalization: Normalization,
+}
+
+/// A volume in network space: normalised, resampled in-plane, cropped/padded to `size`.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// The grid of the prepared data (a shifted, rescaled copy of the source grid).
+    pub geometry: Geometry,
+    /// Normalised voxels, `size × size × nz`.
+    pub data: Vec<f32>,
+    /// The intensity window applied (to map translated images back to units).
+    pub window: Window,
+}
+
+impl Preprocessor {
+    /// The prepared grid for a source grid: in-plane spacing changed, z kept, then cropped/padded.
+    pub fn grid(&self, source: &Geometry) -> (Geometry, Geometry) {
+        let s = source.spacing;
+        let shape = [
+            ((source.shape[0] as f64 * s[0] / self.spacing).round() as usize).max(1),
+            ((source.shape[1] as f64 * s[1] / self.spacing).round() as usize).max(1),
+            source.shape[2],
+        ];
+        let resampled = source.with_spacing(shape, [self.spacing, self.spacing, s[2]]);
+        let (cropped, _) = crop_or_pad_plane::<u8>(
+            &resampled,
+            &vec![0; resampled.len()],
+            [self.size, self.size],
+            0,
+        );
+        (resampled, cropped)
+    }
+
+    /// Prepares an image.
+    pub fn image(&self, v: &Volume) -> Result<Prepared, TrainError> {
+        if v.non_finite() > 0 {
+            return Err(TrainError::Data(format!(
+                "the image has {} NaN or infinite voxels",
+                v.non_finite()
+            )));
+        }
+        let window = self.normalization.window(&v.data);
+        let (resampled, _) = self.grid(&v.geometry);
+        let r = resample_volume(v, &resampled, Interp::Linear)?;
+        let normalised = window.apply_all(&r.data);
+        let (geometry, data) =
+            crop_or_pad_plane(&resampled, &normalised, [self.size, self.size], -1.0);
+        Ok(Prepared {
+            geometry,
+            data,
+            window,
+        })
+    }
+
+    /// Prepares a label map onto the same grid as its image.
+    pub fn labels(&self, m: &Mask) -> Result<Vec<u8>, TrainError> {
+        let (resampled, _) = self.grid(&m.geometry);
+        let r = resample_mask(m, &resampled)?;
+        Ok(crop_or_pad_plane(&resampled, &r.data, [self.size, self.size], 0).1)
+    }
+}
+
+/// A prepared case: every slice, with labels when the case has them.
+#[derive(Clone, Debug)]
+pub struct PreparedCase {
+    /// Case id.
+    pub id: String,
+    /// The image.
+    pub image: Prepared,
+    /// Labels on the image's prepared grid.
+    pub labels: Option<Vec<u8>>,
+}
+
+impl PreparedCase {
+    /// Axial slices.
+    pub fn slices(&self) -> usize {
+        self.image.geometry.shape[2]
+    }
+}
+
+/// Reads and prepares one case of the dataset.
+pub fn prepare_case(
+    ds: &Dataset,
+    case: &CaseEntry,
+    pre: &Preprocessor,
+    labels: &str,
+    classes: i64,
+) -> Result<PreparedCase, TrainError> {
+    let opts = ReadOptions::default();
+    let image_path = ds.path(&case.image);
+    let img = read_volume(&image_path, &opts)
+        .map_err(TrainError::from)?
+        .volume;
+    let image = pre.image(&img).map_err(|e| e.in_file(&image_path))?;
+    let label_file = if labels == "organs" {
+        case.organs.as_ref()
+    } else {
+        case.label.as_ref()
+    };
+    let labels = match label_file {
+        Some(rel) => {
+            let path = ds.path(rel);
+            let m = read_mask(&path, &opts)?;
+            if m.geometry.shape != img.geometry.shape {
+                return Err(TrainError::Data(format!(
+                    "{}: label shape {:?} differs from its image's {:?}",
+                    path.display(),
+                    m.geometry.shape,
+                    img.geometry.shape
+                )));
+            }
+            if let Some(&bad) = m.data.iter().find(|&&v| i64::from(v) >= classes) {
+                return Err(TrainError::Data(format!(
+                    "{}: label {bad} is outside the {classes} classes of data.classes",
+                    path.display()
+                )));
+            }
+            Some(pre.labels(&m).map_err(|e| e.in_file(&path))?)
+        }
+        None => None,
+    };
+    Ok(PreparedCase {
+        id: case.id.clone(),
+        image,
+        labels,
+    })
+}
+
+/// Prepares many cases in parallel, in order.
+pub fn prepare_cases(
+    ds: &Dataset,
+    cases: &[CaseEntry],
+    pre: &Preprocessor,
+    labels: &str,
+    classes: i64,
+) -> Result<Vec<PreparedCase>, TrainError> {
+    cases
+        .par_iter()
+        .map(|c| prepare_case(ds, c, pre, labels, classes))
+        .collect()
+}
+
+/// Training slices of one modality, flattened.
+#[derive(Clone, Debug, Default)]
+pub struct SliceSet {
+    /// Slice side.
+    pub size: usize,
+    /// `n × size²` normalised pixels.
+    pub images: Vec<f32>,
+    /// `n × size²` labels (empty when the modality has none).
+    pub labels: Vec<u8>,
+}
+
+impl SliceSet {
+    /// Number of slices.
+    pub fn len(&self) -> usize {
+        self.images.len() / (self.size * self.size).max(1)
+    }
+
+    /// Whether there is no slice.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether slices carry labels.
+    pub fn labelled(&self) -> bool {
+        !self.labels.is_empty()
+    }
+
+    /// Slices with foreground, plus `empty_share` times as many of the others (seeded); every
+    /// slice of unlabelled cases.
+    pub fn from_cases(cases: &[PreparedCase], size: usize, empty_share: f64, seed: u64) -> Self {
+        let labelled = cases.iter().all(|c| c.labels.is_some());
+        let n = size * size;
+        let mut set = SliceSet {
+            size,
+            ..Default::default()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for c in cases {
+            let mut keep: Vec<usize> = Vec::new();
+            match (&c.labels, labelled) {
+                (Some(l), true) => {
+                    let (fg, bg): (Vec<usize>, Vec<usize>) = (0..c.slices())
+                        .partition(|&k| l[k * n..(k + 1) * n].iter().any(|&v| v > 0));
+                    let extra = ((fg.len() as f64 * empty_share).round() as usize).min(bg.len());
+                    keep.extend(&fg);
+                    keep.extend(bg.choose_multiple(&mut rng, extra));
+                    if keep.is_empty() {
+                        keep.push(c.slices() / 2);
+                    }
+                    keep.sort_unstable();
+                }
+                _ => keep.extend(0..c.slices()),
+            }
+            for k in keep {
+                set.images
+                    .extend_from_slice(&c.image.data[k * n..(k + 1) * n]);
+                if labelled {
+                    if let Some(l) = &c.labels {
+                        set.labels.extend_from_slice(&l[k * n..(k + 1) * n]);
+                    }
+                }
+            }
+        }
+        set
+    }
+}
+
+/// One batch of one modality on the CPU.
+pub struct Batch {
+    /// Images `[B, 1, H, W]`.
+    pub images: Tensor,
+    /// Labels `[B, H, W]` (int64) when the modality has labels.
+    pub labels: Option<Tensor>,
+}
+
+/// Seed for (master, stream, a, b): SplitMix64 of a mix, so streams never collide.
+pub fn mix_seed(master: u64, stream: u64, a: u64, b: u64) -> u64 {
+    let mut z = master
+        ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ a.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+        ^ b.wrapping_mul(0x1656_67B1_9E37_79F9);
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Augments one slice (flip, rotation + scaling about the centre, intensity) in place.
+fn augment(
+    image: &mut [f32],
+    label: Option<&mut [u8]>,
+    size: usize,
+    cfg: &AugmentConfig,
+    rng: &mut ChaCha8Rng,
+) {
+    let flip = rng.gen_bool(cfg.flip.clamp(0.0, 1.0));
+    let angle = if cfg.rotate_deg > 0.0 {
+        rng.gen_range(-cfg.rotate_deg..cfg.rotate_deg).to_radians()
+    } else {
+        0.0
+    };
+    let scale = if cfg.scale > 0.0 {
+        1.0 + rng.gen_range(-cfg.scale..cfg.scale)
+    } else {
+        1.0
+    };
+    let (gain, shift) = if cfg.intensity > 0.0 {
+        (
+            1.0 + rng.gen_range(-cfg.intensity..cfg.intensity),
+            rng.gen_range(-cfg.intensity..cfg.intensity),
+        )
+    } else {
+        (1.0, 0.0)
+    };
+    if flip || angle != 0.0 || scale != 1.0 {
+        let c = (size as f64 - 1.0) / 2.0;
+        let (cs, sn) = (angle.cos() / scale, angle.sin() / scale);
+        let src_img = image.to_vec();
+        let src_lab = label.as_ref().map(|l| l.to_vec());
+        let mut out_lab = src_lab.clone();
+        for j in 0..size {
+            for i in 0..size {
+                let (x, y) = (i as f64 - c, j as f64 - c);
+                let mut sx = cs * x + sn * y + c;
+                let sy = -sn * x + cs * y + c;
+                if flip {
+                    sx = size as f64 - 1.0 - sx;
+                }
+                image[i + size * j] = bilinear(&src_img, size, sx, sy, -1.0);
+                if let (Some(src), Some(out)) = (&src_lab, &mut out_lab) {
+                    let (ni, nj) = (sx.round(), sy.round());
+                    out[i + size * j] =
+                        if ni >= 0.0 && nj >= 0.0 && (ni as usize) < size && (nj as usize) < size {
+                            src[ni as usize + size * nj as usize]
+                        } else {
+                            0
+                        };
+                }
+            }
+        }
+        if let (Some(l), Some(out)) = (label, out_lab) {
+            l.copy_from_slice(&out);
+        }
+    }
+    if gain != 1.0 || shift != 0.0 {
+        for v in image.iter_mut() {
+            *v = (*v * gain as f32 + shift as f32).clamp(-1.0, 1.0);
+        }
+    }
+}
+
+fn bilinear(src: &[f32], size: usize, x: f64, y: f64, fill: f32) -> f32 {
+    if x < 0.0 || y < 0.0 || x > (size - 1) as f64 || y > (size - 1) as f64 {
+        return fill;
+    }
+    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+    let (x1, y1) = ((x0 + 1).min(size - 1), (y0 + 1).min(size - 1));
+    let (fx, fy) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
+    let at = |i: usize, j: usize| src[i + size * j];
+    (1.0 - fy) * ((1.0 - fx) * at(x0, y0) + fx * at(x1, y0))
+        + fy * ((1.0 - fx) * at(x0, y1) + fx * at(x1, y1))
+}
+
+/// Builds the batch of slice indices `picks`, augmenting each with its own seeded RNG.
+pub fn make_batch(
+    set: &SliceSet,
+    picks: &[usize],
+    augment_cfg: Option<&AugmentConfig>,
+    seeds: &[u64],
+) -> Batch {
+    let n = set.size * set.size;
+    let samples: Vec<(Vec<f32>, Option<Vec<u8>>)> = picks
+        .par_iter()
+        .zip(seeds)
+        .map(|(&p, &seed)| {
+            let mut img = set.images[p * n..(p + 1) * n].to_vec();
+            let mut lab = set
+                .labelled()
+                .then(|| set.labels[p * n..(p + 1) * n].to_vec());
+            if let Some(cfg) = augment_cfg {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                augment(&mut img, lab.as_deref_mut(), set.size, cfg, &mut rng);
+            }
+            (img, lab)
+        })
+        .collect();
+    let b = picks.len() as i64;
+    let s = set.size as i64;
+    let flat: Vec<f32> = samples
+        .iter()
+        .flat_map(|(i, _)| i.iter().copied())
+        .collect();
+    let images = Tensor::from_slice(&flat).view([b, 1, s, s]);
+    let labels = set.labelled().then(|| {
+        let l: Vec<i64> = samples
+            .iter()
+            .flat_map(|(_, l)| l.iter().flatten().map(|&v| i64::from(v)))
+            .collect();
+        Tensor::from_slice(&l).view([b, s, s]).to_kind(Kind::Int64)
+    });
+    Batch { images, labels }
+}
+
+/// The unpaired batch streams: the student modality walks seeded epoch permutations, the
+/// teacher modality is drawn independently; every batch is a pure function of (seed, step), so
+/// a resumed run sees exactly the batches an uninterrupted one would.
+pub struct Streams {
+    /// Student-modality training slices.
+    pub student: SliceSet,
+    /// Teacher-modality training slices (empty for modes without a translator).
+    pub teacher: SliceSet,
+    /// Batch size.
+    pub batch: usize,
+    /// Steps per epoch.
+    pub steps_per_epoch: usize,
+    /// Master seed.
+    pub seed: u64,
+    /// Augmentation.
+    pub augment: AugmentConfig,
+}
+
+impl Streams {
+    /// The batches of global step `step`: (student, teacher if any).
+    pub fn batches(&self, step: usize) -> (Batch, Option<Batch>) {
+        let epoch = step / self.steps_per_epoch;
+        let within = step % self.steps_per_epoch;
+        let mut order: Vec<usize> = (0..self.student.len()).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix_seed(
+            self.seed,
+            1,
+            epoch as u64,
+            0,
+        )));
+        let picks: Vec<usize> = (0..self.batch)
+            .map(|i| order[(within * self.batch + i) % order.len()])
+            .collect();
+        let seeds: Vec<u64> = (0..self.batch)
+            .map(|i| mix_seed(self.seed, 2, step as u64, i as u64))
+            .collect();
+        let student = make_batch(&self.student, &picks, Some(&self.augment), &seeds);
+        let teacher = (!self.teacher.is_empty()).then(|| {
+            let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(self.seed, 3, step as u64, 0));
+            let picks: Vec<usize> = (0..self.batch)
+                .map(|_| rng.gen_range(0..self.teacher.len()))
+                .collect();
+            let seeds: Vec<u64> = (0..self.batch)
+                .map(|i| mix_seed(self.seed, 4, step as u64, i as u64))
+                .collect();
+            make_batch(&self.teacher, &picks, Some(&self.augment), &seeds)
+        });
+        (student, teacher)
+    }
+}
+
+/// The dataset of a config, opened.
+pub fn open_dataset(config: &DataConfig) -> Result<Dataset, TrainError> {
+    Dataset::open(Path::new(&config.root)).map_err(TrainError::from)
+}

@@ -1,0 +1,165 @@
+//! Applying a trained run to new volumes: segmentation with the input's geometry, translation.
+
+use std::path::Path;
+
+use cmedl_io::{resample_volume_with, Interp, Mask, Volume};
+use tch::{Device, Kind, Tensor};
+
+use crate::checkpoint::{self, Which};
+use crate::config::TrainConfig;
+use crate::data::{Normalization, Preprocessor};
+use crate::networks::Networks;
+use crate::validate::probabilities;
+use crate::TrainError;
+
+/// A trained run loaded for inference.
+pub struct Predictor {
+    /// The run's configuration.
+    pub config: TrainConfig,
+    /// Its networks, in evaluation mode.
+    pub nets: Networks,
+    /// The device.
+    pub device: Device,
+    /// Preprocessing of the student modality, exactly as in training.
+    pub pre: Preprocessor,
+}
+
+/// A segmentation on the input's grid.
+pub struct Segmentation {
+    /// Labels (argmax).
+    pub labels: Mask,
+    /// Per-class probabilities, when asked for.
+    pub probabilities: Vec<Volume>,
+}
+
+impl Predictor {
+    /// Loads checkpoint `which` of the run in `run_dir` onto `device`.
+    pub fn load(run_dir: &Path, which: &Which, device: Device) -> Result<Self, TrainError> {
+        let path = which.path(run_dir);
+        let (tensors, meta) = checkpoint::read(&path)?;
+        let mut config = meta.config;
+        config.device = "cpu".into();
+        let nets = Networks::build(&config, device)?;
+        checkpoint::load_weights(&path, &tensors, &nets)?;
+        let (student_modality, _) = config.teacher.modalities();
+        let kind = if student_modality == "ct" { "ct" } else { "mr" };
+        let pre = Preprocessor {
+            size: config.data.size,
+            spacing: config.data.spacing,
+            normalization: Normalization::for_kind(kind, &config.data),
+        };
+        Ok(Self {
+            config,
+            nets,
+            device,
+            pre,
+        })
+    }
+
+    /// Segments a volume: preprocess as in training, run the mode's test-time path on every
+    /// slice, map probabilities back onto the input grid, and take the argmax.
+    pub fn segment(
+        &self,
+        volume: &Volume,
+        batch: usize,
+        tta_flip: bool,
+        keep_probabilities: bool,
+    ) -> Result<Segmentation, TrainError> {
+        let prepared = self.pre.image(volume)?;
+        let probs = probabilities(
+            &self.nets,
+            &prepared.data,
+            prepared.geometry.shape,
+            batch,
+            self.device,
+            tta_flip,
+        )?;
+        let classes = probs.size()[1];
+        // Each class's probability map goes back to the input grid; outside the network's field
+        // of view everything is background.
+        let mut per_class = Vec::with_capacity(classes as usize);
+        for c in 0..classes {
+            let plane = probs
+                .select(1, c)
+                .contiguous()
+                .to_kind(Kind::Float)
+                .flatten(0, -1);
+            let data = Vec::<f32>::try_from(plane).map_err(TrainError::Torch)?;
+            let v = Volume::new(prepared.geometry.clone(), data)?;
+            let outside = if c == 0 { 1.0 } else { 0.0 };
+            per_class.push(resample_volume_with(
+                &v,
+                &volume.geometry,
+                Interp::Linear,
+                Some(outside),
+            )?);
+        }
+        let n = volume.geometry.len();
+        let mut labels = vec![0u8; n];
+        for (i, l) in labels.iter_mut().enumerate() {
+            let mut best = (0usize, f32::NEG_INFINITY);
+            for (c, p) in per_class.iter().enumerate() {
+                if p.data[i] > best.1 {
+                    best = (c, p.data[i]);
+                }
+            }
+            *l = best.0 as u8;
+        }
+        Ok(Segmentation {
+            labels: Mask::new(volume.geometry.clone(), labels)?,
+            probabilities: if keep_probabilities {
+                per_class
+            } else {
+                Vec::new()
+            },
+        })
+    }
+
+    /// Translates a student-modality volume into the teacher modality (e.g. CT → pseudo-MRI),
+    /// scaled back from [-1, 1] with the teacher modality's intensity range and on the input grid.
+    pub fn translate(
+        &self,
+        volume: &Volume,
+        batch: usize,
+        out_window: cmedl_io::Window,
+    ) -> Result<Volume, TrainError> {
+        let g = self.nets.g_s2t.as_ref().ok_or_else(|| {
+            TrainError::Config(format!(
+                "mode {} has no translator",
+                self.config.mode.name()
+            ))
+        })?;
+        let prepared = self.pre.image(volume)?;
+        let [nx, ny, nz] = prepared.geometry.shape;
+        let n = nx * ny;
+        let mut out = Vec::with_capacity(prepared.data.len());
+        tch::no_grad(|| -> Result<(), TrainError> {
+            for start in (0..nz).step_by(batch.max(1)) {
+                let end = (start + batch.max(1)).min(nz);
+                let x = Tensor::from_slice(&prepared.data[start * n..end * n])
+                    .view([(end - start) as i64, 1, ny as i64, nx as i64])
+                    .to_device(self.device);
+                let y = g
+                    .net
+                    .forward_t(&x, false)?
+                    .to_device(Device::Cpu)
+                    .to_kind(Kind::Float)
+                    .flatten(0, -1);
+                out.extend(
+                    Vec::<f32>::try_from(y)
+                        .map_err(TrainError::Torch)?
+                        .into_iter()
+                        .map(|v| out_window.invert(v)),
+                );
+            }
+            Ok(())
+        })?;
+        let v = Volume::new(prepared.geometry, out)?;
+        Ok(resample_volume_with(
+            &v,
+            &volume.geometry,
+            Interp::Linear,
+            Some(out_window.lo),
+        )?)
+    }
+}

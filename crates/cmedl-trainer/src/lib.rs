@@ -1,0 +1,118 @@
+//! Training and inference of CMEDL and its baselines.
+//!
+//! A run trains, from scratch and together, what its [`config::Mode`] needs: the unpaired
+//! translator (CycleGAN or CUT), the teacher on translated images (and on real labelled
+//! teacher-modality images), and the student on the student modality, with the distillation
+//! term between their feature maps. Everything a run needs is in its [`TrainConfig`]; batches,
+//! dropout and pools are functions of (seed, step), and checkpoints carry the optimiser state,
+//! so `--resume` continues exactly.
+//!
+//! ```no_run
+//! use cmedl_trainer::{train, RunOptions, TrainConfig};
+//!
+//! let mut config = TrainConfig::default();
+//! config.data.root = "phantom".into();
+//! let summary = train(&config, std::path::Path::new("runs/cmedl"), &RunOptions::default())?;
+//! println!("best validation Dice {:.3}", summary.best_dice);
+//! # Ok::<(), cmedl_trainer::TrainError>(())
+//! ```
+
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod infer;
+pub mod networks;
+pub mod optim;
+pub mod run;
+pub mod step;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use config::TrainConfig;
+pub use device::{DeviceError, DeviceSpec};
+pub use run::{train, RunOptions, RunSummary};
+
+/// Errors of training and inference.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// An invalid configuration.
+    #[error("config: {0}")]
+    Config(String),
+    /// Data that cannot be used.
+    #[error("{0}")]
+    Data(String),
+    /// A volume or dataset file could not be read.
+    #[error(transparent)]
+    Io(#[from] cmedl_io::IoError),
+    /// A file could not be written or read.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A network rejected its input or configuration.
+    #[error(transparent)]
+    Model(#[from] cmedl_models::ModelError),
+    /// A loss rejected its input.
+    #[error(transparent)]
+    Loss(#[from] cmedl_losses::LossError),
+    /// libtorch failed.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    /// The requested device is not available.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// A checkpoint is missing, truncated or does not fit.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// A loss term became NaN or infinite in a step (nothing was updated).
+    #[error("loss term '{term}' is {value} at step {step}")]
+    NonFiniteTerm {
+        /// The term.
+        term: String,
+        /// Its value.
+        value: f64,
+        /// The 1-based step.
+        step: usize,
+    },
+    /// Training stopped on non-finite losses.
+    #[error("{0}")]
+    NonFinite(String),
+    /// Training was interrupted after saving `latest`.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+}
+
+impl TrainError {
+    pub(crate) fn file(path: &Path, source: std::io::Error) -> Self {
+        Self::File {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Prefixes data errors with the file they concern.
+    pub(crate) fn in_file(self, path: &Path) -> Self {
+        match self {
+            Self::Data(m) => Self::Data(format!("{}: {m}", path.display())),
+            other => other,
+        }
+    }
+
+    /// Whether the error comes from the user's input (exit code 2) rather than a failure inside.
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            Self::Config(_)
+                | Self::Data(_)
+                | Self::Io(_)
+                | Self::Device(_)
+                | Self::Checkpoint(_)
+                | Self::Model(_)
+        )
+    }
+}

@@ -1,0 +1,210 @@
+//! The networks of a mode, each in its own variable store, and the path used at test time.
+
+use cmedl_models::{PatchGan, ProjectionHead, ResnetGenerator, SegNet, SegOutput};
+use tch::{nn, Device, Tensor};
+
+use crate::config::{I2iKind, Mode, TrainConfig};
+use crate::TrainError;
+
+/// A network with its own variable store.
+pub struct Net<T> {
+    /// Its variables.
+    pub vs: nn::VarStore,
+    /// The module.
+    pub net: T,
+}
+
+/// All networks a mode trains. Names follow the student → teacher direction: `g_s2t` is
+/// `G_ct2mr` in the informative setting.
+pub struct Networks {
+    /// Translator student modality → teacher modality.
+    pub g_s2t: Option<Net<ResnetGenerator>>,
+    /// Translator teacher modality → student modality (CycleGAN).
+    pub g_t2s: Option<Net<ResnetGenerator>>,
+    /// Discriminator of teacher-modality images.
+    pub d_t: Option<Net<PatchGan>>,
+    /// Discriminator of student-modality images (CycleGAN).
+    pub d_s: Option<Net<PatchGan>>,
+    /// PatchNCE projection head (CUT).
+    pub head: Option<Net<ProjectionHead>>,
+    /// Teacher segmenter.
+    pub teacher: Option<Net<Box<dyn SegNet>>>,
+    /// Student segmenter (two input channels in `ct+pmri`).
+    pub student: Option<Net<Box<dyn SegNet>>>,
+    /// The mode they serve.
+    pub mode: Mode,
+}
+
+impl Networks {
+    /// Builds the networks of `config.mode` on `device`, initialised from `config.seed`.
+    pub fn build(config: &TrainConfig, device: Device) -> Result<Self, TrainError> {
+        tch::manual_seed(config.seed as i64);
+        let mode = config.mode;
+        let classes = config.data.classes;
+        let gen_cfg = config.model.generator.clone();
+        let translator = mode.uses_translator();
+        let cyclegan = translator && config.model.i2i == I2iKind::Cyclegan;
+        let cut = translator && config.model.i2i == I2iKind::Cut;
+        let gen = |on: bool| -> Option<Net<ResnetGenerator>> {
+            on.then(|| {
+                let vs = nn::VarStore::new(device);
+                let net = ResnetGenerator::new(&vs.root(), gen_cfg.clone());
+                Net { vs, net }
+            })
+        };
+        let disc = |on: bool| -> Option<Net<PatchGan>> {
+            on.then(|| {
+                let vs = nn::VarStore::new(device);
+                let net = PatchGan::new(&vs.root(), config.model.discriminator.clone());
+                Net { vs, net }
+            })
+        };
+        let g_s2t = gen(translator);
+        let g_t2s = gen(cyclegan);
+        let d_t = disc(translator);
+        let d_s = disc(cyclegan);
+        let head = match (&g_s2t, cut) {
+            (Some(g), true) => {
+                let layers = config
+                    .model
+                    .nce_layers
+                    .iter()
+                    .map(|l| g.net.encoder_layer_channels(l).map(|c| (l.clone(), c)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let vs = nn::VarStore::new(device);
+                let net =
+                    ProjectionHead::new(&vs.root(), &layers, config.model.nce_dim, gen_cfg.init);
+                Some(Net { vs, net })
+            }
+            _ => None,
+        };
+        let seg = |channels: i64| -> Result<Net<Box<dyn SegNet>>, TrainError> {
+            let vs = nn::VarStore::new(device);
+            let cfg = config.model.segmenter.with_in_channels(channels);
+            let cfg = match cfg {
+                cmedl_models::SegmenterConfig::Unet(mut u) => {
+                    u.classes = classes;
+                    cmedl_models::SegmenterConfig::Unet(u)
+                }
+                cmedl_models::SegmenterConfig::Deeplabv3plus(mut d) => {
+                    d.classes = classes;
+                    cmedl_models::SegmenterConfig::Deeplabv3plus(d)
+                }
+                cmedl_models::SegmenterConfig::Pspnet(mut p) => {
+                    p.classes = classes;
+                    cmedl_models::SegmenterConfig::Pspnet(p)
+                }
+            };
+            let net = cfg.build(&vs.root())?;
+            Ok(Net { vs, net })
+        };
+        let teacher = if mode.uses_teacher() {
+            Some(seg(1)?)
+        } else {
+            None
+        };
+        let student = match mode {
+            Mode::PmriOnly => None,
+            Mode::CtPlusPmri => Some(seg(2)?),
+            _ => Some(seg(1)?),
+        };
+        Ok(Self {
+            g_s2t,
+            g_t2s,
+            d_t,
+            d_s,
+            head,
+            teacher,
+            student,
+            mode,
+        })
+    }
+
+    /// Every network with its checkpoint name.
+    pub fn stores(&self) -> Vec<(&'static str, &nn::VarStore)> {
+        let mut out: Vec<(&'static str, &nn::VarStore)> = Vec::new();
+        if let Some(n) = &self.g_s2t {
+            out.push(("g_s2t", &n.vs));
+        }
+        if let Some(n) = &self.g_t2s {
+            out.push(("g_t2s", &n.vs));
+        }
+        if let Some(n) = &self.d_t {
+            out.push(("d_t", &n.vs));
+        }
+        if let Some(n) = &self.d_s {
+            out.push(("d_s", &n.vs));
+        }
+        if let Some(n) = &self.head {
+            out.push(("head", &n.vs));
+        }
+        if let Some(n) = &self.teacher {
+            out.push(("teacher", &n.vs));
+        }
+        if let Some(n) = &self.student {
+            out.push(("student", &n.vs));
+        }
+        out
+    }
+
+    /// Named trainable parameters of the generator side (translators, head, segmenters).
+    pub fn generator_side(&self) -> Vec<(String, Tensor)> {
+        self.named_params(&["g_s2t", "g_t2s", "head", "teacher", "student"])
+    }
+
+    /// Named trainable parameters of the discriminators.
+    pub fn discriminator_side(&self) -> Vec<(String, Tensor)> {
+        self.named_params(&["d_t", "d_s"])
+    }
+
+    fn named_params(&self, names: &[&str]) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (name, vs) in self.stores() {
+            if !names.contains(&name) {
+                continue;
+            }
+            let mut vars: Vec<(String, Tensor)> = vs
+                .variables()
+                .into_iter()
+                .filter(|(_, t)| t.requires_grad())
+                .collect();
+            vars.sort_by(|a, b| a.0.cmp(&b.0));
+            out.extend(vars.into_iter().map(|(k, t)| (format!("{name}.{k}"), t)));
+        }
+        out
+    }
+
+    /// The segmentation the mode runs at test time, on a batch `[B, 1, H, W]` in [-1, 1].
+    pub fn segment(&self, x: &Tensor, train: bool) -> Result<SegOutput, TrainError> {
+        let missing = |what: &str| {
+            TrainError::Checkpoint(format!("mode {} needs a {what} network", self.mode.name()))
+        };
+        Ok(match self.mode {
+            Mode::PmriOnly => {
+                let g = self.g_s2t.as_ref().ok_or_else(|| missing("translator"))?;
+                let t = self.teacher.as_ref().ok_or_else(|| missing("teacher"))?;
+                t.net.forward_t(&g.net.forward_t(x, train)?, train)?
+            }
+            Mode::CtPlusPmri => {
+                let g = self.g_s2t.as_ref().ok_or_else(|| missing("translator"))?;
+                let s = self.student.as_ref().ok_or_else(|| missing("student"))?;
+                let both = Tensor::cat(&[x.shallow_clone(), g.net.forward_t(x, train)?], 1);
+                s.net.forward_t(&both, train)?
+            }
+            _ => self
+                .student
+                .as_ref()
+                .ok_or_else(|| missing("student"))?
+                .net
+                .forward_t(x, train)?,
+        })
+    }
+
+    /// Parameter counts per network.
+    pub fn parameter_counts(&self) -> Vec<(&'static str, i64)> {
+        self.stores()
+            .into_iter()
+            .map(|(n, vs)| (n, cmedl_models::parameter_count(vs)))
+            .collect()
+    }
+}
