@@ -333,10 +333,13 @@ pub fn train(
                     epoch + 1
                 );
                 if skipped > options.skip_nonfinite {
-                    return Err(TrainError::NonFinite(format!(
-                        "{msg}; the last good checkpoint is {}",
-                        Which::Latest.path(dir).display()
-                    )));
+                    let latest = Which::Latest.path(dir);
+                    let kept = if latest.exists() {
+                        format!("the last good checkpoint is {}", latest.display())
+                    } else {
+                        "no checkpoint had been written yet".to_owned()
+                    };
+                    return Err(TrainError::NonFinite(format!("{msg}; {kept}")));
                 }
                 eprintln!(
                     "warning: {msg}; step skipped ({skipped} of at most {} allowed)",
