@@ -3,8 +3,10 @@
 //! Exit codes: 0 success, 1 internal error, 2 bad input or usage, 130 interrupted.
 
 mod doctor;
+mod evaluation;
 mod failure;
 mod phantom_cmd;
+mod predict_cmd;
 mod progress;
 mod train_cmd;
 mod volume_cmds;
@@ -17,6 +19,32 @@ use cmedl_phantom::{CohortConfig, LocationShares, MrContrast};
 
 use cmedl_trainer::DeviceSpec;
 use failure::{CmdResult, Failure};
+
+/// `println!` that ends the process quietly when stdout is closed (e.g. piped into `head`).
+#[macro_export]
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
+/// `print!` that ends the process quietly when stdout is closed.
+#[macro_export]
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($t)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
 
 #[derive(Parser)]
 #[command(
@@ -137,6 +165,87 @@ enum Command {
         #[arg(long, hide = true)]
         stop_at_step: Option<usize>,
     },
+    /// Segment CT volumes with a trained run; masks keep the input's shape and affine.
+    Predict {
+        /// Run directory.
+        #[arg(long)]
+        run: PathBuf,
+        /// best, final, latest or a checkpoint file.
+        #[arg(long, default_value = "best")]
+        checkpoint: String,
+        /// A NIfTI file or a folder of them.
+        #[arg(long)]
+        input: PathBuf,
+        /// Output .nii.gz file (for a file) or folder (for a folder).
+        #[arg(long)]
+        output: PathBuf,
+        /// Device: auto, cpu, cuda, cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: DeviceSpec,
+        /// Slices per forward pass.
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        /// Test-time augmentation: flip (average with the left-right flipped input).
+        #[arg(long, value_parser = ["flip"])]
+        tta: Option<String>,
+        /// Keep only the largest connected component of each label.
+        #[arg(long)]
+        largest_component: bool,
+        /// Also write each foreground class's probability map (<name>_prob<c>.nii.gz).
+        #[arg(long)]
+        probabilities: bool,
+        /// Process only cases i, i+n, i+2n, … of a folder (0 ≤ i < n), for job arrays.
+        #[arg(long, value_parser = predict_cmd::parse_shard)]
+        shard: Option<(usize, usize)>,
+    },
+    /// Translate a CT volume into a pseudo-MRI with a run's translator.
+    Translate {
+        /// Run directory.
+        #[arg(long)]
+        run: PathBuf,
+        /// best, final, latest or a checkpoint file.
+        #[arg(long, default_value = "best")]
+        checkpoint: String,
+        /// Input NIfTI.
+        #[arg(long)]
+        input: PathBuf,
+        /// Output NIfTI.
+        #[arg(long)]
+        output: PathBuf,
+        /// Device: auto, cpu, cuda, cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: DeviceSpec,
+        /// Slices per forward pass.
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+    },
+    /// Compare predicted masks with references: Dice, surface Dice, HD95, ASD, paired tests.
+    Evaluate {
+        /// Folder of predicted masks.
+        #[arg(long)]
+        pred: PathBuf,
+        /// Folder of reference masks (matched by file name).
+        #[arg(long = "ref")]
+        reference: PathBuf,
+        /// Surface Dice tolerance in mm.
+        #[arg(long, default_value_t = 2.0)]
+        tolerance_mm: f64,
+        /// Labels to score, comma-separated.
+        #[arg(long, default_value = "1", value_delimiter = ',')]
+        labels: Vec<u8>,
+        /// JSON summary file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Per-case CSV file.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// A second prediction folder: paired Wilcoxon tests and bootstrap intervals (pred − other).
+        #[arg(long)]
+        compare: Option<PathBuf>,
+        /// Resample predictions whose grid differs from the reference (nearest neighbour).
+        #[arg(long)]
+        resample_pred: bool,
+    },
     /// Print a volume's shape, spacing, affine, datatype, intensity range and labels.
     Info {
         /// A NIfTI file (.nii, .nii.gz).
@@ -196,9 +305,9 @@ fn run(cli: Cli) -> CmdResult {
             if json {
                 let text = serde_json::to_string_pretty(&report)
                     .map_err(|e| Failure::Internal(e.to_string()))?;
-                println!("{text}");
+                crate::outln!("{text}");
             } else {
-                print!("{}", report.human());
+                crate::out!("{}", report.human());
             }
             if report.passed() {
                 Ok(())
@@ -292,6 +401,64 @@ fn run(cli: Cli) -> CmdResult {
                 quiet: cli.quiet,
             })
         }
+        Command::Predict {
+            run,
+            checkpoint,
+            input,
+            output,
+            device,
+            batch,
+            tta,
+            largest_component,
+            probabilities,
+            shard,
+        } => predict_cmd::predict(predict_cmd::PredictArgs {
+            run,
+            checkpoint: checkpoint.parse().map_err(Failure::Input)?,
+            input,
+            output,
+            device,
+            batch: batch.max(1),
+            tta_flip: tta.is_some(),
+            largest_component,
+            probabilities,
+            shard,
+            quiet: cli.quiet,
+        }),
+        Command::Translate {
+            run,
+            checkpoint,
+            input,
+            output,
+            device,
+            batch,
+        } => predict_cmd::translate(
+            &run,
+            &checkpoint.parse().map_err(Failure::Input)?,
+            &input,
+            &output,
+            device,
+            batch.max(1),
+        ),
+        Command::Evaluate {
+            pred,
+            reference,
+            tolerance_mm,
+            labels,
+            out,
+            csv,
+            compare,
+            resample_pred,
+        } => evaluation::run(evaluation::EvaluateArgs {
+            pred,
+            reference,
+            tolerance_mm,
+            labels,
+            out,
+            csv,
+            compare,
+            resample_pred,
+        }),
         Command::Info { path, json } => volume_cmds::info(&path, json),
         Command::Convert {
             input,

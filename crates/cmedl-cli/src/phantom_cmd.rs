@@ -37,12 +37,15 @@ pub fn run(
         start.elapsed().as_secs_f64()
     );
     if show_stats {
-        println!(
+        crate::outln!(
             "{:<8} {:<12} {:>8} {:>10}",
-            "image", "location", "tumours", "mean CNR"
+            "image",
+            "location",
+            "tumours",
+            "mean CNR"
         );
         for (contrast, kind, n, cnr) in stats::summarize(&summary.cnr) {
-            println!(
+            crate::outln!(
                 "{:<8} {:<12} {:>8} {:>10.2}",
                 contrast.name(),
                 kind.name(),

@@ -57,21 +57,21 @@ pub fn load_config(path: Option<&Path>, overrides: &[String]) -> Result<TrainCon
 }
 
 fn dry_run(config: &TrainConfig) -> CmdResult {
-    println!(
+    crate::outln!(
         "{}",
         serde_json::to_string_pretty(config).map_err(|e| Failure::Internal(e.to_string()))?
     );
     let data = prepare(config)?;
     let nets = Networks::build(config, data.device)?;
-    println!("device: {:?}", data.device);
-    println!(
+    crate::outln!("device: {:?}", data.device);
+    crate::outln!(
         "networks ({} mode, {} → {} teaching):",
         config.mode.name(),
         data.modalities.1,
         data.modalities.0
     );
     for (name, count) in nets.parameter_counts() {
-        println!("  {name:<8} {count:>12} parameters");
+        crate::outln!("  {name:<8} {count:>12} parameters");
     }
     let size = config.data.size as i64;
     for (name, net) in [("teacher", &nets.teacher), ("student", &nets.student)] {
@@ -82,10 +82,10 @@ fn dry_run(config: &TrainConfig) -> CmdResult {
                 n.net.as_ref(),
                 [1, n.net.in_channels(), size, size],
             )?;
-            print!("{d}");
+            crate::out!("{d}");
         }
     }
-    println!(
+    crate::outln!(
         "data: {} {} training cases → {} slices; {} {} training cases → {} slices; {} validation cases; {} steps per epoch",
         data.case_counts.0,
         data.modalities.0,

@@ -69,16 +69,16 @@ pub fn info(path: &Path, as_json: bool) -> CmdResult {
                 .map(|(k, c)| (k.to_string(), *c))
                 .collect::<std::collections::BTreeMap<_, _>>());
         }
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&out).map_err(|e| Failure::Internal(e.to_string()))?
         );
         return Ok(());
     }
-    println!("file      {}", path.display());
-    println!("shape     {:?}", v.geometry.shape);
-    println!("spacing   {:?} mm", v.geometry.spacing);
-    println!(
+    crate::outln!("file      {}", path.display());
+    crate::outln!("shape     {:?}", v.geometry.shape);
+    crate::outln!("spacing   {:?} mm", v.geometry.spacing);
+    crate::outln!(
         "datatype  {} (NIfTI-{})",
         img.header.datatype.name(),
         if img.header.version == cmedl_io::nifti::NiftiVersion::One {
@@ -87,20 +87,23 @@ pub fn info(path: &Path, as_json: bool) -> CmdResult {
             2
         }
     );
-    println!("affine    (voxel → RAS+ mm)");
+    crate::outln!("affine    (voxel → RAS+ mm)");
     for row in &v.geometry.affine {
-        println!(
+        crate::outln!(
             "          {:>10.4} {:>10.4} {:>10.4} {:>10.4}",
-            row[0], row[1], row[2], row[3]
+            row[0],
+            row[1],
+            row[2],
+            row[3]
         );
     }
-    println!("min/max   {min} / {max}");
-    println!("mean      {mean:.4}");
+    crate::outln!("min/max   {min} / {max}");
+    crate::outln!("mean      {mean:.4}");
     if v.non_finite() > 0 {
-        println!("non-finite voxels {}", v.non_finite());
+        crate::outln!("non-finite voxels {}", v.non_finite());
     }
     if let Some(l) = labels.filter(|l| l.len() <= 16) {
-        println!(
+        crate::outln!(
             "labels    {}",
             l.iter()
                 .map(|(k, c)| format!("{k}: {c}"))

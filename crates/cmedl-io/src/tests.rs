@@ -579,3 +579,27 @@ fn dataset_index_is_checked() {
         );
     }
 }
+
+#[test]
+fn largest_component_per_label_is_kept() {
+    let g = Geometry::axis_aligned([5, 5, 1], [1.0; 3]);
+    #[rustfmt::skip]
+    let data = vec![
+        1, 1, 0, 0, 1,
+        1, 0, 0, 0, 0,
+        0, 0, 2, 0, 0,
+        0, 0, 0, 0, 2,
+        0, 0, 0, 2, 2,
+    ];
+    let mut m = Mask::new(g, data).unwrap();
+    m.keep_largest_components();
+    #[rustfmt::skip]
+    let want = vec![
+        1, 1, 0, 0, 0,
+        1, 0, 0, 0, 0,
+        0, 0, 0, 0, 0,
+        0, 0, 0, 0, 2,
+        0, 0, 0, 2, 2,
+    ];
+    assert_eq!(m.data, want);
+}

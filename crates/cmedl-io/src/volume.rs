@@ -111,3 +111,57 @@ impl Mask {
         Mask::new(volume.geometry.clone(), data)
     }
 }
+
+impl Mask {
+    /// Keeps, for each foreground label, only its largest 26-connected component.
+    pub fn keep_largest_components(&mut self) {
+        let [nx, ny, nz] = self.geometry.shape;
+        let mut seen = vec![false; self.data.len()];
+        let mut best: std::collections::BTreeMap<u8, Vec<usize>> = Default::default();
+        let mut stack = Vec::new();
+        for start in 0..self.data.len() {
+            let label = self.data[start];
+            if label == 0 || seen[start] {
+                continue;
+            }
+            let mut component = Vec::new();
+            seen[start] = true;
+            stack.push(start);
+            while let Some(v) = stack.pop() {
+                component.push(v);
+                let (i, j, k) = (v % nx, (v / nx) % ny, v / (nx * ny));
+                for dk in -1i64..=1 {
+                    for dj in -1i64..=1 {
+                        for di in -1i64..=1 {
+                            let (a, b, c) = (i as i64 + di, j as i64 + dj, k as i64 + dk);
+                            if a < 0
+                                || b < 0
+                                || c < 0
+                                || a >= nx as i64
+                                || b >= ny as i64
+                                || c >= nz as i64
+                            {
+                                continue;
+                            }
+                            let n = a as usize + nx * (b as usize + ny * c as usize);
+                            if !seen[n] && self.data[n] == label {
+                                seen[n] = true;
+                                stack.push(n);
+                            }
+                        }
+                    }
+                }
+            }
+            let entry = best.entry(label).or_default();
+            if component.len() > entry.len() {
+                *entry = component;
+            }
+        }
+        self.data.iter_mut().for_each(|v| *v = 0);
+        for (label, voxels) in best {
+            for v in voxels {
+                self.data[v] = label;
+            }
+        }
+    }
+}

@@ -40,6 +40,9 @@ pub struct CheckpointMeta {
     pub pool_t_rng: ChaCha8Rng,
     /// RNG of the student-modality image pool.
     pub pool_s_rng: ChaCha8Rng,
+    /// Mean intensity window of the teacher modality's training images.
+    #[serde(default)]
+    pub teacher_window: Option<cmedl_io::Window>,
 }
 
 /// Which checkpoint of a run.

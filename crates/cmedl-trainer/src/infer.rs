@@ -22,6 +22,8 @@ pub struct Predictor {
     pub device: Device,
     /// Preprocessing of the student modality, exactly as in training.
     pub pre: Preprocessor,
+    /// Intensity window of the teacher modality in training, for translations.
+    pub teacher_window: Option<cmedl_io::Window>,
 }
 
 /// A segmentation on the input's grid.
@@ -37,7 +39,7 @@ impl Predictor {
     pub fn load(run_dir: &Path, which: &Which, device: Device) -> Result<Self, TrainError> {
         let path = which.path(run_dir);
         let (tensors, meta) = checkpoint::read(&path)?;
-        let mut config = meta.config;
+        let mut config = meta.config.clone();
         config.device = "cpu".into();
         let nets = Networks::build(&config, device)?;
         checkpoint::load_weights(&path, &tensors, &nets)?;
@@ -53,6 +55,7 @@ impl Predictor {
             nets,
             device,
             pre,
+            teacher_window: meta.teacher_window,
         })
     }
 

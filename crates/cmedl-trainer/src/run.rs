@@ -71,6 +71,8 @@ pub struct Prepared {
     pub modalities: (String, String),
     /// Training cases per modality.
     pub case_counts: (usize, usize),
+    /// Mean intensity window of the teacher modality's training images (to scale translations).
+    pub teacher_window: Option<cmedl_io::Window>,
 }
 
 fn check_sizes(config: &TrainConfig) -> Result<(), TrainError> {
@@ -119,6 +121,7 @@ pub fn prepare(config: &TrainConfig) -> Result<Prepared, TrainError> {
         config.data.empty_share,
         config.seed,
     );
+    let mut teacher_window = None;
     let (teacher, t_count) = if config.mode.uses_translator() {
         let t_mod = ds.modality(t_name)?;
         let t_cases = prepare_cases(&ds, &t_mod.train, &pre(&t_mod.kind), labels, classes)?;
@@ -137,6 +140,20 @@ pub fn prepare(config: &TrainConfig) -> Result<Prepared, TrainError> {
                 .collect()
         };
         let n = t_cases.len();
+        let lo = t_cases
+            .iter()
+            .map(|c| f64::from(c.image.window.lo))
+            .sum::<f64>()
+            / n as f64;
+        let hi = t_cases
+            .iter()
+            .map(|c| f64::from(c.image.window.hi))
+            .sum::<f64>()
+            / n as f64;
+        teacher_window = Some(cmedl_io::Window {
+            lo: lo as f32,
+            hi: hi as f32,
+        });
         (
             SliceSet::from_cases(
                 &t_cases,
@@ -172,6 +189,7 @@ pub fn prepare(config: &TrainConfig) -> Result<Prepared, TrainError> {
         val,
         modalities: (s_name.to_owned(), t_name.to_owned()),
         case_counts: (s_cases.len(), t_count),
+        teacher_window,
     })
 }
 
@@ -288,6 +306,7 @@ pub fn train(
         cmedl_version: env!("CARGO_PKG_VERSION").into(),
         pool_t_rng: state.pool_t.rng().clone(),
         pool_s_rng: state.pool_s.rng().clone(),
+        teacher_window: data.teacher_window,
     };
     let mut skipped = 0usize;
     let mut sums: std::collections::BTreeMap<&'static str, (f64, usize)> = Default::default();
