@@ -1,6 +1,7 @@
 //! End-to-end tests of the `cmedl` binary: one test binary, one module per command.
 
 mod doctor;
+mod experiment;
 mod predict;
 mod train;
 mod volumes;

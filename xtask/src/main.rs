@@ -4,7 +4,7 @@
 //!   environment and links the workspace to it (`.libtorch/torch`, read through `LIBTORCH` in
 //!   `.cargo/config.toml`).
 //! * `cargo xtask ci` runs what CI runs: fetch-libtorch, fmt check, clippy, the tests.
-//! * `cargo xtask demo` runs the main job on the built-in data.
+//! * `cargo xtask demo` runs the main job: the CMEDL vs CT-only experiment on the phantom.
 
 mod libtorch;
 
@@ -34,8 +34,13 @@ enum Task {
         #[arg(long)]
         tests_only: bool,
     },
-    /// Run the main job: build `cmedl` in release mode and run it on the built-in data.
-    Demo,
+    /// Run the main job: build `cmedl` in release mode, generate the phantom cohort, train
+    /// `ct-only` and `cmedl` on the CPU, evaluate them and write the report (runs/demo).
+    Demo {
+        /// Experiment folder.
+        #[arg(long, default_value = "runs/demo")]
+        out: String,
+    },
 }
 
 fn main() {
@@ -50,7 +55,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.task {
         Task::FetchLibtorch(args) => libtorch::fetch(&root, &args).map(|_| ()),
         Task::Ci { tests_only } => ci(&root, tests_only),
-        Task::Demo => demo(&root),
+        Task::Demo { out } => demo(&root, &out),
     }
 }
 
@@ -81,12 +86,29 @@ fn ci(root: &Path, tests_only: bool) -> Result<()> {
     cargo(root, &["test", "--workspace"])
 }
 
-fn demo(root: &Path) -> Result<()> {
+fn demo(root: &Path, out: &str) -> Result<()> {
     libtorch::fetch(root, &libtorch::FetchArgs::default())?;
     cargo(
         root,
-        &["run", "--release", "--package", "cmedl-cli", "--", "doctor"],
-    )
+        &["run", "--release", "--package", "cmedl-cli", "--", "doctor", "--device", "cpu"],
+    )?;
+    cargo(
+        root,
+        &[
+            "run",
+            "--release",
+            "--package",
+            "cmedl-cli",
+            "--",
+            "experiment",
+            "--config",
+            "configs/experiments/demo.json",
+            "--out",
+            out,
+        ],
+    )?;
+    eprintln!("demo finished: report {out}/report.md (and report.html), runs in {out}/runs, per-step metrics in {out}/runs/*/metrics.jsonl");
+    Ok(())
 }
 
 /// Runs `cargo ARGS` in the workspace root and fails when it fails.

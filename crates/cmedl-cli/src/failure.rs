@@ -39,6 +39,12 @@ impl From<cmedl_io::IoError> for Failure {
     }
 }
 
+impl From<cmedl_trainer::DeviceError> for Failure {
+    fn from(e: cmedl_trainer::DeviceError) -> Self {
+        Self::Input(e.to_string())
+    }
+}
+
 impl From<cmedl_models::ModelError> for Failure {
     fn from(e: cmedl_models::ModelError) -> Self {
         Self::Input(e.to_string())

@@ -4,10 +4,12 @@
 
 mod doctor;
 mod evaluation;
+mod experiment;
 mod failure;
 mod phantom_cmd;
 mod predict_cmd;
 mod progress;
+mod report;
 mod train_cmd;
 mod volume_cmds;
 
@@ -246,6 +248,20 @@ enum Command {
         #[arg(long)]
         resample_pred: bool,
     },
+    /// Train several modes on the same data and seeds, evaluate the test split, write a report.
+    Experiment {
+        /// Experiment JSON (e.g. configs/experiments/demo.json).
+        #[arg(long)]
+        config: PathBuf,
+        /// Experiment folder; finished runs in it are skipped, unfinished ones resumed.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Regenerate report.md and report.html of an experiment or run folder from its files.
+    Report {
+        /// Experiment folder or run folder.
+        dir: PathBuf,
+    },
     /// Print a volume's shape, spacing, affine, datatype, intensity range and labels.
     Info {
         /// A NIfTI file (.nii, .nii.gz).
@@ -459,6 +475,8 @@ fn run(cli: Cli) -> CmdResult {
             compare,
             resample_pred,
         }),
+        Command::Experiment { config, out } => experiment::run(&config, &out, cli.quiet),
+        Command::Report { dir } => experiment::report_cmd(&dir),
         Command::Info { path, json } => volume_cmds::info(&path, json),
         Command::Convert {
             input,

@@ -96,6 +96,7 @@ pub fn save(
         named.extend(vars.into_iter().map(|(k, t)| (format!("{name}.{k}"), t)));
     }
     named.extend(state.g_opt.state("optim.g"));
+    named.extend(state.s_opt.state("optim.s"));
     if let Some(d) = &state.d_opt {
         named.extend(d.state("optim.d"));
     }
@@ -206,6 +207,7 @@ pub fn load_state(
     device: Device,
 ) -> Result<(), TrainError> {
     state.g_opt.load_state(tensors, "optim.g")?;
+    state.s_opt.load_state(tensors, "optim.s")?;
     if let Some(d) = state.d_opt.as_mut() {
         d.load_state(tensors, "optim.d")?;
     }

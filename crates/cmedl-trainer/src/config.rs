@@ -251,8 +251,11 @@ pub struct ScheduleConfig {
     pub decay_epochs: Option<usize>,
     /// Slices per batch (each modality).
     pub batch: usize,
-    /// Learning rate of every network.
+    /// Learning rate of the translators and discriminators (and of the segmenters unless
+    /// `seg_lr` is set).
     pub lr: f64,
+    /// Learning rate of the teacher and student segmenters (none: `lr`).
+    pub seg_lr: Option<f64>,
     /// Adam betas.
     pub betas: [f64; 2],
     /// Decoupled weight decay (AdamW); 0 is Adam.
@@ -272,6 +275,7 @@ impl Default for ScheduleConfig {
             decay_epochs: None,
             batch: 8,
             lr: 2e-4,
+            seg_lr: None,
             betas: [0.5, 0.999],
             weight_decay: 0.0,
             checkpoint_every: 500,
@@ -384,6 +388,9 @@ impl TrainConfig {
         if !(self.train.lr.is_finite() && self.train.lr > 0.0) {
             return bad(format!("train.lr must be positive, got {}", self.train.lr));
         }
+        if let Some(s) = self.train.seg_lr.filter(|s| !(s.is_finite() && *s > 0.0)) {
+            return bad(format!("train.seg_lr must be positive, got {s}"));
+        }
         if self.data.size < 16 || !(self.data.spacing.is_finite() && self.data.spacing > 0.0) {
             return bad(format!(
                 "data.size must be ≥ 16 and data.spacing positive; got {} and {}",
@@ -439,6 +446,11 @@ impl TrainConfig {
         spec
     }
 
+    /// Ratio of the segmenters' learning rate to `lr` (both follow the same schedule).
+    pub fn seg_lr_factor(&self) -> f64 {
+        self.train.seg_lr.map_or(1.0, |s| s / self.train.lr)
+    }
+
     /// Epochs of linear decay.
     pub fn decay_epochs(&self) -> usize {
         self.train
@@ -460,5 +472,8 @@ impl TrainConfig {
 }
 
 fn is_optional_key(key: &str) -> bool {
-    matches!(key, "decay_epochs" | "class_weights" | "ignore_index")
+    matches!(
+        key,
+        "decay_epochs" | "class_weights" | "ignore_index" | "seg_lr"
+    )
 }

@@ -147,9 +147,14 @@ impl Networks {
         out
     }
 
-    /// Named trainable parameters of the generator side (translators, head, segmenters).
-    pub fn generator_side(&self) -> Vec<(String, Tensor)> {
-        self.named_params(&["g_s2t", "g_t2s", "head", "teacher", "student"])
+    /// Named trainable parameters of the translators and the projection head.
+    pub fn translator_side(&self) -> Vec<(String, Tensor)> {
+        self.named_params(&["g_s2t", "g_t2s", "head"])
+    }
+
+    /// Named trainable parameters of the segmenters.
+    pub fn segmenter_side(&self) -> Vec<(String, Tensor)> {
+        self.named_params(&["teacher", "student"])
     }
 
     /// Named trainable parameters of the discriminators.

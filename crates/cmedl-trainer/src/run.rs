@@ -254,7 +254,12 @@ pub fn train(
     let mut nets = Networks::build(&config, device)?;
     let mut state = TrainState {
         g_opt: Adam::new(
-            nets.generator_side(),
+            nets.translator_side(),
+            config.train.betas,
+            config.train.weight_decay,
+        ),
+        s_opt: Adam::new(
+            nets.segmenter_side(),
             config.train.betas,
             config.train.weight_decay,
         ),

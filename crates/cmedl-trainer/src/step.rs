@@ -12,8 +12,10 @@ use crate::TrainError;
 
 /// The optimisers and image pools a run carries from step to step.
 pub struct TrainState {
-    /// Translators, head and segmenters.
+    /// Translators and projection head.
     pub g_opt: Adam,
+    /// Teacher and student segmenters.
+    pub s_opt: Adam,
     /// Discriminators.
     pub d_opt: Option<Adam>,
     /// Pool of translated teacher-modality images for `d_t`.
@@ -209,8 +211,10 @@ pub fn train_step(
     // Checked before any update, so a skipped step leaves every weight untouched.
     check_finite(&terms, step)?;
     state.g_opt.zero_grad();
+    state.s_opt.zero_grad();
     total.backward();
     state.g_opt.step(lr);
+    state.s_opt.step(lr * config.seg_lr_factor());
     for d in [&mut nets.d_t, &mut nets.d_s].into_iter().flatten() {
         d.vs.unfreeze();
     }
