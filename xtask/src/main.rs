@@ -90,7 +90,16 @@ fn demo(root: &Path, out: &str) -> Result<()> {
     libtorch::fetch(root, &libtorch::FetchArgs::default())?;
     cargo(
         root,
-        &["run", "--release", "--package", "cmedl-cli", "--", "doctor", "--device", "cpu"],
+        &[
+            "run",
+            "--release",
+            "--package",
+            "cmedl-cli",
+            "--",
+            "doctor",
+            "--device",
+            "cpu",
+        ],
     )?;
     cargo(
         root,
