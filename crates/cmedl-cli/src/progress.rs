@@ -19,7 +19,7 @@ impl Progress {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(total);
             let style = ProgressStyle::with_template(
-                "{msg:>12} [{bar:40}] {pos}/{len} {elapsed_precise} ETA {eta}",
+                "{msg} [{bar:30}] {pos}/{len} {elapsed_precise} ETA {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
@@ -47,6 +47,13 @@ impl Progress {
                 *last = pct;
                 eprintln!("{}: {done}/{} ({pct}%)", self.label, self.total);
             }
+        }
+    }
+
+    /// Shows a status next to the bar (on a terminal only).
+    pub fn message(&self, status: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("{} {status}", self.label));
         }
     }
 

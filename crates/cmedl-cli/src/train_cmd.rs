@@ -135,10 +135,11 @@ pub fn run(args: TrainArgs) -> CmdResult {
         skip_nonfinite: args.skip_nonfinite,
         interrupt: Some(interrupt),
         stop_at_step: args.stop_at_step,
-        on_step: Some(Arc::new(move |step, total, _status: &str| {
+        on_step: Some(Arc::new(move |step, total, status: &str| {
             if let Ok(mut b) = bar_cb.lock() {
-                b.get_or_insert_with(|| Progress::new("train", total as u64, quiet))
-                    .set(step as u64);
+                let bar = b.get_or_insert_with(|| Progress::new("train", total as u64, quiet));
+                bar.message(status);
+                bar.set(step as u64);
             }
         })),
     };

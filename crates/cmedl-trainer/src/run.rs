@@ -63,8 +63,8 @@ pub struct RunSummary {
 pub struct Prepared {
     /// The device.
     pub device: Device,
-    /// Batch streams.
-    pub streams: Streams,
+    /// Batch streams (shared with the prefetching thread).
+    pub streams: Arc<Streams>,
     /// Validation cases of the student modality.
     pub val: Vec<PreparedCase>,
     /// (student modality, teacher modality).
@@ -178,14 +178,14 @@ pub fn prepare(config: &TrainConfig) -> Result<Prepared, TrainError> {
     }
     Ok(Prepared {
         device,
-        streams: Streams {
+        streams: Arc::new(Streams {
             student,
             teacher,
             batch: config.train.batch,
             steps_per_epoch,
             seed: config.seed,
             augment: config.data.augment.clone(),
-        },
+        }),
         val,
         modalities: (s_name.to_owned(), t_name.to_owned()),
         case_counts: (s_cases.len(), t_count),
@@ -317,10 +317,25 @@ pub fn train(
     let mut sums: std::collections::BTreeMap<&'static str, (f64, usize)> = Default::default();
     let mut window_start = Instant::now();
     let mut window_steps = 0usize;
+    // Batches are prepared (read from the slice cache, augmented on the rayon pool) by a
+    // background thread a few steps ahead, so the device does not wait for them.
+    let (sender, batches) = std::sync::mpsc::sync_channel(4);
+    let producer_streams = data.streams.clone();
+    let first_step = step;
+    std::thread::spawn(move || {
+        for s in first_step..total_steps {
+            if sender.send((s, producer_streams.batches(s))).is_err() {
+                break; // the training loop ended
+            }
+        }
+    });
     while step < total_steps {
         let epoch = step / spe;
         let lr = config.lr_at(epoch);
-        let (sb, tb) = data.streams.batches(step);
+        let (produced, (sb, tb)) = batches
+            .recv()
+            .map_err(|_| TrainError::Data("the batch producer stopped".into()))?;
+        debug_assert_eq!(produced, step);
         let to = |t: &tch::Tensor| t.to_device(device);
         let xs = to(&sb.images);
         let ys = sb
@@ -395,10 +410,12 @@ pub fn train(
                 .iter()
                 .find(|(n, _)| *n == "total")
                 .map_or(f64::NAN, |x| x.1);
+            let rate = ((step - first_step) * config.train.batch) as f64
+                / start.elapsed().as_secs_f64().max(1e-9);
             cb(
                 step,
                 total_steps,
-                &format!("epoch {} loss {total:.4}", epoch + 1),
+                &format!("epoch {} loss {total:.4} {rate:.1} slices/s", epoch + 1),
             );
         }
         let epoch_end = step % spe == 0;
