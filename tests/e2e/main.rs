@@ -1,5 +1,6 @@
 //! End-to-end tests of the `cmedl` binary: one test binary, one module per command.
 
+mod bad_inputs;
 mod doctor;
 mod experiment;
 mod predict;

@@ -34,6 +34,12 @@ enum Task {
         #[arg(long)]
         tests_only: bool,
     },
+    /// Run every fuzz target for a while (needs `cargo install cargo-fuzz`).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 600)]
+        time: u64,
+    },
     /// Run the main job: build `cmedl` in release mode, generate the phantom cohort, train
     /// `ct-only` and `cmedl` on the CPU, evaluate them and write the report (runs/demo).
     Demo {
@@ -56,6 +62,7 @@ fn run(cli: Cli) -> Result<()> {
         Task::FetchLibtorch(args) => libtorch::fetch(&root, &args).map(|_| ()),
         Task::Ci { tests_only } => ci(&root, tests_only),
         Task::Demo { out } => demo(&root, &out),
+        Task::Fuzz { time } => fuzz(&root, time),
     }
 }
 
@@ -117,6 +124,38 @@ fn demo(root: &Path, out: &str) -> Result<()> {
         ],
     )?;
     eprintln!("demo finished: report {out}/report.md (and report.html), runs in {out}/runs, per-step metrics in {out}/runs/*/metrics.jsonl");
+    Ok(())
+}
+
+/// The fuzz targets, each with its seed corpus in `fuzz/corpus/<target>`.
+const FUZZ_TARGETS: [&str; 2] = ["nifti_read", "dataset_index"];
+
+fn fuzz(root: &Path, seconds: u64) -> Result<()> {
+    for target in FUZZ_TARGETS {
+        let work = root.join("fuzz/work").join(target);
+        std::fs::create_dir_all(&work)
+            .with_context(|| format!("cannot create {}", work.display()))?;
+        let seeds = root.join("fuzz/corpus").join(target);
+        eprintln!("$ cargo fuzz run {target} ({seconds} s)");
+        // cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+            .current_dir(root.join("fuzz"))
+            .env("RUSTC_BOOTSTRAP", "1")
+            .args(["fuzz", "run", target])
+            .arg(&work)
+            .arg(&seeds)
+            .args([
+                "--",
+                &format!("-max_total_time={seconds}"),
+                "-rss_limit_mb=2048",
+                "-print_final_stats=1",
+            ])
+            .status()
+            .context("cannot run cargo fuzz (install it with `cargo install cargo-fuzz`)")?;
+        if !status.success() {
+            bail!("fuzz target {target} failed ({status}); the crashing input is in fuzz/artifacts/{target}");
+        }
+    }
     Ok(())
 }
 

@@ -53,7 +53,20 @@ pub fn load_config(path: Option<&Path>, overrides: &[String]) -> Result<TrainCon
         }
         None => TrainConfig::default(),
     };
-    Ok(base.with_overrides(overrides)?)
+    let config = base.with_overrides(overrides)?;
+    // Problems of the values themselves are reported against the file they came from.
+    let checked = config.validate().and_then(|()| {
+        config
+            .device
+            .parse::<cmedl_trainer::DeviceSpec>()
+            .map(|_| ())
+            .map_err(Into::into)
+    });
+    if let Err(e) = checked {
+        let source = path.map_or("config".to_owned(), |p| p.display().to_string());
+        return Err(Failure::Input(format!("{source}: {e}")));
+    }
+    Ok(config)
 }
 
 fn dry_run(config: &TrainConfig) -> CmdResult {

@@ -90,7 +90,13 @@ impl Dataset {
     pub fn open(root: &Path) -> Result<Self> {
         let file = root.join("dataset.json");
         let text = std::fs::read_to_string(&file).map_err(|e| IoError::io(&file, e))?;
-        let index: DatasetIndex = serde_json::from_str(&text)
+        Self::from_json(root, &text)
+    }
+
+    /// Parses and checks the text of `ROOT/dataset.json`.
+    pub fn from_json(root: &Path, text: &str) -> Result<Self> {
+        let file = root.join("dataset.json");
+        let index: DatasetIndex = serde_json::from_str(text)
             .map_err(|e| IoError::format(&file, format!("invalid dataset.json: {e}")))?;
         if index.format != DATASET_FORMAT {
             return Err(IoError::format(

@@ -409,6 +409,12 @@ impl TrainConfig {
                 self.data.classes
             ));
         }
+        if self.mode.uses_translator() && !self.data.size.is_multiple_of(4) {
+            return bad(format!(
+                "data.size {} must be a multiple of 4 for the translator",
+                self.data.size
+            ));
+        }
         if self.data.root.is_empty() {
             return bad("data.root is empty: set it in the config or with --data DIR".into());
         }

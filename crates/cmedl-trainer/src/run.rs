@@ -99,7 +99,8 @@ pub fn prepare(config: &TrainConfig) -> Result<Prepared, TrainError> {
     }
     if s_train.is_empty() {
         return Err(TrainError::Data(format!(
-            "modality '{s_name}' has no training cases"
+            "{}: modality '{s_name}' has no training cases",
+            ds.root.join("dataset.json").display()
         )));
     }
     let pre = |kind: &str| Preprocessor {
@@ -127,7 +128,8 @@ pub fn prepare(config: &TrainConfig) -> Result<Prepared, TrainError> {
         let t_cases = prepare_cases(&ds, &t_mod.train, &pre(&t_mod.kind), labels, classes)?;
         if t_cases.is_empty() {
             return Err(TrainError::Data(format!(
-                "modality '{t_name}' has no training cases"
+                "{}: modality '{t_name}' has no training cases",
+                ds.root.join("dataset.json").display()
             )));
         }
         let use_labels = config.loss.teacher_on_real && t_cases.iter().all(|c| c.labels.is_some());

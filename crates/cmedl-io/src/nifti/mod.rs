@@ -13,7 +13,7 @@ mod write;
 pub use header::{
     quaternion_to_rotation, rotation_to_quaternion, DataType, NiftiHeader, NiftiVersion,
 };
-pub use read::{read_header, read_mask, read_volume, NiftiImage, ReadOptions};
+pub use read::{read_header, read_mask, read_volume, read_volume_bytes, NiftiImage, ReadOptions};
 pub use write::{write_mask, write_volume, WriteOptions};
 
 /// Whether a path names a NIfTI file by its extension.

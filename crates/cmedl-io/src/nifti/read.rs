@@ -38,7 +38,15 @@ pub struct NiftiImage {
 fn open(path: &Path) -> Result<(Box<dyn Read>, Option<u64>)> {
     let file = File::open(path).map_err(|e| IoError::io(path, e))?;
     let len = file.metadata().map_err(|e| IoError::io(path, e))?.len();
-    let mut reader = BufReader::new(file);
+    sniff(path, BufReader::new(file), len)
+}
+
+/// Wraps a byte source of `len` bytes, inflating it when it starts with the gzip magic.
+fn sniff<'a, R: Read + 'a>(
+    path: &Path,
+    mut reader: R,
+    len: u64,
+) -> Result<(Box<dyn Read + 'a>, Option<u64>)> {
     let mut magic = [0u8; 2];
     let n = read_full(&mut reader, &mut magic).map_err(|e| IoError::io(path, e))?;
     // Re-chain the sniffed bytes in front of the rest of the file.
@@ -99,7 +107,22 @@ pub fn read_header(path: &Path) -> Result<NiftiHeader> {
 
 /// Reads a NIfTI file as a volume (voxels scaled to f32).
 pub fn read_volume(path: &Path, options: &ReadOptions) -> Result<NiftiImage> {
-    let (mut r, file_len) = open(path)?;
+    let (r, file_len) = open(path)?;
+    read_from(path, r, file_len, options)
+}
+
+/// Reads a NIfTI image held in memory (`.nii` or gzip-compressed); `name` is used in errors.
+pub fn read_volume_bytes(name: &Path, bytes: &[u8], options: &ReadOptions) -> Result<NiftiImage> {
+    let (r, len) = sniff(name, bytes, bytes.len() as u64)?;
+    read_from(name, r, len, options)
+}
+
+fn read_from(
+    path: &Path,
+    mut r: Box<dyn Read + '_>,
+    file_len: Option<u64>,
+    options: &ReadOptions,
+) -> Result<NiftiImage> {
     let header = parse_header(path, r.as_mut())?;
     let shape = header.shape();
     let voxels = shape
