@@ -1,6 +1,7 @@
 //! End-to-end tests of the `cmedl` binary: one test binary, one module per command.
 
 mod bad_inputs;
+mod crash;
 mod doctor;
 mod experiment;
 mod predict;
