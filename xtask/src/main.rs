@@ -6,6 +6,7 @@
 //! * `cargo xtask ci` runs what CI runs: fetch-libtorch, fmt check, clippy, the tests.
 //! * `cargo xtask demo` runs the main job: the CMEDL vs CT-only experiment on the phantom.
 
+mod bench;
 mod libtorch;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +41,21 @@ enum Task {
         #[arg(long, default_value_t = 600)]
         time: u64,
     },
+    /// Benchmarks: training step, prediction and loader of cmedl against the PyTorch reference.
+    Bench {
+        /// A short CPU smoke run (few steps, CPU configuration only).
+        #[arg(long)]
+        quick: bool,
+        /// Device for cmedl and the reference: cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Also run the paper configuration (256 px, batch 8, full-size networks; for GPUs).
+        #[arg(long)]
+        paper: bool,
+        /// Timed training steps.
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+    },
     /// Run the main job: build `cmedl` in release mode, generate the phantom cohort, train
     /// `ct-only` and `cmedl` on the CPU, evaluate them and write the report (runs/demo).
     Demo {
@@ -63,6 +79,12 @@ fn run(cli: Cli) -> Result<()> {
         Task::Ci { tests_only } => ci(&root, tests_only),
         Task::Demo { out } => demo(&root, &out),
         Task::Fuzz { time } => fuzz(&root, time),
+        Task::Bench {
+            quick,
+            device,
+            paper,
+            steps,
+        } => bench::run(&root, quick, &device, paper, steps),
     }
 }
 
@@ -160,7 +182,7 @@ fn fuzz(root: &Path, seconds: u64) -> Result<()> {
 }
 
 /// Runs `cargo ARGS` in the workspace root and fails when it fails.
-fn cargo(root: &Path, args: &[&str]) -> Result<()> {
+pub(crate) fn cargo(root: &Path, args: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     eprintln!("$ cargo {}", args.join(" "));
     let status = Command::new(&cargo)

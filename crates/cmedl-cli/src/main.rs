@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 internal error, 2 bad input or usage, 130 interrupted.
 
+mod bench_cmd;
 mod doctor;
 mod evaluation;
 mod experiment;
@@ -262,6 +263,25 @@ enum Command {
         /// Experiment folder or run folder.
         dir: PathBuf,
     },
+    /// Measure training, prediction and loader throughput (JSON lines; see `cargo xtask bench`).
+    #[command(hide = true)]
+    Bench {
+        /// What to measure: train, predict, loader (comma-separated).
+        #[arg(long, default_value = "train,predict,loader", value_delimiter = ',')]
+        what: Vec<String>,
+        /// Configuration: cpu (64 px, batch 4, small networks) or paper (256 px, batch 8).
+        #[arg(long, default_value = "cpu")]
+        config: String,
+        /// Timed training steps.
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Untimed warm-up steps.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Device.
+        #[arg(long, default_value = "auto")]
+        device: DeviceSpec,
+    },
     /// Print a volume's shape, spacing, affine, datatype, intensity range and labels.
     Info {
         /// A NIfTI file (.nii, .nii.gz).
@@ -477,6 +497,13 @@ fn run(cli: Cli) -> CmdResult {
         }),
         Command::Experiment { config, out } => experiment::run(&config, &out, cli.quiet),
         Command::Report { dir } => experiment::report_cmd(&dir),
+        Command::Bench {
+            what,
+            config,
+            steps,
+            warmup,
+            device,
+        } => bench_cmd::run(&what, &config, steps.max(1), warmup, device.resolve()?),
         Command::Info { path, json } => volume_cmds::info(&path, json),
         Command::Convert {
             input,

@@ -43,6 +43,16 @@ impl Predictor {
         config.device = "cpu".into();
         let nets = Networks::build(&config, device)?;
         checkpoint::load_weights(&path, &tensors, &nets)?;
+        Ok(Self::from_parts(config, nets, device, meta.teacher_window))
+    }
+
+    /// A predictor from networks already in memory (e.g. freshly built, for benchmarks).
+    pub fn from_parts(
+        config: TrainConfig,
+        nets: Networks,
+        device: Device,
+        teacher_window: Option<cmedl_io::Window>,
+    ) -> Self {
         let (student_modality, _) = config.teacher.modalities();
         let kind = if student_modality == "ct" { "ct" } else { "mr" };
         let pre = Preprocessor {
@@ -50,13 +60,13 @@ impl Predictor {
             spacing: config.data.spacing,
             normalization: Normalization::for_kind(kind, &config.data),
         };
-        Ok(Self {
+        Self {
             config,
             nets,
             device,
             pre,
-            teacher_window: meta.teacher_window,
-        })
+            teacher_window,
+        }
     }
 
     /// Segments a volume: preprocess as in training, run the mode's test-time path on every

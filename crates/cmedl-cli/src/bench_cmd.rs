@@ -1,0 +1,277 @@
+//! `cmedl bench`: throughput of the training step, prediction and the loader, as JSON lines
+//! (driven by `cargo xtask bench`, which also runs the PyTorch reference and compares).
+
+use std::time::Instant;
+
+use cmedl_io::nifti::{read_volume, write_mask, write_volume, DataType, ReadOptions, WriteOptions};
+use cmedl_io::{Geometry, Volume};
+use cmedl_losses::ImagePool;
+use cmedl_models::{SegmenterConfig, UNetConfig};
+use cmedl_trainer::config::{Mode, TrainConfig};
+use cmedl_trainer::data::{SliceSet, Streams};
+use cmedl_trainer::infer::Predictor;
+use cmedl_trainer::networks::Networks;
+use cmedl_trainer::optim::Adam;
+use cmedl_trainer::step::{read_terms, train_step, TrainState};
+use serde_json::json;
+use tch::{Device, Kind, Tensor};
+
+use crate::failure::{CmdResult, Failure};
+
+/// The benchmark configurations of the performance plan.
+pub fn bench_config(name: &str) -> Result<TrainConfig, Failure> {
+    let mut c = TrainConfig {
+        mode: Mode::Cmedl,
+        ..Default::default()
+    };
+    match name {
+        // 256×256, batch 8, ResNet-9 CycleGAN (ngf 64), 3-layer PatchGANs (ndf 64), U-Net base 32 depth 4.
+        "paper" => {
+            c.data.size = 256;
+            c.train.batch = 8;
+            c.model.generator.ngf = 64;
+            c.model.generator.blocks = 9;
+            c.model.discriminator.ndf = 64;
+            c.model.segmenter = SegmenterConfig::Unet(UNetConfig {
+                base: 32,
+                depth: 4,
+                ..Default::default()
+            });
+        }
+        // 64×64, batch 4, ngf 16 with 3 blocks, ndf 16, U-Net base 8 depth 4.
+        "cpu" => {
+            c.data.size = 64;
+            c.train.batch = 4;
+            c.model.generator.ngf = 16;
+            c.model.generator.blocks = 3;
+            c.model.discriminator.ndf = 16;
+            c.model.segmenter = SegmenterConfig::Unet(UNetConfig {
+                base: 8,
+                depth: 4,
+                ..Default::default()
+            });
+        }
+        other => {
+            return Err(Failure::Input(format!(
+                "unknown benchmark configuration '{other}': use cpu or paper"
+            )))
+        }
+    }
+    Ok(c)
+}
+
+/// Peak resident memory of this process in MiB (Linux).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+fn sync(device: Device) {
+    if let Device::Cuda(n) = device {
+        tch::Cuda::synchronize(n as i64);
+    }
+}
+
+fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(n) => format!("cuda:{n}"),
+        _ => "cpu".into(),
+    }
+}
+
+/// Slices per second of the full CMEDL training step on synthetic batches.
+fn bench_train(
+    name: &str,
+    steps: usize,
+    warmup: usize,
+    device: Device,
+) -> Result<serde_json::Value, Failure> {
+    let config = bench_config(name)?;
+    let mut nets = Networks::build(&config, device)?;
+    let mut state = TrainState {
+        g_opt: Adam::new(nets.translator_side(), config.train.betas, 0.0),
+        s_opt: Adam::new(nets.segmenter_side(), config.train.betas, 0.0),
+        d_opt: Some(Adam::new(
+            nets.discriminator_side(),
+            config.train.betas,
+            0.0,
+        )),
+        pool_t: ImagePool::new(config.loss.pool_size, 1),
+        pool_s: ImagePool::new(config.loss.pool_size, 2),
+    };
+    let (b, s) = (config.train.batch as i64, config.data.size as i64);
+    let image = || Tensor::rand([b, 1, s, s], (Kind::Float, device)) * 2.0 - 1.0;
+    let labels = || {
+        Tensor::rand([b, s, s], (Kind::Float, device))
+            .gt(0.9)
+            .to_kind(Kind::Int64)
+    };
+    let (xs, ys, xt, yt) = (image(), labels(), image(), labels());
+    let mut timed = 0.0;
+    for step in 0..warmup + steps {
+        let start = Instant::now();
+        let terms = train_step(
+            &mut nets,
+            &mut state,
+            &config,
+            &xs,
+            &ys,
+            Some(&xt),
+            Some(&yt),
+            2e-4,
+            step,
+        )?;
+        if step + 1 == warmup + steps {
+            read_terms(&terms);
+        }
+        sync(device);
+        if step >= warmup {
+            timed += start.elapsed().as_secs_f64();
+        }
+    }
+    let params: serde_json::Map<String, serde_json::Value> = nets
+        .parameter_counts()
+        .into_iter()
+        .map(|(n, c)| (n.to_owned(), json!(c)))
+        .collect();
+    Ok(json!({
+        "bench": "train", "impl": "cmedl", "config": name, "device": device_name(device), "precision": "fp32",
+        "batch": b, "size": s, "steps": steps, "slices_per_s": (steps as f64 * b as f64) / timed,
+        "step_ms": timed * 1e3 / steps as f64, "peak_rss_mib": peak_rss_mib(), "params": params,
+    }))
+}
+
+/// A CT-like 512×512×200 int16 volume: body, lungs and noise.
+fn ct_volume() -> Volume {
+    let shape = [512, 512, 200];
+    let g = Geometry::axis_aligned(shape, [0.8, 0.8, 2.5]);
+    let mut data = Vec::with_capacity(g.len());
+    for k in 0..shape[2] {
+        for j in 0..shape[1] {
+            for i in 0..shape[0] {
+                let (x, y) = (i as f32 - 256.0, j as f32 - 256.0);
+                let body = (x / 200.0).powi(2) + (y / 150.0).powi(2) < 1.0;
+                let lung = ((x.abs() - 90.0) / 60.0).powi(2) + (y / 100.0).powi(2) < 1.0;
+                let tex = ((i * 7 + j * 13 + k * 31) % 41) as f32 - 20.0;
+                data.push(if !body {
+                    -1000.0
+                } else if lung {
+                    -850.0 + tex
+                } else {
+                    40.0 + tex
+                });
+            }
+        }
+    }
+    Volume { geometry: g, data }
+}
+
+/// Whole-volume prediction (read, preprocess, student, write) and the student alone.
+fn bench_predict(name: &str, device: Device) -> Result<Vec<serde_json::Value>, Failure> {
+    let mut config = bench_config(name)?;
+    config.mode = Mode::CtOnly;
+    config.data.spacing = 0.8 * 512.0 / config.data.size as f64; // the whole field of view
+    let nets = Networks::build(&config, device)?;
+    let predictor = Predictor::from_parts(config.clone(), nets, device, None);
+    let dir = std::env::temp_dir().join(format!("cmedl-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| Failure::Input(e.to_string()))?;
+    let input = dir.join("ct.nii.gz");
+    write_volume(
+        &input,
+        &ct_volume(),
+        &WriteOptions {
+            datatype: DataType::I16,
+            compression: 1,
+            ..Default::default()
+        },
+    )?;
+    let start = Instant::now();
+    let volume = read_volume(&input, &ReadOptions::default())?.volume;
+    let read_s = start.elapsed().as_secs_f64();
+    let seg = predictor.segment(&volume, 16, false, false)?;
+    let segment_s = start.elapsed().as_secs_f64() - read_s;
+    write_mask(&dir.join("mask.nii.gz"), &seg.labels)?;
+    let total = start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&dir);
+    // The student alone, on batches of 16 slices.
+    let s = config.data.size as i64;
+    let x = Tensor::zeros([16, 1, s, s], (Kind::Float, device));
+    let reps = if device == Device::Cpu { 5 } else { 50 };
+    let t0 = Instant::now();
+    tch::no_grad(|| -> Result<(), Failure> {
+        for _ in 0..reps {
+            predictor.nets.segment(&x, false).map_err(Failure::from)?;
+        }
+        Ok(())
+    })?;
+    sync(device);
+    let alone = (reps * 16) as f64 / t0.elapsed().as_secs_f64();
+    Ok(vec![
+        json!({"bench": "predict_volume", "impl": "cmedl", "config": name, "device": device_name(device), "volume": [512, 512, 200],
+               "seconds": total, "read_s": read_s, "segment_s": segment_s, "write_s": total - read_s - segment_s, "peak_rss_mib": peak_rss_mib()}),
+        json!({"bench": "predict_student", "impl": "cmedl", "config": name, "device": device_name(device), "size": s, "slices_per_s": alone}),
+    ])
+}
+
+/// Slices per second the loader delivers (both modalities, with augmentation).
+fn bench_loader(name: &str, steps: usize) -> Result<serde_json::Value, Failure> {
+    let config = bench_config(name)?;
+    let s = config.data.size;
+    let n = 256;
+    let set = || SliceSet {
+        size: s,
+        images: (0..n * s * s)
+            .map(|i| ((i % 97) as f32 / 48.0) - 1.0)
+            .collect(),
+        labels: (0..n * s * s).map(|i| u8::from(i % 11 == 0)).collect(),
+    };
+    let streams = Streams {
+        student: set(),
+        teacher: set(),
+        batch: config.train.batch,
+        steps_per_epoch: n / config.train.batch,
+        seed: 0,
+        augment: config.data.augment.clone(),
+    };
+    let start = Instant::now();
+    for step in 0..steps {
+        let _ = streams.batches(step);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok(
+        json!({"bench": "loader", "impl": "cmedl", "config": name, "size": s, "batch": config.train.batch, "slices_per_s": (2 * steps * config.train.batch) as f64 / secs}),
+    )
+}
+
+/// Runs the benchmarks named in `what` (train, predict, loader) and prints JSON lines.
+pub fn run(
+    what: &[String],
+    config: &str,
+    steps: usize,
+    warmup: usize,
+    device: Device,
+) -> CmdResult {
+    for w in what {
+        let lines = match w.as_str() {
+            "train" => vec![bench_train(config, steps, warmup, device)?],
+            "predict" => bench_predict(config, device)?,
+            "loader" => vec![bench_loader(config, steps.max(20))?],
+            other => {
+                return Err(Failure::Input(format!(
+                    "unknown benchmark '{other}': use train, predict or loader"
+                )))
+            }
+        };
+        for l in lines {
+            crate::outln!("{l}");
+        }
+    }
+    Ok(())
+}
