@@ -2,6 +2,7 @@
 
 mod bad_inputs;
 mod crash;
+mod dicom;
 mod doctor;
 mod experiment;
 mod predict;

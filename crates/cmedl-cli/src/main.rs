@@ -284,21 +284,36 @@ enum Command {
     },
     /// Print a volume's shape, spacing, affine, datatype, intensity range and labels.
     Info {
-        /// A NIfTI file (.nii, .nii.gz).
+        /// A NIfTI file (.nii, .nii.gz) or a DICOM series folder.
         path: PathBuf,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Convert a volume to NIfTI, optionally resampled to a new spacing.
+    /// Convert a NIfTI file or a DICOM series (with RTSTRUCT contours) to NIfTI.
     Convert {
-        /// Input NIfTI file.
+        /// Input NIfTI file or DICOM series folder.
         input: PathBuf,
         /// Output .nii or .nii.gz file.
         output: PathBuf,
-        /// Resample to X,Y,Z mm (trilinear).
+        /// Resample to X,Y,Z mm (trilinear for images, nearest for masks).
         #[arg(long, value_parser = volume_cmds::parse_spacing)]
         spacing: Option<[f64; 3]>,
+        /// SeriesInstanceUID, when the folder holds several series.
+        #[arg(long)]
+        series: Option<String>,
+        /// RTSTRUCT file with contours on the series.
+        #[arg(long)]
+        rtstruct: Option<PathBuf>,
+        /// ROI to rasterise (case-insensitive).
+        #[arg(long)]
+        roi: Option<String>,
+        /// Output file of the ROI mask.
+        #[arg(long)]
+        mask_out: Option<PathBuf>,
+        /// List the RTSTRUCT's ROIs and exit.
+        #[arg(long)]
+        list_rois: bool,
     },
 }
 
@@ -509,6 +524,20 @@ fn run(cli: Cli) -> CmdResult {
             input,
             output,
             spacing,
-        } => volume_cmds::convert(&input, &output, spacing),
+            series,
+            rtstruct,
+            roi,
+            mask_out,
+            list_rois,
+        } => volume_cmds::convert(volume_cmds::ConvertArgs {
+            input,
+            output,
+            spacing,
+            series,
+            rtstruct,
+            roi,
+            mask_out,
+            list_rois,
+        }),
     }
 }

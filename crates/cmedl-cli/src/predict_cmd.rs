@@ -75,14 +75,18 @@ fn load(run: &Path, which: &Which, device: DeviceSpec) -> Result<Predictor, Fail
 /// Runs `cmedl predict`.
 pub fn predict(args: PredictArgs) -> CmdResult {
     let predictor = load(&args.run, &args.checkpoint, args.device)?;
-    let jobs: Vec<(PathBuf, PathBuf)> = if args.input.is_dir() {
-        let files = nifti_files(&args.input)?;
-        if files.is_empty() {
+    let dicom_series = args.input.is_dir() && nifti_files(&args.input)?.is_empty();
+    let jobs: Vec<(PathBuf, PathBuf)> = if dicom_series {
+        // A folder without NIfTI files is read as one DICOM series.
+        if !is_nifti_path(&args.output) {
             return Err(Failure::Input(format!(
-                "{}: no .nii or .nii.gz files",
-                args.input.display()
+                "{}: the output of a DICOM series must be a .nii or .nii.gz file",
+                args.output.display()
             )));
         }
+        vec![(args.input.clone(), args.output.clone())]
+    } else if args.input.is_dir() {
+        let files = nifti_files(&args.input)?;
         std::fs::create_dir_all(&args.output)
             .map_err(|e| Failure::Input(format!("{}: {e}", args.output.display())))?;
         files
@@ -97,7 +101,7 @@ pub fn predict(args: PredictArgs) -> CmdResult {
     } else {
         if !is_nifti_path(&args.input) {
             return Err(Failure::Input(format!(
-                "{}: not a NIfTI file or folder (DICOM input is not supported yet)",
+                "{}: not a NIfTI file, a folder of them, or a DICOM series folder",
                 args.input.display()
             )));
         }
@@ -112,7 +116,11 @@ pub fn predict(args: PredictArgs) -> CmdResult {
     let bar = Progress::new("predict", jobs.len() as u64, args.quiet || jobs.len() == 1);
     for (done, (input, output)) in jobs.iter().enumerate() {
         check_not_same(input, output)?;
-        let volume = read_volume(input, &ReadOptions::default())?.volume;
+        let volume = if dicom_series {
+            crate::volume_cmds::load_volume(input, None)?.0
+        } else {
+            read_volume(input, &ReadOptions::default())?.volume
+        };
         let mut seg = predictor.segment(&volume, args.batch, args.tta_flip, args.probabilities)?;
         if args.largest_component {
             seg.labels.keep_largest_components();

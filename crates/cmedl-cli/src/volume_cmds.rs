@@ -23,10 +23,28 @@ pub fn parse_spacing(s: &str) -> Result<[f64; 3], String> {
     }
 }
 
-fn require_nifti(path: &Path) -> Result<(), Failure> {
+/// A volume from a NIfTI file or a DICOM series folder, with a description of its storage.
+pub fn load_volume(
+    path: &Path,
+    series: Option<&str>,
+) -> Result<(cmedl_io::Volume, String), Failure> {
     if path.is_dir() {
-        return Err(Failure::Input(format!("{}: DICOM folders are not supported yet; convert the series to NIfTI with another tool first", path.display())));
+        let s = cmedl_io::dicom::read_series(path, series)?;
+        if s.spacing_deviation > 0.01 {
+            eprintln!(
+                "warning: {}: slice gaps vary by up to {:.1} % around the median spacing",
+                path.display(),
+                s.spacing_deviation * 100.0
+            );
+        }
+        return Ok((s.volume, format!("dicom {} series {}", s.modality, s.uid)));
     }
+    require_nifti(path)?;
+    let img = read_volume(path, &ReadOptions::default())?;
+    Ok((img.volume, img.header.datatype.name().to_owned()))
+}
+
+fn require_nifti(path: &Path) -> Result<(), Failure> {
     if !is_nifti_path(path) {
         return Err(Failure::Input(format!(
             "{}: not a NIfTI file name (.nii or .nii.gz)",
@@ -36,13 +54,12 @@ fn require_nifti(path: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `cmedl info FILE [--json]`.
+/// `cmedl info FILE|DICOM_FOLDER [--json]`.
 pub fn info(path: &Path, as_json: bool) -> CmdResult {
-    require_nifti(path)?;
-    let img = read_volume(path, &ReadOptions::default())?;
-    let v = &img.volume;
+    let (volume, datatype) = load_volume(path, None)?;
+    let v = &volume;
     let (min, max, mean) = v.stats();
-    let integer = img.header.datatype.is_integer() || v.data.iter().all(|x| x.fract() == 0.0);
+    let integer = v.data.iter().all(|x| x.fract() == 0.0);
     let labels = (integer && min >= 0.0 && max <= 255.0).then(|| {
         let mut counts = std::collections::BTreeMap::new();
         for &x in &v.data {
@@ -56,8 +73,7 @@ pub fn info(path: &Path, as_json: bool) -> CmdResult {
             "shape": v.geometry.shape,
             "spacing": v.geometry.spacing,
             "affine": v.geometry.affine,
-            "datatype": img.header.datatype.name(),
-            "nifti_version": match img.header.version { cmedl_io::nifti::NiftiVersion::One => 1, cmedl_io::nifti::NiftiVersion::Two => 2 },
+            "datatype": datatype,
             "min": min,
             "max": max,
             "mean": mean,
@@ -78,15 +94,7 @@ pub fn info(path: &Path, as_json: bool) -> CmdResult {
     crate::outln!("file      {}", path.display());
     crate::outln!("shape     {:?}", v.geometry.shape);
     crate::outln!("spacing   {:?} mm", v.geometry.spacing);
-    crate::outln!(
-        "datatype  {} (NIfTI-{})",
-        img.header.datatype.name(),
-        if img.header.version == cmedl_io::nifti::NiftiVersion::One {
-            1
-        } else {
-            2
-        }
-    );
+    crate::outln!("datatype  {datatype}");
     crate::outln!("affine    (voxel → RAS+ mm)");
     for row in &v.geometry.affine {
         crate::outln!(
@@ -126,9 +134,35 @@ pub fn check_not_same(input: &Path, output: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `cmedl convert IN OUT [--spacing X,Y,Z]`.
-pub fn convert(input: &Path, output: &Path, spacing: Option<[f64; 3]>) -> CmdResult {
-    require_nifti(input)?;
+/// Options of `cmedl convert`.
+pub struct ConvertArgs {
+    /// NIfTI file or DICOM series folder.
+    pub input: std::path::PathBuf,
+    /// Output NIfTI file.
+    pub output: std::path::PathBuf,
+    /// Resample to this spacing.
+    pub spacing: Option<[f64; 3]>,
+    /// SeriesInstanceUID to pick in a folder with several series.
+    pub series: Option<String>,
+    /// RTSTRUCT file whose ROI becomes a mask.
+    pub rtstruct: Option<std::path::PathBuf>,
+    /// ROI name.
+    pub roi: Option<String>,
+    /// Where the ROI mask goes.
+    pub mask_out: Option<std::path::PathBuf>,
+    /// Only list the RTSTRUCT's ROIs.
+    pub list_rois: bool,
+}
+
+/// `cmedl convert IN OUT [--spacing X,Y,Z] [--rtstruct FILE --roi NAME --mask-out MASK]`.
+pub fn convert(args: ConvertArgs) -> CmdResult {
+    if let (true, Some(rs)) = (args.list_rois, &args.rtstruct) {
+        for r in cmedl_io::dicom::list_rois(rs)? {
+            crate::outln!("{:>4}  {:<24} {} contour(s)", r.number, r.name, r.contours);
+        }
+        return Ok(());
+    }
+    let (input, output) = (args.input.as_path(), args.output.as_path());
     if !is_nifti_path(output) {
         return Err(Failure::Input(format!(
             "{}: the output must be a .nii or .nii.gz file",
@@ -136,19 +170,61 @@ pub fn convert(input: &Path, output: &Path, spacing: Option<[f64; 3]>) -> CmdRes
         )));
     }
     check_not_same(input, output)?;
-    let img = read_volume(input, &ReadOptions::default())?;
-    let mut volume = img.volume;
-    let mut datatype = img.header.datatype;
-    if let Some(sp) = spacing {
+    let (mut volume, datatype) = if input.is_dir() {
+        let series = cmedl_io::dicom::read_series(input, args.series.as_deref())?;
+        if let Some(rs) = &args.rtstruct {
+            let roi = args.roi.as_deref().ok_or_else(|| {
+                Failure::Input("--rtstruct needs --roi NAME (see --list-rois)".into())
+            })?;
+            let mask_out = args
+                .mask_out
+                .as_deref()
+                .ok_or_else(|| Failure::Input("--rtstruct needs --mask-out FILE".into()))?;
+            let mut mask = cmedl_io::dicom::read_rtstruct_mask(rs, &series, roi)?;
+            if let Some(sp) = args.spacing {
+                mask = cmedl_io::resample_mask(&mask, &grid_with_spacing(&mask.geometry, sp))?;
+            }
+            cmedl_io::nifti::write_mask(mask_out, &mask)?;
+            eprintln!("wrote ROI '{roi}' to {}", mask_out.display());
+        }
+        let dt = if series
+            .volume
+            .data
+            .iter()
+            .all(|v| v.fract() == 0.0 && (-32768.0..=32767.0).contains(v))
+        {
+            DataType::I16
+        } else {
+            DataType::F32
+        };
+        (series.volume, dt)
+    } else {
+        require_nifti(input)?;
+        if args.rtstruct.is_some() {
+            return Err(Failure::Input(
+                "--rtstruct needs the DICOM series folder as input".into(),
+            ));
+        }
+        let img = read_volume(input, &ReadOptions::default())?;
+        let scaled = img.header.scl_slope != 0.0
+            && !(img.header.scl_slope == 1.0 && img.header.scl_inter == 0.0);
+        // Scaled integers are written as their real values.
+        (
+            img.volume,
+            if scaled {
+                DataType::F32
+            } else {
+                img.header.datatype
+            },
+        )
+    };
+    let mut datatype = datatype;
+    if let Some(sp) = args.spacing {
         let target = grid_with_spacing(&volume.geometry, sp);
         volume = resample_volume(&volume, &target, Interp::Linear)?;
         if datatype.is_integer() {
             datatype = DataType::F32;
         }
-    }
-    if img.header.scl_slope != 0.0 && !(img.header.scl_slope == 1.0 && img.header.scl_inter == 0.0)
-    {
-        datatype = DataType::F32; // scaled integers are written as their real values
     }
     write_volume(
         output,

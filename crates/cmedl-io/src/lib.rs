@@ -15,6 +15,7 @@
 //! ```
 
 pub mod dataset;
+pub mod dicom;
 mod error;
 mod geometry;
 mod intensity;

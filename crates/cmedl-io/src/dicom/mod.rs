@@ -1,0 +1,36 @@
+//! DICOM: CT/MR series → [`Volume`](crate::Volume) and RTSTRUCT contours → [`Mask`](crate::Mask).
+//!
+//! Slices are sorted along the slice normal by ImagePositionPatient (never InstanceNumber), the
+//! slice spacing comes from the positions, directions from ImageOrientationPatient, values are
+//! rescaled to HU by RescaleSlope/Intercept, and compressed transfer syntaxes are decoded by
+//! `dicom-pixeldata` (RLE, JPEG baseline and lossless, JPEG 2000 through the pure-Rust OpenJPEG
+//! port). DICOM patient coordinates (LPS) become RAS+ in the returned geometry.
+
+mod rtstruct;
+mod series;
+pub mod synthetic;
+
+pub use rtstruct::{list_rois, read_rtstruct_mask, RoiInfo};
+pub use series::{read_series, scan_folder, SeriesInfo, SeriesVolume};
+
+use std::path::Path;
+
+use crate::error::IoError;
+
+/// Runs a closure that parses a DICOM file, turning a panic inside the DICOM libraries into an
+/// error naming the file: malformed files must never bring the process down.
+pub(crate) fn guarded<T>(
+    path: &Path,
+    f: impl FnOnce() -> Result<T, IoError>,
+) -> Result<T, IoError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(_) => Err(IoError::format(
+            path,
+            "the DICOM parser failed on this file (malformed data)",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,214 @@
+//! RTSTRUCT: ROI listing and rasterisation of closed planar contours on a series' grid.
+
+use std::path::Path;
+
+use dicom_dictionary_std::tags;
+use dicom_object::mem::InMemDicomObject;
+use dicom_object::open_file;
+
+use super::guarded;
+use super::series::SeriesVolume;
+use crate::error::{IoError, Result};
+use crate::geometry::flip_lps_ras;
+use crate::resample::invert_affine;
+use crate::volume::Mask;
+
+/// An ROI of a structure set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoiInfo {
+    /// ROINumber.
+    pub number: i64,
+    /// ROIName.
+    pub name: String,
+    /// Contours it has.
+    pub contours: usize,
+}
+
+fn text(obj: &InMemDicomObject, tag: dicom_core::Tag) -> String {
+    obj.element_opt(tag)
+        .ok()
+        .flatten()
+        .and_then(|e| e.to_str().ok().map(|s| s.trim().to_owned()))
+        .unwrap_or_default()
+}
+
+fn items(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Vec<InMemDicomObject> {
+    obj.element_opt(tag)
+        .ok()
+        .flatten()
+        .and_then(|e| e.items().map(|i| i.to_vec()))
+        .unwrap_or_default()
+}
+
+struct Structure {
+    rois: Vec<RoiInfo>,
+    /// (ROI number, contour points in LPS mm).
+    contours: Vec<(i64, Vec<[f64; 3]>)>,
+    referenced_series: Vec<String>,
+}
+
+fn read_structure(path: &Path) -> Result<Structure> {
+    guarded(path, || {
+        let obj = open_file(path).map_err(|e| IoError::format(path, e.to_string()))?;
+        let modality = obj
+            .element_opt(tags::MODALITY)
+            .ok()
+            .flatten()
+            .and_then(|e| e.to_str().ok().map(|s| s.trim().to_owned()))
+            .unwrap_or_default();
+        if modality != "RTSTRUCT" {
+            return Err(IoError::format(
+                path,
+                format!("not an RTSTRUCT (Modality '{modality}')"),
+            ));
+        }
+        let obj: &InMemDicomObject = &obj;
+        let mut contours = Vec::new();
+        let mut counts = std::collections::BTreeMap::new();
+        for rc in items(obj, tags::ROI_CONTOUR_SEQUENCE) {
+            let number: i64 = rc
+                .element(tags::REFERENCED_ROI_NUMBER)
+                .ok()
+                .and_then(|e| e.to_int().ok())
+                .ok_or_else(|| IoError::format(path, "an ROI contour lacks ReferencedROINumber"))?;
+            for c in items(&rc, tags::CONTOUR_SEQUENCE) {
+                let kind = text(&c, tags::CONTOUR_GEOMETRIC_TYPE);
+                if kind != "CLOSED_PLANAR" {
+                    continue; // points and open curves enclose nothing
+                }
+                let data = c
+                    .element(tags::CONTOUR_DATA)
+                    .ok()
+                    .and_then(|e| e.to_multi_float64().ok())
+                    .ok_or_else(|| {
+                        IoError::format(path, format!("ROI {number}: a contour lacks ContourData"))
+                    })?;
+                if data.len() % 3 != 0 || data.len() < 9 || data.iter().any(|v| !v.is_finite()) {
+                    return Err(IoError::format(
+                        path,
+                        format!(
+                            "ROI {number}: ContourData must be at least three finite x,y,z points"
+                        ),
+                    ));
+                }
+                contours.push((number, data.chunks(3).map(|p| [p[0], p[1], p[2]]).collect()));
+                *counts.entry(number).or_insert(0usize) += 1;
+            }
+        }
+        let rois = items(obj, tags::STRUCTURE_SET_ROI_SEQUENCE)
+            .iter()
+            .filter_map(|r| {
+                let number: i64 = r.element(tags::ROI_NUMBER).ok()?.to_int().ok()?;
+                Some(RoiInfo {
+                    number,
+                    name: text(r, tags::ROI_NAME),
+                    contours: counts.get(&number).copied().unwrap_or(0),
+                })
+            })
+            .collect();
+        let mut referenced_series = Vec::new();
+        for f in items(obj, tags::REFERENCED_FRAME_OF_REFERENCE_SEQUENCE) {
+            for st in items(&f, tags::RT_REFERENCED_STUDY_SEQUENCE) {
+                for se in items(&st, tags::RT_REFERENCED_SERIES_SEQUENCE) {
+                    referenced_series.push(text(&se, tags::SERIES_INSTANCE_UID));
+                }
+            }
+        }
+        Ok(Structure {
+            rois,
+            contours,
+            referenced_series,
+        })
+    })
+}
+
+/// The ROIs of an RTSTRUCT file.
+pub fn list_rois(path: &Path) -> Result<Vec<RoiInfo>> {
+    Ok(read_structure(path)?.rois)
+}
+
+/// Rasterises ROI `roi` (name, case-insensitive) of an RTSTRUCT onto the grid of `series`.
+///
+/// Each closed planar contour is assigned to the slice within half a slice of its plane; a voxel
+/// centre is inside when a ray from it crosses the slice's contours of that ROI an odd number of
+/// times (even–odd rule), so rings drawn as two contours keep their hole.
+pub fn read_rtstruct_mask(path: &Path, series: &SeriesVolume, roi: &str) -> Result<Mask> {
+    let s = read_structure(path)?;
+    if !s.referenced_series.is_empty() && !s.referenced_series.contains(&series.uid) {
+        return Err(IoError::format(
+            path,
+            format!(
+                "the structure set references series {:?}, not the image series {}",
+                s.referenced_series, series.uid
+            ),
+        ));
+    }
+    let found = s
+        .rois
+        .iter()
+        .find(|r| r.name.eq_ignore_ascii_case(roi))
+        .ok_or_else(|| {
+            IoError::format(
+                path,
+                format!(
+                    "no ROI named '{roi}'; it has {}",
+                    s.rois
+                        .iter()
+                        .map(|r| format!("'{}'", r.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
+    let g = &series.volume.geometry;
+    let to_voxel = invert_affine(&flip_lps_ras(&g.affine))?;
+    let [nx, ny, nz] = g.shape;
+    // Polygons per slice, in continuous voxel coordinates (i, j).
+    let mut per_slice: Vec<Vec<Vec<[f64; 2]>>> = vec![Vec::new(); nz];
+    for (number, points) in s.contours.iter().filter(|(n, _)| *n == found.number) {
+        let voxel: Vec<[f64; 3]> = points
+            .iter()
+            .map(|p| {
+                let mut v = [0.0; 3];
+                for (r, out) in v.iter_mut().enumerate() {
+                    *out = to_voxel[r][0] * p[0]
+                        + to_voxel[r][1] * p[1]
+                        + to_voxel[r][2] * p[2]
+                        + to_voxel[r][3];
+                }
+                v
+            })
+            .collect();
+        let k = voxel.iter().map(|v| v[2]).sum::<f64>() / voxel.len() as f64;
+        let kr = k.round();
+        if (k - kr).abs() > 0.5 + 1e-6 || kr < 0.0 || kr >= nz as f64 {
+            return Err(IoError::format(path, format!("ROI {number}: a contour at slice position {k:.2} lies outside the image series")));
+        }
+        per_slice[kr as usize].push(voxel.iter().map(|v| [v[0], v[1]]).collect());
+    }
+    let mut data = vec![0u8; g.len()];
+    for (k, polys) in per_slice.iter().enumerate() {
+        for j in 0..ny {
+            let y = j as f64;
+            for i in 0..nx {
+                let x = i as f64;
+                let mut inside = false;
+                for poly in polys {
+                    for e in 0..poly.len() {
+                        let (a, b) = (poly[e], poly[(e + 1) % poly.len()]);
+                        if (a[1] > y) != (b[1] > y) {
+                            let xc = a[0] + (y - a[1]) / (b[1] - a[1]) * (b[0] - a[0]);
+                            if x < xc {
+                                inside = !inside;
+                            }
+                        }
+                    }
+                }
+                if inside {
+                    data[i + nx * (j + ny * k)] = 1;
+                }
+            }
+        }
+    }
+    Mask::new(g.clone(), data)
+}

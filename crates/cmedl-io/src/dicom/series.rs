@@ -1,0 +1,367 @@
+//! Finding, sorting and reading an image series.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use dicom_dictionary_std::tags;
+use dicom_object::{open_file, DefaultDicomObject};
+use dicom_pixeldata::PixelDecoder;
+
+use super::guarded;
+use crate::error::{IoError, Result};
+use crate::geometry::{flip_lps_ras, identity, Geometry};
+use crate::volume::Volume;
+
+/// One series found in a folder.
+#[derive(Clone, Debug)]
+pub struct SeriesInfo {
+    /// SeriesInstanceUID.
+    pub uid: String,
+    /// Modality (CT, MR, RTSTRUCT, …).
+    pub modality: String,
+    /// SeriesDescription.
+    pub description: String,
+    /// Files of the series.
+    pub files: Vec<PathBuf>,
+}
+
+/// A series read as a volume.
+#[derive(Clone, Debug)]
+pub struct SeriesVolume {
+    /// Voxels in HU (CT) or stored units (MR) and the RAS+ geometry.
+    pub volume: Volume,
+    /// SeriesInstanceUID.
+    pub uid: String,
+    /// Modality.
+    pub modality: String,
+    /// Largest relative deviation of the slice gaps from their median (0 for even spacing).
+    pub spacing_deviation: f64,
+}
+
+fn text(obj: &DefaultDicomObject, tag: dicom_core::Tag) -> String {
+    obj.element_opt(tag)
+        .ok()
+        .flatten()
+        .and_then(|e| e.to_str().ok().map(|s| s.trim().to_owned()))
+        .unwrap_or_default()
+}
+
+fn floats(
+    obj: &DefaultDicomObject,
+    tag: dicom_core::Tag,
+    path: &Path,
+    name: &str,
+    n: usize,
+) -> Result<Vec<f64>> {
+    let e = obj
+        .element_opt(tag)
+        .ok()
+        .flatten()
+        .ok_or_else(|| IoError::format(path, format!("{name} is missing")))?;
+    let v = e
+        .to_multi_float64()
+        .map_err(|_| IoError::format(path, format!("{name} is not numeric")))?;
+    if v.len() != n || v.iter().any(|x| !x.is_finite()) {
+        return Err(IoError::format(
+            path,
+            format!("{name} must hold {n} finite numbers, has {:?}", v),
+        ));
+    }
+    Ok(v)
+}
+
+/// Every DICOM file under `folder` (recursively), grouped by series; non-DICOM files are skipped.
+pub fn scan_folder(folder: &Path) -> Result<Vec<SeriesInfo>> {
+    let mut files = Vec::new();
+    let mut stack = vec![folder.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|e| IoError::io(&d, e))?;
+        for e in entries {
+            let p = e.map_err(|e| IoError::io(&d, e))?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut series: BTreeMap<String, SeriesInfo> = BTreeMap::new();
+    for f in files {
+        let Ok(obj) = guarded(&f, || {
+            open_file(&f).map_err(|e| IoError::format(&f, e.to_string()))
+        }) else {
+            continue;
+        };
+        let uid = text(&obj, tags::SERIES_INSTANCE_UID);
+        let entry = series.entry(uid.clone()).or_insert_with(|| SeriesInfo {
+            uid,
+            modality: text(&obj, tags::MODALITY),
+            description: text(&obj, tags::SERIES_DESCRIPTION),
+            files: Vec::new(),
+        });
+        entry.files.push(f);
+    }
+    Ok(series.into_values().collect())
+}
+
+/// Reads the image series in `folder`: the one with `uid`, or the only image series there.
+pub fn read_series(folder: &Path, uid: Option<&str>) -> Result<SeriesVolume> {
+    let all = scan_folder(folder)?;
+    let images: Vec<&SeriesInfo> = all
+        .iter()
+        .filter(|s| {
+            s.modality != "RTSTRUCT"
+                && s.modality != "SEG"
+                && s.modality != "RTPLAN"
+                && s.modality != "RTDOSE"
+        })
+        .collect();
+    let chosen = match uid {
+        Some(u) => all.iter().find(|s| s.uid == u).ok_or_else(|| {
+            IoError::format(
+                folder,
+                format!("no series {u}; the folder has {}", describe(&all)),
+            )
+        })?,
+        None => match images.as_slice() {
+            [] if all.is_empty() => return Err(IoError::format(folder, "no DICOM files")),
+            [] => {
+                return Err(IoError::format(
+                    folder,
+                    format!("no image series; the folder has {}", describe(&all)),
+                ))
+            }
+            [one] => one,
+            _ => {
+                return Err(IoError::format(
+                    folder,
+                    format!(
+                        "several image series; choose one by SeriesInstanceUID: {}",
+                        describe(&all)
+                    ),
+                ))
+            }
+        },
+    };
+    read_files(folder, chosen)
+}
+
+fn describe(all: &[SeriesInfo]) -> String {
+    all.iter()
+        .map(|s| {
+            format!(
+                "{} ({}, {} file(s), '{}')",
+                s.uid,
+                s.modality,
+                s.files.len(),
+                s.description
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+struct Slice {
+    position: [f64; 3],
+    along: f64,
+    pixels: Vec<f32>,
+    path: PathBuf,
+}
+
+fn read_files(folder: &Path, series: &SeriesInfo) -> Result<SeriesVolume> {
+    let mut orientation: Option<([f64; 3], [f64; 3])> = None;
+    let mut size: Option<(usize, usize)> = None;
+    let mut spacing: Option<[f64; 2]> = None;
+    let mut slices: Vec<Slice> = Vec::new();
+    for path in &series.files {
+        let slice = guarded(path, || {
+            let obj = open_file(path).map_err(|e| IoError::format(path, e.to_string()))?;
+            let iop = floats(
+                &obj,
+                tags::IMAGE_ORIENTATION_PATIENT,
+                path,
+                "ImageOrientationPatient",
+                6,
+            )?;
+            let ipp = floats(
+                &obj,
+                tags::IMAGE_POSITION_PATIENT,
+                path,
+                "ImagePositionPatient",
+                3,
+            )?;
+            let ps = floats(&obj, tags::PIXEL_SPACING, path, "PixelSpacing", 2)?;
+            if ps.iter().any(|v| *v <= 0.0) {
+                return Err(IoError::format(
+                    path,
+                    format!("PixelSpacing {ps:?} must be positive"),
+                ));
+            }
+            let rows: usize = obj
+                .element(tags::ROWS)
+                .ok()
+                .and_then(|e| e.to_int::<u32>().ok())
+                .ok_or_else(|| IoError::format(path, "Rows is missing"))?
+                as usize;
+            let cols: usize = obj
+                .element(tags::COLUMNS)
+                .ok()
+                .and_then(|e| e.to_int::<u32>().ok())
+                .ok_or_else(|| IoError::format(path, "Columns is missing"))?
+                as usize;
+            let frames = obj
+                .element_opt(tags::NUMBER_OF_FRAMES)
+                .ok()
+                .flatten()
+                .and_then(|e| e.to_int::<u32>().ok())
+                .unwrap_or(1);
+            if frames != 1 {
+                return Err(IoError::unsupported(
+                    path,
+                    format!("multi-frame image with {frames} frames (enhanced CT/MR)"),
+                ));
+            }
+            let decoded = obj
+                .decode_pixel_data()
+                .map_err(|e| IoError::format(path, format!("cannot decode the pixel data: {e}")))?;
+            let pixels: Vec<f32> = decoded.to_vec_frame::<f32>(0).map_err(|e| {
+                IoError::format(path, format!("cannot convert the pixel data: {e}"))
+            })?;
+            if pixels.len() != rows * cols {
+                return Err(IoError::format(
+                    path,
+                    format!("{} pixels for {rows}×{cols}", pixels.len()),
+                ));
+            }
+            let row = [iop[0], iop[1], iop[2]];
+            let col = [iop[3], iop[4], iop[5]];
+            Ok((
+                Slice {
+                    position: [ipp[0], ipp[1], ipp[2]],
+                    along: 0.0,
+                    pixels,
+                    path: path.clone(),
+                },
+                (row, col),
+                (cols, rows),
+                [ps[1], ps[0]],
+            ))
+        });
+        let (slice, o, sz, sp) = slice?;
+        match orientation {
+            None => orientation = Some(o),
+            Some(prev)
+                if (0..3).any(|i| {
+                    (prev.0[i] - o.0[i]).abs() > 1e-4 || (prev.1[i] - o.1[i]).abs() > 1e-4
+                }) =>
+            {
+                return Err(IoError::format(
+                    &slice.path,
+                    "ImageOrientationPatient differs from the other slices of the series",
+                ));
+            }
+            _ => {}
+        }
+        match size {
+            None => size = Some(sz),
+            Some(prev) if prev != sz => {
+                return Err(IoError::format(
+                    &slice.path,
+                    format!(
+                        "{}×{} pixels, but other slices have {}×{}",
+                        sz.1, sz.0, prev.1, prev.0
+                    ),
+                ))
+            }
+            _ => {}
+        }
+        match spacing {
+            None => spacing = Some(sp),
+            Some(prev) if (prev[0] - sp[0]).abs() > 1e-4 || (prev[1] - sp[1]).abs() > 1e-4 => {
+                return Err(IoError::format(
+                    &slice.path,
+                    "PixelSpacing differs from the other slices of the series",
+                ));
+            }
+            _ => {}
+        }
+        slices.push(slice);
+    }
+    let (row, col) =
+        orientation.ok_or_else(|| IoError::format(folder, "the series has no readable image"))?;
+    let (cols, rows) = size.unwrap_or((0, 0));
+    let sp = spacing.unwrap_or([1.0, 1.0]);
+    let normal = [
+        row[1] * col[2] - row[2] * col[1],
+        row[2] * col[0] - row[0] * col[2],
+        row[0] * col[1] - row[1] * col[0],
+    ];
+    for s in &mut slices {
+        s.along = (0..3).map(|i| s.position[i] * normal[i]).sum();
+    }
+    slices.sort_by(|a, b| a.along.total_cmp(&b.along));
+    let gaps: Vec<f64> = slices.windows(2).map(|w| w[1].along - w[0].along).collect();
+    if let Some(w) = slices
+        .windows(2)
+        .find(|w| (w[1].along - w[0].along).abs() < 1e-6)
+    {
+        return Err(IoError::format(
+            &w[1].path,
+            format!("two slices at the same position as {}", w[0].path.display()),
+        ));
+    }
+    let median = if gaps.is_empty() {
+        1.0
+    } else {
+        let mut g = gaps.clone();
+        g.sort_by(f64::total_cmp);
+        g[g.len() / 2]
+    };
+    // Gantry tilt: positions that do not follow the slice normal.
+    if let (Some(first), Some(last)) = (slices.first(), slices.last()) {
+        let d: Vec<f64> = (0..3)
+            .map(|i| last.position[i] - first.position[i])
+            .collect();
+        let along = last.along - first.along;
+        let off: f64 = (0..3)
+            .map(|i| (d[i] - along * normal[i]).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        if slices.len() > 1 && off > 0.01 * along.abs().max(1.0) {
+            return Err(IoError::unsupported(folder, format!("gantry tilt or sheared series: slice positions drift {off:.2} mm off the slice normal")));
+        }
+    }
+    if let Some((i, g)) = gaps.iter().enumerate().find(|(_, g)| **g > 1.5 * median) {
+        return Err(IoError::format(
+            folder,
+            format!("missing slice(s): a gap of {g:.3} mm between {} and {} where the series steps {median:.3} mm", slices[i].path.display(), slices[i + 1].path.display()),
+        ));
+    }
+    let deviation = gaps
+        .iter()
+        .map(|g| ((g - median) / median).abs())
+        .fold(0.0, f64::max);
+    let mut lps = identity();
+    for r in 0..3 {
+        lps[r][0] = row[r] * sp[0];
+        lps[r][1] = col[r] * sp[1];
+        lps[r][2] = normal[r] * median;
+        lps[r][3] = slices[0].position[r];
+    }
+    let geometry = Geometry {
+        shape: [cols, rows, slices.len()],
+        spacing: [sp[0], sp[1], median],
+        affine: flip_lps_ras(&lps),
+    };
+    let mut data = Vec::with_capacity(geometry.len());
+    for s in &slices {
+        data.extend_from_slice(&s.pixels);
+    }
+    Ok(SeriesVolume {
+        volume: Volume::new(geometry, data)?,
+        uid: series.uid.clone(),
+        modality: series.modality.clone(),
+        spacing_deviation: deviation,
+    })
+}

@@ -1,0 +1,164 @@
+//! Series and structure sets written in code: sorting, geometry, rescale, errors, rasterisation.
+
+use super::synthetic::*;
+use super::*;
+
+#[test]
+fn a_shuffled_oblique_series_reads_sorted_rescaled_and_placed() {
+    let dir = tempfile::tempdir().unwrap();
+    write_series(dir.path(), "1.2.840.1", &[7.5, 0.0, 5.0, 2.5], 8, 6).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not DICOM").unwrap();
+    let s = read_series(dir.path(), None).unwrap();
+    let g = &s.volume.geometry;
+    assert_eq!(g.shape, [8, 6, 4]);
+    assert_eq!(
+        g.spacing,
+        [0.8, 0.5, 2.5],
+        "column spacing, row spacing, spacing from positions"
+    );
+    for (k, j, i) in [(0, 0, 0), (3, 5, 7), (2, 1, 4)] {
+        let raw = (k * 100 + j * 10 + i) as f32;
+        assert_eq!(s.volume.data[g.index(i, j, k)], raw * 2.0 - 1024.0);
+    }
+    // RAS = LPS with x and y negated; row direction (0.8, 0.6, 0) times the column spacing.
+    let a = g.affine;
+    assert!((a[0][0] + 0.8 * 0.8).abs() < 1e-9 && (a[1][0] + 0.6 * 0.8).abs() < 1e-9);
+    assert!((a[0][1] - 0.6 * 0.5).abs() < 1e-9 && (a[1][1] + 0.8 * 0.5).abs() < 1e-9);
+    assert!((a[2][2] - 2.5).abs() < 1e-9);
+    assert_eq!([a[0][3], a[1][3], a[2][3]], [-10.0, 20.0, 5.0]);
+    assert_eq!(s.spacing_deviation, 0.0);
+}
+
+#[test]
+fn series_problems_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let gap = dir.path().join("gap");
+    write_series(&gap, "1.2.840.2", &[0.0, 2.5, 7.5, 10.0], 4, 4).unwrap();
+    let err = read_series(&gap, None).unwrap_err().to_string();
+    assert!(err.contains("missing slice"), "{err}");
+    let two = dir.path().join("two");
+    write_series(&two.join("a"), "1.2.840.3", &[0.0, 2.5], 4, 4).unwrap();
+    write_series(&two.join("b"), "1.2.840.4", &[0.0, 2.5], 4, 4).unwrap();
+    let err = read_series(&two, None).unwrap_err().to_string();
+    assert!(
+        err.contains("1.2.840.3") && err.contains("1.2.840.4"),
+        "{err}"
+    );
+    assert_eq!(
+        read_series(&two, Some("1.2.840.4")).unwrap().uid,
+        "1.2.840.4"
+    );
+    let mixed = dir.path().join("mixed");
+    write_series(&mixed, "1.2.840.5", &[0.0, 2.5], 4, 4).unwrap();
+    write_series(&mixed.join("more"), "1.2.840.5", &[5.0], 5, 4).unwrap();
+    let err = read_series(&mixed, None).unwrap_err().to_string();
+    assert!(err.contains("pixels, but other slices"), "{err}");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("x.txt"), "text").unwrap();
+    assert!(read_series(&empty, None)
+        .unwrap_err()
+        .to_string()
+        .contains("no DICOM files"));
+    std::fs::write(empty.join("broken.dcm"), b"DICM but not really").unwrap();
+    assert!(read_series(&empty, None).is_err());
+}
+
+#[test]
+fn rtstruct_square_and_ring_rasterise_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let ct = dir.path().join("ct");
+    std::fs::create_dir_all(&ct).unwrap();
+    // Axial 10×10 slices, 1 mm pixels (PixelSpacing 0.5/0.8 replaced below by axial writer).
+    for k in 0..3 {
+        let position = [0.0, 0.0, 2.0 * k as f64];
+        write_slice(
+            &ct.join(format!("{k}.dcm")),
+            &SliceSpec {
+                series: "1.2.9",
+                instance: k,
+                position,
+                orientation: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+                cols: 10,
+                rows: 10,
+                pixels: vec![0; 100],
+            },
+        )
+        .unwrap();
+    }
+    let series = read_series(&ct, None).unwrap();
+    // Voxel (i, j) sits at LPS (0.8 i, 0.5 j): column spacing 0.8, row spacing 0.5.
+    let mm = |i: f64, j: f64| [0.8 * i, 0.5 * j];
+    let square = contour(
+        &[mm(0.5, 0.5), mm(3.5, 0.5), mm(3.5, 3.5), mm(0.5, 3.5)],
+        0.0,
+    );
+    let outer = contour(
+        &[mm(0.5, 0.5), mm(6.5, 0.5), mm(6.5, 6.5), mm(0.5, 6.5)],
+        2.2,
+    );
+    let inner = contour(
+        &[mm(2.5, 2.5), mm(4.5, 2.5), mm(4.5, 4.5), mm(2.5, 4.5)],
+        1.9,
+    );
+    let rs = dir.path().join("rs.dcm");
+    write_rtstruct(
+        &rs,
+        "1.2.9",
+        &[(1, "GTV", vec![square]), (2, "Ring", vec![outer, inner])],
+    )
+    .unwrap();
+    let rois = list_rois(&rs).unwrap();
+    assert_eq!(
+        rois.iter()
+            .map(|r| (r.name.as_str(), r.contours))
+            .collect::<Vec<_>>(),
+        vec![("GTV", 1), ("Ring", 2)]
+    );
+    let gtv = read_rtstruct_mask(&rs, &series, "gtv").unwrap();
+    let g = &gtv.geometry;
+    let on: Vec<(usize, usize, usize)> = (0..g.len())
+        .filter(|&n| gtv.data[n] == 1)
+        .map(|n| (n % 10, (n / 10) % 10, n / 100))
+        .collect();
+    let want: Vec<(usize, usize, usize)> = (1..=3)
+        .flat_map(|j| (1..=3).map(move |i| (i, j, 0)))
+        .collect();
+    assert_eq!(on, want);
+    let ring = read_rtstruct_mask(&rs, &series, "RING").unwrap();
+    let on: Vec<(usize, usize)> = (0..g.len())
+        .filter(|&n| ring.data[n] == 1)
+        .map(|n| {
+            assert_eq!(n / 100, 1);
+            (n % 10, (n / 10) % 10)
+        })
+        .collect();
+    let want: Vec<(usize, usize)> = (1..=6)
+        .flat_map(|j| (1..=6).map(move |i| (i, j)))
+        .filter(|&(i, j)| !((3..=4).contains(&i) && (3..=4).contains(&j)))
+        .collect();
+    assert_eq!(on, want, "the hole stays a hole");
+    let err = read_rtstruct_mask(&rs, &series, "Heart")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("'GTV'") && err.contains("'Ring'"), "{err}");
+    let other = dir.path().join("other.dcm");
+    write_rtstruct(
+        &other,
+        "9.9.9",
+        &[(
+            1,
+            "GTV",
+            vec![contour(&[mm(0.5, 0.5), mm(3.5, 0.5), mm(3.5, 3.5)], 0.0)],
+        )],
+    )
+    .unwrap();
+    let err = read_rtstruct_mask(&other, &series, "GTV")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("9.9.9") && err.contains("other.dcm"), "{err}");
+    assert!(read_rtstruct_mask(&ct.join("0.dcm"), &series, "GTV")
+        .unwrap_err()
+        .to_string()
+        .contains("not an RTSTRUCT"));
+}

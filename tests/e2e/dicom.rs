@@ -1,0 +1,84 @@
+use cmedl_io::dicom::synthetic::{contour, write_rtstruct, write_series};
+use cmedl_io::nifti::{read_mask, read_volume, ReadOptions};
+
+use crate::{cmedl, text};
+
+#[test]
+fn a_dicom_series_with_rtstruct_converts_to_nifti_on_the_same_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let ct = dir.path().join("ct");
+    write_series(&ct, "1.2.840.77", &[0.0, 2.5, 5.0, 7.5], 8, 6).unwrap();
+    std::fs::write(ct.join("README.txt"), "not DICOM").unwrap();
+    // Oblique rows (0.8, 0.6, 0) and columns (−0.6, 0.8, 0), 0.8 × 0.5 mm, origin (10, −20, 5).
+    let lps = |i: f64, j: f64| {
+        [
+            10.0 + 0.8 * 0.8 * i - 0.6 * 0.5 * j,
+            -20.0 + 0.6 * 0.8 * i + 0.8 * 0.5 * j,
+        ]
+    };
+    let square = contour(
+        &[lps(1.5, 1.5), lps(4.5, 1.5), lps(4.5, 3.5), lps(1.5, 3.5)],
+        10.0,
+    );
+    let rs = dir.path().join("rs.dcm");
+    write_rtstruct(&rs, "1.2.840.77", &[(3, "GTV-1", vec![square])]).unwrap();
+
+    let out = cmedl(&["info", ct.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["shape"], serde_json::json!([8, 6, 4]));
+    assert!(info["datatype"].as_str().unwrap().contains("1.2.840.77"));
+
+    let out = cmedl(&[
+        "convert",
+        "--list-rois",
+        "--rtstruct",
+        rs.to_str().unwrap(),
+        ct.to_str().unwrap(),
+        "unused.nii.gz",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("GTV-1"));
+
+    let image = dir.path().join("ct.nii.gz");
+    let mask = dir.path().join("gtv.nii.gz");
+    let out = cmedl(&[
+        "convert",
+        ct.to_str().unwrap(),
+        image.to_str().unwrap(),
+        "--rtstruct",
+        rs.to_str().unwrap(),
+        "--roi",
+        "gtv-1",
+        "--mask-out",
+        mask.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v = read_volume(&image, &ReadOptions::default()).unwrap().volume;
+    let m = read_mask(&mask, &ReadOptions::default()).unwrap();
+    assert_eq!(m.geometry, v.geometry, "the mask lies exactly on the image");
+    assert_eq!(
+        v.data[v.geometry.index(7, 5, 3)],
+        (300 + 50 + 7) as f32 * 2.0 - 1024.0
+    );
+    let on: Vec<usize> = (0..m.data.len()).filter(|&n| m.data[n] == 1).collect();
+    let want: Vec<usize> = (2..=3)
+        .flat_map(|j| (2..=4).map(move |i| i + 8 * (j + 6 * 2)))
+        .collect();
+    assert_eq!(on, want);
+
+    // An unknown ROI and an RTSTRUCT of another series are clear errors.
+    let out = cmedl(&[
+        "convert",
+        ct.to_str().unwrap(),
+        image.to_str().unwrap(),
+        "--rtstruct",
+        rs.to_str().unwrap(),
+        "--roi",
+        "Heart",
+        "--mask-out",
+        mask.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'GTV-1'"));
+}
