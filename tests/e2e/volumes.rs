@@ -1,36 +1,10 @@
-use std::path::Path;
-
+use crate::train::tiny_phantom;
 use crate::{cmedl, text};
-
-fn phantom(dir: &Path) {
-    let out = cmedl(&[
-        "phantom",
-        "--out",
-        dir.to_str().unwrap(),
-        "--ct",
-        "2",
-        "--mr",
-        "1",
-        "--val",
-        "1",
-        "--test",
-        "1",
-        "--size",
-        "32",
-        "--slices",
-        "6",
-        "--spacing",
-        "10,10,20",
-        "--quiet",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-}
 
 #[test]
 fn phantom_info_and_convert() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("data");
-    phantom(&root);
+    let root = tiny_phantom(dir.path());
     let image = root.join("ct/imagesTr/ct_train_000.nii.gz");
     let out = cmedl(&["info", image.to_str().unwrap(), "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

@@ -63,6 +63,23 @@ struct Cli {
     command: Command,
 }
 
+/// A trained run, the checkpoint to use and where to run it.
+#[derive(clap::Args)]
+struct RunModel {
+    /// Run directory.
+    #[arg(long)]
+    run: PathBuf,
+    /// best, final, latest or a checkpoint file.
+    #[arg(long, default_value = "best")]
+    checkpoint: String,
+    /// Device: auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: DeviceSpec,
+    /// Slices per forward pass.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum MrContrastArg {
     T2,
@@ -170,24 +187,14 @@ enum Command {
     },
     /// Segment CT volumes with a trained run; masks keep the input's shape and affine.
     Predict {
-        /// Run directory.
-        #[arg(long)]
-        run: PathBuf,
-        /// best, final, latest or a checkpoint file.
-        #[arg(long, default_value = "best")]
-        checkpoint: String,
+        #[command(flatten)]
+        model: RunModel,
         /// A NIfTI file or a folder of them.
         #[arg(long)]
         input: PathBuf,
         /// Output .nii.gz file (for a file) or folder (for a folder).
         #[arg(long)]
         output: PathBuf,
-        /// Device: auto, cpu, cuda, cuda:N.
-        #[arg(long, default_value = "auto")]
-        device: DeviceSpec,
-        /// Slices per forward pass.
-        #[arg(long, default_value_t = 16)]
-        batch: usize,
         /// Test-time augmentation: flip (average with the left-right flipped input).
         #[arg(long, value_parser = ["flip"])]
         tta: Option<String>,
@@ -203,24 +210,14 @@ enum Command {
     },
     /// Translate a CT volume into a pseudo-MRI with a run's translator.
     Translate {
-        /// Run directory.
-        #[arg(long)]
-        run: PathBuf,
-        /// best, final, latest or a checkpoint file.
-        #[arg(long, default_value = "best")]
-        checkpoint: String,
+        #[command(flatten)]
+        model: RunModel,
         /// Input NIfTI.
         #[arg(long)]
         input: PathBuf,
         /// Output NIfTI.
         #[arg(long)]
         output: PathBuf,
-        /// Device: auto, cpu, cuda, cuda:N.
-        #[arg(long, default_value = "auto")]
-        device: DeviceSpec,
-        /// Slices per forward pass.
-        #[arg(long, default_value_t = 16)]
-        batch: usize,
     },
     /// Compare predicted masks with references: Dice, surface Dice, HD95, ASD, paired tests.
     Evaluate {
@@ -453,23 +450,20 @@ fn run(cli: Cli) -> CmdResult {
             })
         }
         Command::Predict {
-            run,
-            checkpoint,
+            model,
             input,
             output,
-            device,
-            batch,
             tta,
             largest_component,
             probabilities,
             shard,
         } => predict_cmd::predict(predict_cmd::PredictArgs {
-            run,
-            checkpoint: checkpoint.parse().map_err(Failure::Input)?,
+            run: model.run,
+            checkpoint: model.checkpoint.parse().map_err(Failure::Input)?,
             input,
             output,
-            device,
-            batch: batch.max(1),
+            device: model.device,
+            batch: model.batch.max(1),
             tta_flip: tta.is_some(),
             largest_component,
             probabilities,
@@ -477,19 +471,16 @@ fn run(cli: Cli) -> CmdResult {
             quiet: cli.quiet,
         }),
         Command::Translate {
-            run,
-            checkpoint,
+            model,
             input,
             output,
-            device,
-            batch,
         } => predict_cmd::translate(
-            &run,
-            &checkpoint.parse().map_err(Failure::Input)?,
+            &model.run,
+            &model.checkpoint.parse().map_err(Failure::Input)?,
             &input,
             &output,
-            device,
-            batch.max(1),
+            model.device,
+            model.batch.max(1),
         ),
         Command::Evaluate {
             pred,
