@@ -40,6 +40,9 @@ enum Task {
         /// Seconds per target.
         #[arg(long, default_value_t = 600)]
         time: u64,
+        /// Only this target (nifti_read, dataset_index, dicom_file).
+        #[arg(long)]
+        target: Option<String>,
     },
     /// Benchmarks: training step, prediction and loader of cmedl against the PyTorch reference.
     Bench {
@@ -78,7 +81,7 @@ fn run(cli: Cli) -> Result<()> {
         Task::FetchLibtorch(args) => libtorch::fetch(&root, &args).map(|_| ()),
         Task::Ci { tests_only } => ci(&root, tests_only),
         Task::Demo { out } => demo(&root, &out),
-        Task::Fuzz { time } => fuzz(&root, time),
+        Task::Fuzz { time, target } => fuzz(&root, time, target.as_deref()),
         Task::Bench {
             quick,
             device,
@@ -150,10 +153,16 @@ fn demo(root: &Path, out: &str) -> Result<()> {
 }
 
 /// The fuzz targets, each with its seed corpus in `fuzz/corpus/<target>`.
-const FUZZ_TARGETS: [&str; 2] = ["nifti_read", "dataset_index"];
+const FUZZ_TARGETS: [&str; 3] = ["nifti_read", "dataset_index", "dicom_file"];
 
-fn fuzz(root: &Path, seconds: u64) -> Result<()> {
-    for target in FUZZ_TARGETS {
+fn fuzz(root: &Path, seconds: u64, only: Option<&str>) -> Result<()> {
+    if let Some(t) = only.filter(|t| !FUZZ_TARGETS.contains(t)) {
+        bail!("unknown fuzz target {t}; the targets are {FUZZ_TARGETS:?}");
+    }
+    for target in FUZZ_TARGETS
+        .into_iter()
+        .filter(|t| only.is_none_or(|o| o == *t))
+    {
         let work = root.join("fuzz/work").join(target);
         std::fs::create_dir_all(&work)
             .with_context(|| format!("cannot create {}", work.display()))?;
