@@ -239,6 +239,7 @@ fn bench_loader(name: &str, steps: usize) -> Result<serde_json::Value, Failure> 
         steps_per_epoch: n / config.train.batch,
         seed: 0,
         augment: config.data.augment.clone(),
+        shard: (0, 1),
     };
     let start = Instant::now();
     for step in 0..steps {

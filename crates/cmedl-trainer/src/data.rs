@@ -417,13 +417,18 @@ pub struct Streams {
     pub seed: u64,
     /// Augmentation.
     pub augment: AugmentConfig,
+    /// This process's rank and the number of data-parallel processes: rank r takes the r-th
+    /// batch of every group of `world` consecutive batches of the epoch order, so the shards of
+    /// one step are disjoint (1 process: rank 0 of 1).
+    pub shard: (usize, usize),
 }
 
 impl Streams {
-    /// The batches of global step `step`: (student, teacher if any).
-    pub fn batches(&self, step: usize) -> (Batch, Option<Batch>) {
+    /// Student-slice indices of `step` for this rank.
+    pub fn student_picks(&self, step: usize) -> Vec<usize> {
         let epoch = step / self.steps_per_epoch;
         let within = step % self.steps_per_epoch;
+        let (rank, world) = (self.shard.0, self.shard.1.max(1));
         let mut order: Vec<usize> = (0..self.student.len()).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix_seed(
             self.seed,
@@ -431,20 +436,28 @@ impl Streams {
             epoch as u64,
             0,
         )));
-        let picks: Vec<usize> = (0..self.batch)
-            .map(|i| order[(within * self.batch + i) % order.len()])
-            .collect();
+        let first = (within * world + rank) * self.batch;
+        (0..self.batch)
+            .map(|i| order[(first + i) % order.len()])
+            .collect()
+    }
+
+    /// The batches of global step `step`: (student, teacher if any).
+    pub fn batches(&self, step: usize) -> (Batch, Option<Batch>) {
+        let picks = self.student_picks(step);
+        let rank = self.shard.0 as u64;
         let seeds: Vec<u64> = (0..self.batch)
-            .map(|i| mix_seed(self.seed, 2, step as u64, i as u64))
+            .map(|i| mix_seed(self.seed, 2 + (rank << 8), step as u64, i as u64))
             .collect();
         let student = make_batch(&self.student, &picks, Some(&self.augment), &seeds);
         let teacher = (!self.teacher.is_empty()).then(|| {
-            let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(self.seed, 3, step as u64, 0));
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(mix_seed(self.seed, 3 + (rank << 8), step as u64, 0));
             let picks: Vec<usize> = (0..self.batch)
                 .map(|_| rng.gen_range(0..self.teacher.len()))
                 .collect();
             let seeds: Vec<u64> = (0..self.batch)
-                .map(|i| mix_seed(self.seed, 4, step as u64, i as u64))
+                .map(|i| mix_seed(self.seed, 4 + (rank << 8), step as u64, i as u64))
                 .collect();
             make_batch(&self.teacher, &picks, Some(&self.augment), &seeds)
         });
@@ -455,4 +468,65 @@ impl Streams {
 /// The dataset of a config, opened.
 pub fn open_dataset(config: &DataConfig) -> Result<Dataset, TrainError> {
     Dataset::open(Path::new(&config.root)).map_err(TrainError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn streams(n: usize, batch: usize, shard: (usize, usize)) -> Streams {
+        let set = SliceSet {
+            size: 4,
+            images: (0..n * 16).map(|v| v as f32).collect(),
+            labels: vec![0; n * 16],
+        };
+        let steps_per_epoch = n.div_ceil(batch * shard.1);
+        Streams {
+            student: set,
+            teacher: SliceSet {
+                size: 4,
+                ..Default::default()
+            },
+            batch,
+            steps_per_epoch,
+            seed: 5,
+            augment: AugmentConfig::default(),
+            shard,
+        }
+    }
+
+    #[test]
+    fn one_epoch_visits_every_slice_once() {
+        let s = streams(24, 4, (0, 1));
+        let mut seen: Vec<usize> = (0..s.steps_per_epoch)
+            .flat_map(|t| s.student_picks(t))
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..24).collect::<Vec<_>>());
+        // The next epoch is another permutation of the same slices.
+        assert_ne!(s.student_picks(0), s.student_picks(s.steps_per_epoch));
+    }
+
+    #[test]
+    fn data_parallel_shards_are_disjoint_and_cover_the_epoch() {
+        let ranks: Vec<Streams> = (0..3).map(|r| streams(24, 2, (r, 3))).collect();
+        assert_eq!(ranks[0].steps_per_epoch, 4);
+        let mut all = Vec::new();
+        for step in 0..4 {
+            for r in &ranks {
+                all.extend(r.student_picks(step));
+            }
+        }
+        all.sort_unstable();
+        assert_eq!(all, (0..24).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn batches_are_a_function_of_the_step() {
+        let s = streams(10, 3, (0, 1));
+        let (a, _) = s.batches(7);
+        let (b, _) = s.batches(7);
+        assert!(a.images.equal(&b.images));
+        assert!(a.labels.unwrap().equal(&b.labels.unwrap()));
+    }
 }

@@ -187,6 +187,7 @@ pub fn prepare(config: &TrainConfig) -> Result<Prepared, TrainError> {
             steps_per_epoch,
             seed: config.seed,
             augment: config.data.augment.clone(),
+            shard: (0, 1),
         }),
         val,
         modalities: (s_name.to_owned(), t_name.to_owned()),
