@@ -18,7 +18,7 @@ fn killed_training_resumes_from_a_complete_checkpoint() {
     let latest = run.join("checkpoints/latest.safetensors");
     let overrides = [
         "--set",
-        "train.epochs=12",
+        "train.epochs=40",
         "--set",
         "train.max_steps_per_epoch=3",
     ];
@@ -44,8 +44,22 @@ fn killed_training_resumes_from_a_complete_checkpoint() {
             .args(overrides);
         }
         let mut child = cmd.spawn().unwrap();
-        // Moments spread over start-up, steps and checkpoint writes.
-        std::thread::sleep(Duration::from_millis(700 + (i * 389) % 1900));
+        // Wait until this process has logged a new step (or finished), then kill it a varying
+        // moment later: during steps, log writes and checkpoint writes.
+        let lines = |p: &std::path::Path| {
+            std::fs::read_to_string(p)
+                .map(|t| t.lines().count())
+                .unwrap_or(0)
+        };
+        let before = lines(&run.join("metrics.jsonl"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while lines(&run.join("metrics.jsonl")) <= before && std::time::Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis((i * 97) % 450));
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         if latest.exists() {
@@ -76,7 +90,7 @@ fn killed_training_resumes_from_a_complete_checkpoint() {
         .filter(|v| v["kind"] == "step")
         .map(|v| v["step"].as_u64().unwrap())
         .collect();
-    let expected: Vec<u64> = (1..=36).collect();
+    let expected: Vec<u64> = (1..=120).collect();
     assert_eq!(
         steps, expected,
         "each step logged once, in order, after all the resumptions"
