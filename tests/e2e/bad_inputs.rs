@@ -95,3 +95,22 @@ fn malformed_datasets() {
         );
     }
 }
+
+#[test]
+fn malformed_dicom_series() {
+    let dirs = corpus("dicom");
+    assert!(dirs.len() >= 6);
+    let tmp = tempfile::tempdir().unwrap();
+    for d in &dirs {
+        let name = d.file_name().unwrap().to_str().unwrap();
+        check(&["info", d.to_str().unwrap()], name);
+        check(
+            &[
+                "convert",
+                d.to_str().unwrap(),
+                tmp.path().join("out.nii.gz").to_str().unwrap(),
+            ],
+            name,
+        );
+    }
+}

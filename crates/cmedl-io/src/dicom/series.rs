@@ -88,10 +88,15 @@ pub fn scan_folder(folder: &Path) -> Result<Vec<SeriesInfo>> {
     files.sort();
     let mut series: BTreeMap<String, SeriesInfo> = BTreeMap::new();
     for f in files {
-        let Ok(obj) = guarded(&f, || {
+        let parsed = guarded(&f, || {
             open_file(&f).map_err(|e| IoError::format(&f, e.to_string()))
-        }) else {
-            continue;
+        });
+        let obj = match parsed {
+            Ok(obj) => obj,
+            // A file with the DICOM signature that does not parse is an error worth reporting;
+            // anything else (notes, thumbnails) is not part of a series.
+            Err(e) if has_dicom_signature(&f) => return Err(e),
+            Err(_) => continue,
         };
         let uid = text(&obj, tags::SERIES_INSTANCE_UID);
         let entry = series.entry(uid.clone()).or_insert_with(|| SeriesInfo {
@@ -103,6 +108,15 @@ pub fn scan_folder(folder: &Path) -> Result<Vec<SeriesInfo>> {
         entry.files.push(f);
     }
     Ok(series.into_values().collect())
+}
+
+fn has_dicom_signature(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 132];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && &head[128..132] == b"DICM"
 }
 
 /// Reads the image series in `folder`: the one with `uid`, or the only image series there.

@@ -162,3 +162,36 @@ fn rtstruct_square_and_ring_rasterise_exactly() {
         .to_string()
         .contains("not an RTSTRUCT"));
 }
+
+#[test]
+fn declared_lengths_beyond_the_file_are_rejected_before_parsing() {
+    let dir = tempfile::tempdir().unwrap();
+    write_series(dir.path(), "1.2.5", &[0.0], 4, 3).unwrap();
+    let file = std::fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let good = std::fs::read(&file).unwrap();
+    assert!(read_series(dir.path(), None).is_ok());
+    // Pixel data (7FE0,0010) OW: tag, VR, 2 reserved bytes, then the 32-bit length.
+    let at = good
+        .windows(4)
+        .position(|w| w == [0xE0, 0x7F, 0x10, 0x00])
+        .unwrap();
+    let mut bad = good.clone();
+    bad[at + 8..at + 12].copy_from_slice(&0x7FFF_FFF0u32.to_le_bytes());
+    std::fs::write(&file, &bad).unwrap();
+    let err = read_series(dir.path(), None).unwrap_err().to_string();
+    assert!(
+        err.contains("(7FE0,0010) declares 2147483632 bytes"),
+        "{err}"
+    );
+    // A garbled value representation is reported, not guessed at.
+    let mut bad = good.clone();
+    bad[at + 4..at + 6].copy_from_slice(&[0, 0]);
+    std::fs::write(&file, &bad).unwrap();
+    let err = read_series(dir.path(), None).unwrap_err().to_string();
+    assert!(err.contains("no valid value representation"), "{err}");
+}

@@ -1,0 +1,128 @@
+//! A walk over the element headers of a DICOM file before `dicom-rs` parses it: a declared
+//! value length larger than the rest of the file is rejected here, so a few corrupt bytes cannot
+//! make the parser allocate gigabytes.
+
+use std::path::Path;
+
+use crate::error::{IoError, Result};
+
+const UNDEFINED: u32 = 0xFFFF_FFFF;
+
+/// VRs whose explicit-VR header has two reserved bytes and a 32-bit length.
+fn long_vr(vr: &[u8]) -> bool {
+    matches!(
+        vr,
+        b"OB"
+            | b"OD"
+            | b"OF"
+            | b"OL"
+            | b"OV"
+            | b"OW"
+            | b"SQ"
+            | b"SV"
+            | b"UC"
+            | b"UN"
+            | b"UR"
+            | b"UT"
+            | b"UV"
+    )
+}
+
+/// Checks that no element of `bytes` (a Part-10 file) declares more bytes than the file has.
+///
+/// The walk reads element headers in order, descending into sequences and items and skipping
+/// other values; it understands explicit and implicit VR little endian (the main data set's
+/// transfer syntax comes from the file meta group). Anything it cannot follow is left to the
+/// parser; only a definite over-long length is an error.
+pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<()> {
+    if bytes.len() < 132 || &bytes[128..132] != b"DICM" {
+        return Ok(()); // the parser rejects these itself
+    }
+    let le16 = |at: usize| {
+        bytes
+            .get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    let le32 = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let mut pos = 132;
+    let mut implicit = false;
+    let mut meta_end: Option<usize> = None;
+    let mut in_encapsulated = false;
+    while pos + 8 <= bytes.len() {
+        if meta_end == Some(pos) {
+            meta_end = None;
+        }
+        let (Some(group), Some(elem)) = (le16(pos), le16(pos + 2)) else {
+            break;
+        };
+        let in_meta = group == 0x0002;
+        if group == 0xFFFE {
+            // Item, item delimiter or sequence delimiter: tag + 32-bit length, no VR.
+            let Some(len) = le32(pos + 4) else { break };
+            pos += 8;
+            if elem == 0xE0DD {
+                in_encapsulated = false;
+            }
+            if elem == 0xE000 && len != UNDEFINED {
+                if len as usize > bytes.len() - pos {
+                    return Err(too_long(path, group, elem, len, bytes.len() - pos));
+                }
+                if in_encapsulated {
+                    pos += len as usize; // a compressed fragment: raw bytes
+                }
+            }
+            continue;
+        }
+        let explicit = in_meta || !implicit;
+        let (len, header, is_sq) = if explicit {
+            let vr = &bytes[pos + 4..pos + 6];
+            if !vr.iter().all(|c| c.is_ascii_uppercase()) {
+                return Err(IoError::format(path, format!("element ({group:04X},{elem:04X}) at byte {pos} has no valid value representation: corrupt DICOM")));
+            }
+            if long_vr(vr) {
+                let Some(len) = le32(pos + 8) else { break };
+                (len, 12, vr == b"SQ")
+            } else {
+                let Some(len) = le16(pos + 6) else { break };
+                (u32::from(len), 8, false)
+            }
+        } else {
+            let Some(len) = le32(pos + 4) else { break };
+            (len, 8, len == UNDEFINED)
+        };
+        pos += header;
+        if (group, elem) == (0x7FE0, 0x0010) && len == UNDEFINED {
+            in_encapsulated = true;
+            continue;
+        }
+        if len == UNDEFINED || is_sq {
+            continue; // descend into the sequence's items
+        }
+        if len as usize > bytes.len() - pos {
+            return Err(too_long(path, group, elem, len, bytes.len() - pos));
+        }
+        if (group, elem) == (0x0002, 0x0000) {
+            meta_end = le32(pos).map(|l| pos + 4 + l as usize);
+        }
+        if (group, elem) == (0x0002, 0x0010) {
+            let ts = String::from_utf8_lossy(&bytes[pos..pos + len as usize])
+                .trim_end_matches(['\0', ' '])
+                .to_owned();
+            match ts.as_str() {
+                "1.2.840.10008.1.2" => implicit = true,
+                "1.2.840.10008.1.2.1.99" | "1.2.840.10008.1.2.2" => return Ok(()), // deflated or big endian
+                _ => {}
+            }
+        }
+        pos += len as usize;
+    }
+    Ok(())
+}
+
+fn too_long(path: &Path, group: u16, elem: u16, len: u32, left: usize) -> IoError {
+    IoError::format(path, format!("element ({group:04X},{elem:04X}) declares {len} bytes but only {left} remain in the file: corrupt or truncated DICOM"))
+}
