@@ -83,13 +83,21 @@ pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<()> {
             if !vr.iter().all(|c| c.is_ascii_uppercase()) {
                 return Err(IoError::format(path, format!("element ({group:04X},{elem:04X}) at byte {pos} has no valid value representation: corrupt DICOM")));
             }
-            if long_vr(vr) {
+            let (len, header, is_sq) = if long_vr(vr) {
                 let Some(len) = le32(pos + 8) else { break };
                 (len, 12, vr == b"SQ")
             } else {
                 let Some(len) = le16(pos + 6) else { break };
                 (u32::from(len), 8, false)
+            };
+            // Values of fixed-size types come in whole units; the parser misbehaves otherwise.
+            if let Some(unit) = unit_size(vr).filter(|u| len != UNDEFINED && len % u != 0) {
+                return Err(IoError::format(
+                    path,
+                    format!("element ({group:04X},{elem:04X}) of VR {} has {len} bytes, not a multiple of {unit}: corrupt DICOM", String::from_utf8_lossy(vr)),
+                ));
             }
+            (len, header, is_sq)
         } else {
             let Some(len) = le32(pos + 4) else { break };
             (len, 8, len == UNDEFINED)
@@ -121,6 +129,16 @@ pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<()> {
         pos += len as usize;
     }
     Ok(())
+}
+
+/// Size of one value of the fixed-size VRs.
+fn unit_size(vr: &[u8]) -> Option<u32> {
+    Some(match vr {
+        b"US" | b"SS" | b"OW" => 2,
+        b"AT" | b"UL" | b"SL" | b"FL" | b"OF" | b"OL" => 4,
+        b"FD" | b"OD" | b"SV" | b"UV" | b"OV" => 8,
+        _ => return None,
+    })
 }
 
 fn too_long(path: &Path, group: u16, elem: u16, len: u32, left: usize) -> IoError {
