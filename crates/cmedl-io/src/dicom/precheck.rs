@@ -8,6 +8,13 @@ use crate::error::{IoError, Result};
 
 const UNDEFINED: u32 = 0xFFFF_FFFF;
 
+/// The value representations of the standard (PS3.5 6.2).
+const KNOWN_VRS: [&str; 34] = [
+    "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL",
+    "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US",
+    "UT", "UV",
+];
+
 /// VRs whose explicit-VR header has two reserved bytes and a 32-bit length.
 fn long_vr(vr: &[u8]) -> bool {
     matches!(
@@ -80,7 +87,7 @@ pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<()> {
         let explicit = in_meta || !implicit;
         let (len, header, is_sq) = if explicit {
             let vr = &bytes[pos + 4..pos + 6];
-            if !vr.iter().all(|c| c.is_ascii_uppercase()) {
+            if !KNOWN_VRS.iter().any(|k| k.as_bytes() == vr) {
                 return Err(IoError::format(path, format!("element ({group:04X},{elem:04X}) at byte {pos} has no valid value representation: corrupt DICOM")));
             }
             let (len, header, is_sq) = if long_vr(vr) {
