@@ -60,13 +60,18 @@ pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut meta_end: Option<usize> = None;
     let mut in_encapsulated = false;
     while pos + 8 <= bytes.len() {
-        if meta_end == Some(pos) {
-            meta_end = None;
-        }
         let (Some(group), Some(elem)) = (le16(pos), le16(pos + 2)) else {
             break;
         };
         let in_meta = group == 0x0002;
+        // The parser starts the data set where the meta group's length says it ends: the walk
+        // must arrive exactly there, or the two would read different elements.
+        if let Some(end) = meta_end.filter(|_| !in_meta) {
+            if pos != end {
+                return Err(IoError::format(path, format!("the file meta group should end at byte {end}, but its elements end at byte {pos}: corrupt DICOM")));
+            }
+            meta_end = None;
+        }
         if group == 0xFFFE {
             // Item, item delimiter or sequence delimiter: tag + 32-bit length, no VR.
             let Some(len) = le32(pos + 4) else { break };
