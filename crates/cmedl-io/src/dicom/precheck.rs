@@ -45,23 +45,42 @@ pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<()> {
     if bytes.len() < 132 || &bytes[128..132] != b"DICM" {
         return Ok(()); // the parser rejects these itself
     }
-    let le16 = |at: usize| {
-        bytes
-            .get(at..at + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    let rd16 = |at: usize, be: bool| {
+        bytes.get(at..at + 2).map(|b| {
+            if be {
+                u16::from_be_bytes([b[0], b[1]])
+            } else {
+                u16::from_le_bytes([b[0], b[1]])
+            }
+        })
     };
-    let le32 = |at: usize| {
-        bytes
-            .get(at..at + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    let rd32 = |at: usize, be: bool| {
+        bytes.get(at..at + 4).map(|b| {
+            if be {
+                u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+            } else {
+                u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+            }
+        })
     };
     let mut pos = 132;
     let mut implicit = false;
+    let mut big_endian = false;
     let mut meta_end: Option<usize> = None;
     let mut in_encapsulated = false;
     while pos + 8 <= bytes.len() {
-        let (Some(group), Some(elem)) = (le16(pos), le16(pos + 2)) else {
+        let (Some(g_le), Some(e_le)) = (rd16(pos, false), rd16(pos + 2, false)) else {
             break;
+        };
+        // The meta group is always little endian; the data set follows its transfer syntax.
+        let be = big_endian && g_le != 0x0002;
+        let (group, elem) = if be {
+            (
+                rd16(pos, true).unwrap_or(0),
+                rd16(pos + 2, true).unwrap_or(0),
+            )
+        } else {
+            (g_le, e_le)
         };
         let in_meta = group == 0x0002;
         // The parser starts the data set where the meta group's length says it ends: the walk
@@ -74,7 +93,7 @@ pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<()> {
         }
         if group == 0xFFFE {
             // Item, item delimiter or sequence delimiter: tag + 32-bit length, no VR.
-            let Some(len) = le32(pos + 4) else { break };
+            let Some(len) = rd32(pos + 4, be) else { break };
             pos += 8;
             if elem == 0xE0DD {
                 in_encapsulated = false;
@@ -96,10 +115,10 @@ pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<()> {
                 return Err(IoError::format(path, format!("element ({group:04X},{elem:04X}) at byte {pos} has no valid value representation: corrupt DICOM")));
             }
             let (len, header, is_sq) = if long_vr(vr) {
-                let Some(len) = le32(pos + 8) else { break };
+                let Some(len) = rd32(pos + 8, be) else { break };
                 (len, 12, vr == b"SQ")
             } else {
-                let Some(len) = le16(pos + 6) else { break };
+                let Some(len) = rd16(pos + 6, be) else { break };
                 (u32::from(len), 8, false)
             };
             // Values of fixed-size types come in whole units; the parser misbehaves otherwise.
@@ -111,7 +130,7 @@ pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<()> {
             }
             (len, header, is_sq)
         } else {
-            let Some(len) = le32(pos + 4) else { break };
+            let Some(len) = rd32(pos + 4, be) else { break };
             (len, 8, len == UNDEFINED)
         };
         pos += header;
@@ -126,7 +145,7 @@ pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<()> {
             return Err(too_long(path, group, elem, len, bytes.len() - pos));
         }
         if (group, elem) == (0x0002, 0x0000) {
-            meta_end = le32(pos).map(|l| pos + 4 + l as usize);
+            meta_end = rd32(pos, false).map(|l| pos + 4 + l as usize);
         }
         if (group, elem) == (0x0002, 0x0010) {
             let ts = String::from_utf8_lossy(&bytes[pos..pos + len as usize])
@@ -134,7 +153,10 @@ pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<()> {
                 .to_owned();
             match ts.as_str() {
                 "1.2.840.10008.1.2" => implicit = true,
-                "1.2.840.10008.1.2.1.99" | "1.2.840.10008.1.2.2" => return Ok(()), // deflated or big endian
+                "1.2.840.10008.1.2.2" => big_endian = true,
+                "1.2.840.10008.1.2.1.99" => {
+                    return Err(IoError::unsupported(path, "the deflated transfer syntax"))
+                }
                 _ => {}
             }
         }
@@ -155,4 +177,26 @@ fn unit_size(vr: &[u8]) -> Option<u32> {
 
 fn too_long(path: &Path, group: u16, elem: u16, len: u32, left: usize) -> IoError {
     IoError::format(path, format!("element ({group:04X},{elem:04X}) declares {len} bytes but only {left} remain in the file: corrupt or truncated DICOM"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fuzz_finds_are_rejected() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/bad_inputs/dicom");
+        for case in [
+            "oom_length",
+            "odd_at_length",
+            "unknown_meta_vr",
+            "meta_length_mismatch",
+            "meta_overrun_sh",
+        ] {
+            let path = dir.join(case).join("slice.dcm");
+            let bytes = std::fs::read(&path).unwrap();
+            let err = check_lengths(&path, &bytes).expect_err(case).to_string();
+            assert!(err.contains("corrupt DICOM"), "{case}: {err}");
+        }
+    }
 }
