@@ -94,6 +94,10 @@ pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<()> {
         if group == 0xFFFE {
             // Item, item delimiter or sequence delimiter: tag + 32-bit length, no VR.
             let Some(len) = rd32(pos + 4, be) else { break };
+            let delimiter = matches!(elem, 0xE00D | 0xE0DD);
+            if !(elem == 0xE000 || delimiter) || (delimiter && len != 0) {
+                return Err(IoError::format(path, format!("invalid item tag (FFFE,{elem:04X}) with length {len} at byte {pos}: corrupt DICOM")));
+            }
             pos += 8;
             if elem == 0xE0DD {
                 in_encapsulated = false;
