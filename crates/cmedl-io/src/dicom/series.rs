@@ -236,6 +236,27 @@ fn read_files(folder: &Path, series: &SeriesInfo) -> Result<SeriesVolume> {
                     format!("multi-frame image with {frames} frames (enhanced CT/MR)"),
                 ));
             }
+            // Checked here because the decoder asserts on them (and a 32-bit rescale table would
+            // take 16 GB): CT and MR store one sample of at most 16 bits.
+            let uint = |tag, name: &str| -> Result<u32> {
+                obj.element(tag)
+                    .ok()
+                    .and_then(|e| e.to_int::<u32>().ok())
+                    .ok_or_else(|| {
+                        IoError::format(path, format!("{name} is missing or not a number"))
+                    })
+            };
+            let (allocated, stored, samples) = (
+                uint(tags::BITS_ALLOCATED, "BitsAllocated")?,
+                uint(tags::BITS_STORED, "BitsStored")?,
+                uint(tags::SAMPLES_PER_PIXEL, "SamplesPerPixel")?,
+            );
+            if !matches!(allocated, 8 | 16) || stored == 0 || stored > allocated || samples != 1 {
+                return Err(IoError::unsupported(
+                    path,
+                    format!("pixel format with BitsAllocated {allocated}, BitsStored {stored}, SamplesPerPixel {samples} (CT/MR images have one sample of 8 or 16 bits)"),
+                ));
+            }
             let decoded = obj
                 .decode_pixel_data()
                 .map_err(|e| IoError::format(path, format!("cannot decode the pixel data: {e}")))?;
