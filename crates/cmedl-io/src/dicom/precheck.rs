@@ -15,23 +15,12 @@ const KNOWN_VRS: [&str; 34] = [
     "UT", "UV",
 ];
 
-/// VRs whose explicit-VR header has two reserved bytes and a 32-bit length.
+/// VRs whose explicit-VR header has two reserved bytes and a 32-bit length, as the parser
+/// (dicom-encoding 0.8) reads them: OV, SV and UV, long in the current standard, are read short.
 fn long_vr(vr: &[u8]) -> bool {
     matches!(
         vr,
-        b"OB"
-            | b"OD"
-            | b"OF"
-            | b"OL"
-            | b"OV"
-            | b"OW"
-            | b"SQ"
-            | b"SV"
-            | b"UC"
-            | b"UN"
-            | b"UR"
-            | b"UT"
-            | b"UV"
+        b"OB" | b"OD" | b"OF" | b"OL" | b"OW" | b"SQ" | b"UC" | b"UN" | b"UR" | b"UT"
     )
 }
 
