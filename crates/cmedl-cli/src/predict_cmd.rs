@@ -75,7 +75,12 @@ fn load(run: &Path, which: &Which, device: DeviceSpec) -> Result<Predictor, Fail
 /// Runs `cmedl predict`.
 pub fn predict(args: PredictArgs) -> CmdResult {
     let predictor = load(&args.run, &args.checkpoint, args.device)?;
-    let dicom_series = args.input.is_dir() && nifti_files(&args.input)?.is_empty();
+    let files = if args.input.is_dir() {
+        nifti_files(&args.input)?
+    } else {
+        Vec::new()
+    };
+    let dicom_series = args.input.is_dir() && files.is_empty();
     let jobs: Vec<(PathBuf, PathBuf)> = if dicom_series {
         // A folder without NIfTI files is read as one DICOM series.
         if !is_nifti_path(&args.output) {
@@ -86,7 +91,6 @@ pub fn predict(args: PredictArgs) -> CmdResult {
         }
         vec![(args.input.clone(), args.output.clone())]
     } else if args.input.is_dir() {
-        let files = nifti_files(&args.input)?;
         std::fs::create_dir_all(&args.output)
             .map_err(|e| Failure::Input(format!("{}: {e}", args.output.display())))?;
         files

@@ -153,8 +153,16 @@ pub fn centre_offset(from: usize, to: usize) -> i64 {
     (from as i64 - to as i64).div_euclid(2)
 }
 
+/// The grid of a centred crop/pad of the axial plane to `size`: shifted so every kept voxel stays
+/// where it was in the world.
+pub fn crop_or_pad_grid(geometry: &Geometry, size: [usize; 2]) -> Geometry {
+    let s = geometry.shape;
+    let off = [centre_offset(s[0], size[0]), centre_offset(s[1], size[1])];
+    geometry.shifted([off[0], off[1], 0], [size[0], size[1], s[2]])
+}
+
 /// Crops or pads the axial plane to `size` (centred), filling new voxels with `fill`; the
-/// geometry is shifted so every kept voxel stays where it was in the world.
+/// geometry is that of [`crop_or_pad_grid`].
 pub fn crop_or_pad_plane<T: Copy>(
     geometry: &Geometry,
     data: &[T],
@@ -178,5 +186,5 @@ pub fn crop_or_pad_plane<T: Copy>(
             }
         }
     }
-    (geometry.shifted([off[0], off[1], 0], shape), out)
+    (crop_or_pad_grid(geometry, size), out)
 }

@@ -172,6 +172,17 @@ impl SegmenterConfig {
         })
     }
 
+    /// The same network with another number of output classes.
+    pub fn with_classes(&self, classes: i64) -> Self {
+        let mut c = self.clone();
+        match &mut c {
+            Self::Unet(u) => u.classes = classes,
+            Self::Deeplabv3plus(d) => d.classes = classes,
+            Self::Pspnet(s) => s.classes = classes,
+        }
+        c
+    }
+
     /// The same network with another number of input channels.
     pub fn with_in_channels(&self, in_channels: i64) -> Self {
         let mut c = self.clone();

@@ -353,7 +353,7 @@ impl TrainConfig {
                     ))
                 })?;
                 if i + 1 == parts.len() {
-                    if !obj.contains_key(*part) && !is_optional_key(part) {
+                    if !obj.contains_key(*part) {
                         return Err(TrainError::Config(format!(
                             "--set '{o}': unknown key '{key}'"
                         )));
@@ -475,11 +475,4 @@ impl TrainConfig {
             self.train.lr * (1.0 - (epoch - start + 1) as f64 / (decay + 1) as f64)
         }
     }
-}
-
-fn is_optional_key(key: &str) -> bool {
-    matches!(
-        key,
-        "decay_epochs" | "class_weights" | "ignore_index" | "seg_lr"
-    )
 }

@@ -6,7 +6,8 @@ use std::path::Path;
 use cmedl_io::dataset::{CaseEntry, Dataset};
 use cmedl_io::nifti::{read_mask, read_volume, ReadOptions};
 use cmedl_io::{
-    crop_or_pad_plane, resample_mask, resample_volume, Geometry, Interp, Mask, Volume, Window,
+    crop_or_pad_grid, crop_or_pad_plane, grid_with_spacing, resample_mask, resample_volume,
+    Geometry, Interp, Mask, Volume, Window,
 };
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -73,19 +74,8 @@ pub struct Prepared {
 impl Preprocessor {
     /// The prepared grid for a source grid: in-plane spacing changed, z kept, then cropped/padded.
     pub fn grid(&self, source: &Geometry) -> (Geometry, Geometry) {
-        let s = source.spacing;
-        let shape = [
-            ((source.shape[0] as f64 * s[0] / self.spacing).round() as usize).max(1),
-            ((source.shape[1] as f64 * s[1] / self.spacing).round() as usize).max(1),
-            source.shape[2],
-        ];
-        let resampled = source.with_spacing(shape, [self.spacing, self.spacing, s[2]]);
-        let (cropped, _) = crop_or_pad_plane::<u8>(
-            &resampled,
-            &vec![0; resampled.len()],
-            [self.size, self.size],
-            0,
-        );
+        let resampled = grid_with_spacing(source, [self.spacing, self.spacing, source.spacing[2]]);
+        let cropped = crop_or_pad_grid(&resampled, [self.size, self.size]);
         (resampled, cropped)
     }
 

@@ -80,21 +80,11 @@ impl Networks {
         };
         let seg = |channels: i64| -> Result<Net<Box<dyn SegNet>>, TrainError> {
             let vs = nn::VarStore::new(device);
-            let cfg = config.model.segmenter.with_in_channels(channels);
-            let cfg = match cfg {
-                cmedl_models::SegmenterConfig::Unet(mut u) => {
-                    u.classes = classes;
-                    cmedl_models::SegmenterConfig::Unet(u)
-                }
-                cmedl_models::SegmenterConfig::Deeplabv3plus(mut d) => {
-                    d.classes = classes;
-                    cmedl_models::SegmenterConfig::Deeplabv3plus(d)
-                }
-                cmedl_models::SegmenterConfig::Pspnet(mut p) => {
-                    p.classes = classes;
-                    cmedl_models::SegmenterConfig::Pspnet(p)
-                }
-            };
+            let cfg = config
+                .model
+                .segmenter
+                .with_in_channels(channels)
+                .with_classes(classes);
             let net = cfg.build(&vs.root())?;
             Ok(Net { vs, net })
         };

@@ -75,20 +75,9 @@ pub struct Prepared {
     pub teacher_window: Option<cmedl_io::Window>,
 }
 
-fn check_sizes(config: &TrainConfig) -> Result<(), TrainError> {
-    if config.mode.uses_translator() && !config.data.size.is_multiple_of(4) {
-        return Err(TrainError::Config(format!(
-            "data.size {} must be a multiple of 4 for the translator",
-            config.data.size
-        )));
-    }
-    Ok(())
-}
-
 /// Loads and prepares the data of a config.
 pub fn prepare(config: &TrainConfig) -> Result<Prepared, TrainError> {
     config.validate()?;
-    check_sizes(config)?;
     let device = config.device.parse::<DeviceSpec>()?.resolve()?;
     let ds = open_dataset(&config.data)?;
     let (s_name, t_name) = config.teacher.modalities();

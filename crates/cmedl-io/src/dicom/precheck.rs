@@ -24,6 +24,18 @@ fn long_vr(vr: &[u8]) -> bool {
     )
 }
 
+/// Where the data after the DICM signature starts: 132 with the 128-byte preamble, 4 without
+/// it (the parser takes both); `None` for bytes that are not DICOM.
+pub(crate) fn signature_offset(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
+        Some(132)
+    } else if bytes.starts_with(b"DICM") {
+        Some(4)
+    } else {
+        None
+    }
+}
+
 /// Checks that no element of `bytes` (a Part-10 file) declares more bytes than the file has.
 ///
 /// The walk reads element headers in order, descending into sequences and items and skipping
@@ -31,13 +43,7 @@ fn long_vr(vr: &[u8]) -> bool {
 /// transfer syntax comes from the file meta group). Anything it cannot follow is left to the
 /// parser; only a definite over-long length is an error.
 pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<()> {
-    // Part-10 files have a 128-byte preamble then "DICM"; the parser also takes them without the
-    // preamble. Anything else is not handed to the parser at all.
-    let start = if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
-        132
-    } else if bytes.starts_with(b"DICM") {
-        4
-    } else {
+    let Some(start) = signature_offset(bytes) else {
         return Err(IoError::format(
             path,
             "not a DICOM file (no DICM signature)",

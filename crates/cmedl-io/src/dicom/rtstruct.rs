@@ -4,9 +4,8 @@ use std::path::Path;
 
 use dicom_dictionary_std::tags;
 use dicom_object::mem::InMemDicomObject;
-use dicom_object::open_file;
 
-use super::guarded;
+use super::read_object;
 use super::series::SeriesVolume;
 use crate::error::{IoError, Result};
 use crate::geometry::flip_lps_ras;
@@ -48,77 +47,74 @@ struct Structure {
 }
 
 fn read_structure(path: &Path) -> Result<Structure> {
-    guarded(path, || {
-        let obj = open_file(path).map_err(|e| IoError::format(path, e.to_string()))?;
-        let modality = obj
-            .element_opt(tags::MODALITY)
+    let obj = read_object(path)?
+        .ok_or_else(|| IoError::format(path, "not a DICOM file (no DICM signature)"))?;
+    let modality = obj
+        .element_opt(tags::MODALITY)
+        .ok()
+        .flatten()
+        .and_then(|e| e.to_str().ok().map(|s| s.trim().to_owned()))
+        .unwrap_or_default();
+    if modality != "RTSTRUCT" {
+        return Err(IoError::format(
+            path,
+            format!("not an RTSTRUCT (Modality '{modality}')"),
+        ));
+    }
+    let obj: &InMemDicomObject = &obj;
+    let mut contours = Vec::new();
+    let mut counts = std::collections::BTreeMap::new();
+    for rc in items(obj, tags::ROI_CONTOUR_SEQUENCE) {
+        let number: i64 = rc
+            .element(tags::REFERENCED_ROI_NUMBER)
             .ok()
-            .flatten()
-            .and_then(|e| e.to_str().ok().map(|s| s.trim().to_owned()))
-            .unwrap_or_default();
-        if modality != "RTSTRUCT" {
-            return Err(IoError::format(
-                path,
-                format!("not an RTSTRUCT (Modality '{modality}')"),
-            ));
-        }
-        let obj: &InMemDicomObject = &obj;
-        let mut contours = Vec::new();
-        let mut counts = std::collections::BTreeMap::new();
-        for rc in items(obj, tags::ROI_CONTOUR_SEQUENCE) {
-            let number: i64 = rc
-                .element(tags::REFERENCED_ROI_NUMBER)
+            .and_then(|e| e.to_int().ok())
+            .ok_or_else(|| IoError::format(path, "an ROI contour lacks ReferencedROINumber"))?;
+        for c in items(&rc, tags::CONTOUR_SEQUENCE) {
+            let kind = text(&c, tags::CONTOUR_GEOMETRIC_TYPE);
+            if kind != "CLOSED_PLANAR" {
+                continue; // points and open curves enclose nothing
+            }
+            let data = c
+                .element(tags::CONTOUR_DATA)
                 .ok()
-                .and_then(|e| e.to_int().ok())
-                .ok_or_else(|| IoError::format(path, "an ROI contour lacks ReferencedROINumber"))?;
-            for c in items(&rc, tags::CONTOUR_SEQUENCE) {
-                let kind = text(&c, tags::CONTOUR_GEOMETRIC_TYPE);
-                if kind != "CLOSED_PLANAR" {
-                    continue; // points and open curves enclose nothing
-                }
-                let data = c
-                    .element(tags::CONTOUR_DATA)
-                    .ok()
-                    .and_then(|e| e.to_multi_float64().ok())
-                    .ok_or_else(|| {
-                        IoError::format(path, format!("ROI {number}: a contour lacks ContourData"))
-                    })?;
-                if data.len() % 3 != 0 || data.len() < 9 || data.iter().any(|v| !v.is_finite()) {
-                    return Err(IoError::format(
-                        path,
-                        format!(
-                            "ROI {number}: ContourData must be at least three finite x,y,z points"
-                        ),
-                    ));
-                }
-                contours.push((number, data.chunks(3).map(|p| [p[0], p[1], p[2]]).collect()));
-                *counts.entry(number).or_insert(0usize) += 1;
+                .and_then(|e| e.to_multi_float64().ok())
+                .ok_or_else(|| {
+                    IoError::format(path, format!("ROI {number}: a contour lacks ContourData"))
+                })?;
+            if data.len() % 3 != 0 || data.len() < 9 || data.iter().any(|v| !v.is_finite()) {
+                return Err(IoError::format(
+                    path,
+                    format!("ROI {number}: ContourData must be at least three finite x,y,z points"),
+                ));
             }
+            contours.push((number, data.chunks(3).map(|p| [p[0], p[1], p[2]]).collect()));
+            *counts.entry(number).or_insert(0usize) += 1;
         }
-        let rois = items(obj, tags::STRUCTURE_SET_ROI_SEQUENCE)
-            .iter()
-            .filter_map(|r| {
-                let number: i64 = r.element(tags::ROI_NUMBER).ok()?.to_int().ok()?;
-                Some(RoiInfo {
-                    number,
-                    name: text(r, tags::ROI_NAME),
-                    contours: counts.get(&number).copied().unwrap_or(0),
-                })
+    }
+    let rois = items(obj, tags::STRUCTURE_SET_ROI_SEQUENCE)
+        .iter()
+        .filter_map(|r| {
+            let number: i64 = r.element(tags::ROI_NUMBER).ok()?.to_int().ok()?;
+            Some(RoiInfo {
+                number,
+                name: text(r, tags::ROI_NAME),
+                contours: counts.get(&number).copied().unwrap_or(0),
             })
-            .collect();
-        let mut referenced_series = Vec::new();
-        for f in items(obj, tags::REFERENCED_FRAME_OF_REFERENCE_SEQUENCE) {
-            for st in items(&f, tags::RT_REFERENCED_STUDY_SEQUENCE) {
-                for se in items(&st, tags::RT_REFERENCED_SERIES_SEQUENCE) {
-                    referenced_series.push(text(&se, tags::SERIES_INSTANCE_UID));
-                }
+        })
+        .collect();
+    let mut referenced_series = Vec::new();
+    for f in items(obj, tags::REFERENCED_FRAME_OF_REFERENCE_SEQUENCE) {
+        for st in items(&f, tags::RT_REFERENCED_STUDY_SEQUENCE) {
+            for se in items(&st, tags::RT_REFERENCED_SERIES_SEQUENCE) {
+                referenced_series.push(text(&se, tags::SERIES_INSTANCE_UID));
             }
         }
-        Ok(Structure {
-            rois,
-            contours,
-            referenced_series,
-        })
+    }
+    Ok(Structure {
+        rois,
+        contours,
+        referenced_series,
     })
 }
 

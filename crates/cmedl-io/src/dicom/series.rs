@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use dicom_dictionary_std::tags;
-use dicom_object::{open_file, DefaultDicomObject};
+use dicom_object::DefaultDicomObject;
 use dicom_pixeldata::PixelDecoder;
 
-use super::guarded;
+use super::{caught, read_object};
 use crate::error::{IoError, Result};
 use crate::geometry::{flip_lps_ras, identity, Geometry};
 use crate::volume::Volume;
@@ -72,6 +72,12 @@ fn floats(
 
 /// Every DICOM file under `folder` (recursively), grouped by series; non-DICOM files are skipped.
 pub fn scan_folder(folder: &Path) -> Result<Vec<SeriesInfo>> {
+    Ok(scan(folder)?.into_iter().map(|(info, _)| info).collect())
+}
+
+/// The series of a folder with their parsed files (in the order of `SeriesInfo::files`); each
+/// file is read and parsed once.
+fn scan(folder: &Path) -> Result<Vec<(SeriesInfo, Vec<DefaultDicomObject>)>> {
     let mut files = Vec::new();
     let mut stack = vec![folder.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -86,42 +92,33 @@ pub fn scan_folder(folder: &Path) -> Result<Vec<SeriesInfo>> {
         }
     }
     files.sort();
-    let mut series: BTreeMap<String, SeriesInfo> = BTreeMap::new();
+    let mut series: BTreeMap<String, (SeriesInfo, Vec<DefaultDicomObject>)> = BTreeMap::new();
     for f in files {
-        let parsed = guarded(&f, || {
-            open_file(&f).map_err(|e| IoError::format(&f, e.to_string()))
-        });
-        let obj = match parsed {
-            Ok(obj) => obj,
-            // A file with the DICOM signature that does not parse is an error worth reporting;
-            // anything else (notes, thumbnails) is not part of a series.
-            Err(e) if has_dicom_signature(&f) => return Err(e),
-            Err(_) => continue,
+        // Files without the DICOM signature (notes, thumbnails) are not part of a series; a
+        // corrupt DICOM file is an error worth reporting.
+        let Some(obj) = read_object(&f)? else {
+            continue;
         };
         let uid = text(&obj, tags::SERIES_INSTANCE_UID);
-        let entry = series.entry(uid.clone()).or_insert_with(|| SeriesInfo {
-            uid,
-            modality: text(&obj, tags::MODALITY),
-            description: text(&obj, tags::SERIES_DESCRIPTION),
-            files: Vec::new(),
+        let entry = series.entry(uid.clone()).or_insert_with(|| {
+            let info = SeriesInfo {
+                uid,
+                modality: text(&obj, tags::MODALITY),
+                description: text(&obj, tags::SERIES_DESCRIPTION),
+                files: Vec::new(),
+            };
+            (info, Vec::new())
         });
-        entry.files.push(f);
+        entry.0.files.push(f);
+        entry.1.push(obj);
     }
     Ok(series.into_values().collect())
 }
 
-fn has_dicom_signature(path: &Path) -> bool {
-    use std::io::Read;
-    let mut head = [0u8; 132];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok()
-        && &head[128..132] == b"DICM"
-}
-
 /// Reads the image series in `folder`: the one with `uid`, or the only image series there.
 pub fn read_series(folder: &Path, uid: Option<&str>) -> Result<SeriesVolume> {
-    let all = scan_folder(folder)?;
+    let scanned = scan(folder)?;
+    let all: Vec<SeriesInfo> = scanned.iter().map(|(info, _)| info.clone()).collect();
     let images: Vec<&SeriesInfo> = all
         .iter()
         .filter(|s| {
@@ -158,7 +155,12 @@ pub fn read_series(folder: &Path, uid: Option<&str>) -> Result<SeriesVolume> {
             }
         },
     };
-    read_files(folder, chosen)
+    let objects = scanned
+        .into_iter()
+        .find(|(info, _)| info.uid == chosen.uid)
+        .map(|(_, o)| o)
+        .unwrap_or_default();
+    read_files(folder, chosen, objects)
 }
 
 fn describe(all: &[SeriesInfo]) -> String {
@@ -183,14 +185,17 @@ struct Slice {
     path: PathBuf,
 }
 
-fn read_files(folder: &Path, series: &SeriesInfo) -> Result<SeriesVolume> {
+fn read_files(
+    folder: &Path,
+    series: &SeriesInfo,
+    objects: Vec<DefaultDicomObject>,
+) -> Result<SeriesVolume> {
     let mut orientation: Option<([f64; 3], [f64; 3])> = None;
     let mut size: Option<(usize, usize)> = None;
     let mut spacing: Option<[f64; 2]> = None;
     let mut slices: Vec<Slice> = Vec::new();
-    for path in &series.files {
-        let slice = guarded(path, || {
-            let obj = open_file(path).map_err(|e| IoError::format(path, e.to_string()))?;
+    for (path, obj) in series.files.iter().zip(objects) {
+        let slice = caught(path, || {
             let iop = floats(
                 &obj,
                 tags::IMAGE_ORIENTATION_PATIENT,
