@@ -1,9 +1,9 @@
-//! The DICOM series and RTSTRUCT readers on an arbitrary file in a folder.
+//! The DICOM series, image, RTSTRUCT and SEG readers on an arbitrary file in a folder.
 #![no_main]
 
 use std::sync::OnceLock;
 
-use cmedl_io::dicom::{list_rois, read_series};
+use cmedl_io::dicom::{list_rois, list_segments, read_image_file, read_seg_mask, read_series};
 use libfuzzer_sys::fuzz_target;
 
 fn folder() -> &'static std::path::Path {
@@ -21,5 +21,15 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(s) = read_series(folder(), None) {
         assert_eq!(s.volume.data.len(), s.volume.geometry.len());
     }
+    if let Ok(image) = read_image_file(&file) {
+        assert_eq!(image.data.len(), image.frames * image.rows * image.cols);
+    }
     let _ = list_rois(&file);
+    if let Ok(segments) = list_segments(&file) {
+        for s in segments {
+            if let Ok(mask) = read_seg_mask(&file, None, &s.label) {
+                assert_eq!(mask.data.len(), mask.geometry.len());
+            }
+        }
+    }
 });

@@ -1,4 +1,4 @@
-use cmedl_io::dicom::synthetic::{contour, write_rtstruct, write_series};
+use cmedl_io::dicom::synthetic::{contour, write_rtstruct, write_seg, write_series, SegFrame};
 use cmedl_io::nifti::{read_mask, read_volume, ReadOptions};
 
 use crate::{cmedl, text};
@@ -81,4 +81,62 @@ fn a_dicom_series_with_rtstruct_converts_to_nifti_on_the_same_grid() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("'GTV-1'"));
+}
+
+#[test]
+fn a_dicom_seg_segment_converts_to_a_mask_on_the_series_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let ct = dir.path().join("ct");
+    write_series(&ct, "1.2.840.78", &[0.0, 2.5, 5.0], 8, 6).unwrap();
+    let mut pixels = vec![0u8; 48];
+    pixels[3 + 8 * 4] = 1;
+    let seg = dir.path().join("seg.dcm");
+    let frame = SegFrame {
+        segment: 4,
+        position: [10.0, -20.0, 7.5],
+        pixels,
+    };
+    write_seg(&seg, &[(4, "GTV")], &[frame], 8, 6).unwrap();
+    let out = cmedl(&[
+        "convert",
+        "--list-rois",
+        "--seg",
+        seg.to_str().unwrap(),
+        ct.to_str().unwrap(),
+        "unused.nii.gz",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("GTV"));
+    let (image, mask) = (dir.path().join("ct.nii"), dir.path().join("gtv.nii.gz"));
+    let out = cmedl(&[
+        "convert",
+        ct.to_str().unwrap(),
+        image.to_str().unwrap(),
+        "--seg",
+        seg.to_str().unwrap(),
+        "--roi",
+        "gtv",
+        "--mask-out",
+        mask.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v = read_volume(&image, &ReadOptions::default()).unwrap().volume;
+    let m = read_mask(&mask, &ReadOptions::default()).unwrap();
+    assert_eq!(m.geometry, v.geometry, "the mask lies exactly on the image");
+    let on: Vec<usize> = (0..m.data.len()).filter(|&n| m.data[n] == 1).collect();
+    assert_eq!(on, vec![m.geometry.index(3, 4, 1)]);
+    // A file that is not a SEG is named with the reason.
+    let out = cmedl(&[
+        "convert",
+        ct.to_str().unwrap(),
+        image.to_str().unwrap(),
+        "--seg",
+        ct.join("003.dcm").to_str().unwrap(),
+        "--roi",
+        "gtv",
+        "--mask-out",
+        mask.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a DICOM SEG"));
 }

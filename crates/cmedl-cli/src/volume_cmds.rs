@@ -146,21 +146,35 @@ pub struct ConvertArgs {
     pub series: Option<String>,
     /// RTSTRUCT file whose ROI becomes a mask.
     pub rtstruct: Option<std::path::PathBuf>,
-    /// ROI name.
+    /// DICOM SEG file whose segment becomes a mask.
+    pub seg: Option<std::path::PathBuf>,
+    /// ROI name or segment label.
     pub roi: Option<String>,
     /// Where the ROI mask goes.
     pub mask_out: Option<std::path::PathBuf>,
-    /// Only list the RTSTRUCT's ROIs.
+    /// Only list the ROIs of the RTSTRUCT or the segments of the SEG.
     pub list_rois: bool,
 }
 
-/// `cmedl convert IN OUT [--spacing X,Y,Z] [--rtstruct FILE --roi NAME --mask-out MASK]`.
+/// `cmedl convert IN OUT [--spacing X,Y,Z] [--rtstruct FILE | --seg FILE] [--roi NAME
+/// --mask-out MASK]`.
 pub fn convert(args: ConvertArgs) -> CmdResult {
-    if let (true, Some(rs)) = (args.list_rois, &args.rtstruct) {
-        for r in cmedl_io::dicom::list_rois(rs)? {
-            crate::outln!("{:>4}  {:<24} {} contour(s)", r.number, r.name, r.contours);
+    if args.list_rois {
+        if let Some(rs) = &args.rtstruct {
+            for r in cmedl_io::dicom::list_rois(rs)? {
+                crate::outln!("{:>4}  {:<24} {} contour(s)", r.number, r.name, r.contours);
+            }
+            return Ok(());
         }
-        return Ok(());
+        if let Some(seg) = &args.seg {
+            for s in cmedl_io::dicom::list_segments(seg)? {
+                crate::outln!("{:>4}  {:<24} {} frame(s)", s.number, s.label, s.frames);
+            }
+            return Ok(());
+        }
+        return Err(Failure::Input(
+            "--list-rois needs --rtstruct FILE or --seg FILE".into(),
+        ));
     }
     let (input, output) = (args.input.as_path(), args.output.as_path());
     if !is_nifti_path(output) {
@@ -172,15 +186,33 @@ pub fn convert(args: ConvertArgs) -> CmdResult {
     check_not_same(input, output)?;
     let (mut volume, datatype) = if input.is_dir() {
         let series = cmedl_io::dicom::read_series(input, args.series.as_deref())?;
-        if let Some(rs) = &args.rtstruct {
+        let flag = if args.seg.is_some() {
+            "--seg"
+        } else {
+            "--rtstruct"
+        };
+        if args.rtstruct.is_some() || args.seg.is_some() {
             let roi = args.roi.as_deref().ok_or_else(|| {
-                Failure::Input("--rtstruct needs --roi NAME (see --list-rois)".into())
+                Failure::Input(format!("{flag} needs --roi NAME (see --list-rois)"))
             })?;
             let mask_out = args
                 .mask_out
                 .as_deref()
-                .ok_or_else(|| Failure::Input("--rtstruct needs --mask-out FILE".into()))?;
-            let mut mask = cmedl_io::dicom::read_rtstruct_mask(rs, &series, roi)?;
+                .ok_or_else(|| Failure::Input(format!("{flag} needs --mask-out FILE")))?;
+            let mut mask = if let Some(rs) = &args.rtstruct {
+                let roi_mask = cmedl_io::dicom::read_rtstruct_mask(rs, &series, roi)?;
+                if roi_mask.outside > 0 {
+                    eprintln!(
+                        "warning: {} contour(s) of ROI '{roi}' lie beyond the series and were \
+                         left out",
+                        roi_mask.outside
+                    );
+                }
+                roi_mask.mask
+            } else {
+                let seg = args.seg.as_deref().unwrap_or(Path::new(""));
+                cmedl_io::dicom::read_seg_mask(seg, Some(&series.volume.geometry), roi)?
+            };
             if let Some(sp) = args.spacing {
                 mask = cmedl_io::resample_mask(&mask, &grid_with_spacing(&mask.geometry, sp))?;
             }
@@ -200,9 +232,9 @@ pub fn convert(args: ConvertArgs) -> CmdResult {
         (series.volume, dt)
     } else {
         require_nifti(input)?;
-        if args.rtstruct.is_some() {
+        if args.rtstruct.is_some() || args.seg.is_some() {
             return Err(Failure::Input(
-                "--rtstruct needs the DICOM series folder as input".into(),
+                "--rtstruct and --seg need the DICOM series folder as input".into(),
             ));
         }
         let img = read_volume(input, &ReadOptions::default())?;

@@ -1,8 +1,8 @@
 //! Medical volumes with their geometry for cmedl: [`Volume`] (f32 image) and [`Mask`] (u8
 //! labels) on a [`Geometry`] (shape, spacing, voxel → RAS+ affine); NIfTI-1/2 reading and
-//! writing (`.nii`, `.nii.gz`) with resource limits; DICOM series and RTSTRUCT contours
-//! ([`dicom`]); resampling between grids; CT windows and MRI percentile normalisation; centred
-//! crops and pads that keep world positions; the dataset index ([`dataset`]).
+//! writing (`.nii`, `.nii.gz`) with resource limits; DICOM series, RTSTRUCT contours and SEG
+//! segments ([`dicom`]); resampling between grids; CT windows and MRI percentile normalisation;
+//! centred crops and pads that keep world positions; the dataset index ([`dataset`]).
 //!
 //! ```no_run
 //! use std::path::Path;

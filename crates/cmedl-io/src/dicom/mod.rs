@@ -1,4 +1,5 @@
-//! DICOM: CT/MR series → [`Volume`](crate::Volume) and RTSTRUCT contours → [`Mask`](crate::Mask).
+//! DICOM: CT/MR series → [`Volume`](crate::Volume); RTSTRUCT contours and SEG segments →
+//! [`Mask`](crate::Mask).
 //!
 //! Slices are sorted along the slice normal by ImagePositionPatient (never InstanceNumber), the
 //! slice spacing comes from the positions, directions from ImageOrientationPatient, values are
@@ -6,18 +7,28 @@
 //! `dicom-pixeldata` (RLE, JPEG baseline and lossless, JPEG 2000 through the pure-Rust OpenJPEG
 //! port). DICOM patient coordinates (LPS) become RAS+ in the returned geometry.
 
+mod image;
 mod precheck;
+mod rle;
 mod rtstruct;
+mod seg;
 mod series;
 pub mod synthetic;
 
-pub use rtstruct::{list_rois, read_rtstruct_mask, RoiInfo};
+pub use image::{read_image_file, ImageFile};
+pub use rtstruct::{list_rois, read_rtstruct_mask, RoiInfo, RoiMask};
+pub use seg::{list_segments, read_seg_mask, SegmentInfo};
 pub use series::{read_series, scan_folder, SeriesInfo, SeriesVolume};
 
 use std::path::Path;
 
+use dicom_core::dictionary::{DataDictionary, VirtualVr};
+use dicom_core::header::Header;
+use dicom_core::{PrimitiveValue, VR};
+use dicom_dictionary_std::StandardDataDictionary;
 use dicom_object::file::ReadPreamble;
-use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use dicom_object::mem::InMemElement;
+use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
 
 use crate::error::IoError;
 
@@ -39,14 +50,95 @@ pub(crate) fn read_object(path: &Path) -> Result<Option<DefaultDicomObject>, IoE
     let Some(start) = precheck::signature_offset(&bytes) else {
         return Ok(None);
     };
-    precheck::check_lengths(path, &bytes)?;
-    caught(path, || {
+    let end = precheck::check_lengths(path, &bytes)?;
+    let mut obj = caught(path, || {
         OpenFileOptions::new()
             .read_preamble(ReadPreamble::Never)
-            .from_reader(&bytes[start - 4..]) // from the DICM signature on
-            .map(Some)
+            .from_reader(&bytes[start - 4..end]) // from the DICM signature on, without padding
             .map_err(|e| IoError::format(path, e.to_string()))
-    })
+    })?;
+    // Every transfer syntax but explicit big endian stores the data set in little endian.
+    if obj.meta().transfer_syntax().trim_end_matches('\0') != "1.2.840.10008.1.2.2" {
+        resolve_unknown_vrs(&mut obj);
+    }
+    Ok(Some(obj))
+}
+
+/// Gives elements stored with VR UN (written by software that did not know them, e.g. some
+/// anonymisers) the VR of the standard dictionary, so that a RescaleSlope reads as a number and
+/// not as the character codes of its text. UN values are little endian, as the file.
+fn resolve_unknown_vrs(obj: &mut InMemDicomObject) {
+    let resolved: Vec<InMemElement> = obj
+        .iter()
+        .filter(|e| e.vr() == VR::UN)
+        .filter_map(|e| {
+            let tag = e.tag();
+            let VirtualVr::Exact(vr) = StandardDataDictionary.by_tag(tag)?.vr else {
+                return None;
+            };
+            let bytes = e.value().to_bytes().ok()?;
+            let value = match vr {
+                VR::AE
+                | VR::AS
+                | VR::CS
+                | VR::DA
+                | VR::DS
+                | VR::DT
+                | VR::IS
+                | VR::LO
+                | VR::PN
+                | VR::SH
+                | VR::TM
+                | VR::UC
+                | VR::UI => {
+                    let text = String::from_utf8_lossy(&bytes);
+                    let text = text.trim_end_matches(['\0', ' ']);
+                    PrimitiveValue::Strs(text.split('\\').map(|p| p.trim().to_owned()).collect())
+                }
+                VR::LT | VR::ST | VR::UT | VR::UR => {
+                    PrimitiveValue::Str(String::from_utf8_lossy(&bytes).trim_end().to_owned())
+                }
+                VR::US => PrimitiveValue::U16(
+                    bytes
+                        .chunks_exact(2)
+                        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                        .collect(),
+                ),
+                VR::SS => PrimitiveValue::I16(
+                    bytes
+                        .chunks_exact(2)
+                        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                        .collect(),
+                ),
+                VR::UL => PrimitiveValue::U32(
+                    bytes
+                        .chunks_exact(4)
+                        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect(),
+                ),
+                VR::FD => PrimitiveValue::F64(
+                    bytes
+                        .chunks_exact(8)
+                        .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                        .collect(),
+                ),
+                _ => return None,
+            };
+            Some(InMemElement::new(tag, vr, value))
+        })
+        .collect();
+    for element in resolved {
+        obj.put(element);
+    }
+}
+
+/// The trimmed text of an element, empty when it is missing or not text.
+pub(crate) fn text(obj: &InMemDicomObject, tag: dicom_core::Tag) -> String {
+    obj.element_opt(tag)
+        .ok()
+        .flatten()
+        .and_then(|e| e.to_str().ok().map(|s| s.trim().to_owned()))
+        .unwrap_or_default()
 }
 
 /// Runs work on the DICOM file `path` (parsing, pixel decoding), turning a panic inside the

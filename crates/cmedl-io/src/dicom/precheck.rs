@@ -36,13 +36,15 @@ pub(crate) fn signature_offset(bytes: &[u8]) -> Option<usize> {
     }
 }
 
-/// Checks that no element of `bytes` (a Part-10 file) declares more bytes than the file has.
+/// Checks that no element of `bytes` (a Part-10 file) declares more bytes than the file has;
+/// returns where the data set ends: the file's length, or the start of the zero bytes some
+/// writers pad files with after the last element.
 ///
 /// The walk reads element headers in order, descending into sequences and items and skipping
 /// other values; it understands explicit and implicit VR little endian (the main data set's
 /// transfer syntax comes from the file meta group). Anything it cannot follow is left to the
 /// parser; only a definite over-long length is an error.
-pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<usize> {
     let Some(start) = signature_offset(bytes) else {
         return Err(IoError::format(
             path,
@@ -86,6 +88,9 @@ pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<()> {
         } else {
             (g_le, e_le)
         };
+        if (group, elem) == (0, 0) && bytes[pos..].iter().all(|b| *b == 0) {
+            return Ok(pos);
+        }
         let in_meta = group == 0x0002;
         // The parser starts the data set where the meta group's length says it ends: the walk
         // must arrive exactly there, or the two would read different elements.
@@ -170,7 +175,7 @@ pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<()> {
         }
         pos += len as usize;
     }
-    Ok(())
+    Ok(bytes.len())
 }
 
 /// Size of one value of the fixed-size VRs.

@@ -5,8 +5,8 @@ use std::path::Path;
 use dicom_dictionary_std::tags;
 use dicom_object::mem::InMemDicomObject;
 
-use super::read_object;
 use super::series::SeriesVolume;
+use super::{read_object, text};
 use crate::error::{IoError, Result};
 use crate::geometry::flip_lps_ras;
 use crate::resample::invert_affine;
@@ -21,14 +21,6 @@ pub struct RoiInfo {
     pub name: String,
     /// Contours it has.
     pub contours: usize,
-}
-
-fn text(obj: &InMemDicomObject, tag: dicom_core::Tag) -> String {
-    obj.element_opt(tag)
-        .ok()
-        .flatten()
-        .and_then(|e| e.to_str().ok().map(|s| s.trim().to_owned()))
-        .unwrap_or_default()
 }
 
 fn items(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Vec<InMemDicomObject> {
@@ -123,12 +115,24 @@ pub fn list_rois(path: &Path) -> Result<Vec<RoiInfo>> {
     Ok(read_structure(path)?.rois)
 }
 
+/// An ROI rasterised onto an image series.
+#[derive(Clone, Debug)]
+pub struct RoiMask {
+    /// The mask (1 inside the ROI) on the series' grid.
+    pub mask: Mask,
+    /// Contours of the ROI that lie beyond the first or last slice of the series (a series that
+    /// covers part of the structure set); they are left out of the mask.
+    pub outside: usize,
+}
+
 /// Rasterises ROI `roi` (name, case-insensitive) of an RTSTRUCT onto the grid of `series`.
 ///
 /// Each closed planar contour is assigned to the slice within half a slice of its plane; a voxel
 /// centre is inside when a ray from it crosses the slice's contours of that ROI an odd number of
-/// times (even–odd rule), so rings drawn as two contours keep their hole.
-pub fn read_rtstruct_mask(path: &Path, series: &SeriesVolume, roi: &str) -> Result<Mask> {
+/// times (even–odd rule), so rings drawn as two contours keep their hole. Contours beyond the
+/// series are counted in [`RoiMask::outside`]; an ROI none of whose contours meets the series is
+/// an error.
+pub fn read_rtstruct_mask(path: &Path, series: &SeriesVolume, roi: &str) -> Result<RoiMask> {
     let s = read_structure(path)?;
     if !s.referenced_series.is_empty() && !s.referenced_series.contains(&series.uid) {
         return Err(IoError::format(
@@ -161,7 +165,8 @@ pub fn read_rtstruct_mask(path: &Path, series: &SeriesVolume, roi: &str) -> Resu
     let [nx, ny, nz] = g.shape;
     // Polygons per slice, in continuous voxel coordinates (i, j).
     let mut per_slice: Vec<Vec<Vec<[f64; 2]>>> = vec![Vec::new(); nz];
-    for (number, points) in s.contours.iter().filter(|(n, _)| *n == found.number) {
+    let (mut outside, mut outside_range) = (0usize, (f64::INFINITY, f64::NEG_INFINITY));
+    for (_, points) in s.contours.iter().filter(|(n, _)| *n == found.number) {
         let voxel: Vec<[f64; 3]> = points
             .iter()
             .map(|p| {
@@ -177,8 +182,10 @@ pub fn read_rtstruct_mask(path: &Path, series: &SeriesVolume, roi: &str) -> Resu
             .collect();
         let k = voxel.iter().map(|v| v[2]).sum::<f64>() / voxel.len() as f64;
         let kr = k.round();
-        if (k - kr).abs() > 0.5 + 1e-6 || kr < 0.0 || kr >= nz as f64 {
-            return Err(IoError::format(path, format!("ROI {number}: a contour at slice position {k:.2} lies outside the image series")));
+        if kr < 0.0 || kr >= nz as f64 {
+            outside += 1;
+            outside_range = (outside_range.0.min(k), outside_range.1.max(k));
+            continue;
         }
         per_slice[kr as usize].push(voxel.iter().map(|v| [v[0], v[1]]).collect());
     }
@@ -206,5 +213,21 @@ pub fn read_rtstruct_mask(path: &Path, series: &SeriesVolume, roi: &str) -> Resu
             }
         }
     }
-    Mask::new(g.clone(), data)
+    if outside > 0 && per_slice.iter().all(Vec::is_empty) {
+        return Err(IoError::format(
+            path,
+            format!(
+                "all {outside} contour(s) of ROI '{}' lie outside the image series (slice \
+                 positions {:.1} to {:.1} of 0 to {})",
+                found.name,
+                outside_range.0,
+                outside_range.1,
+                nz - 1
+            ),
+        ));
+    }
+    Ok(RoiMask {
+        mask: Mask::new(g.clone(), data)?,
+        outside,
+    })
 }

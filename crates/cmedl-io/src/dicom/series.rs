@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use dicom_dictionary_std::tags;
 use dicom_object::DefaultDicomObject;
-use dicom_pixeldata::PixelDecoder;
 
-use super::{caught, read_object};
+use super::image::decode_image;
+use super::{caught, read_object, text};
 use crate::error::{IoError, Result};
 use crate::geometry::{flip_lps_ras, identity, Geometry};
 use crate::volume::Volume;
@@ -36,14 +36,6 @@ pub struct SeriesVolume {
     pub modality: String,
     /// Largest relative deviation of the slice gaps from their median (0 for even spacing).
     pub spacing_deviation: f64,
-}
-
-fn text(obj: &DefaultDicomObject, tag: dicom_core::Tag) -> String {
-    obj.element_opt(tag)
-        .ok()
-        .flatten()
-        .and_then(|e| e.to_str().ok().map(|s| s.trim().to_owned()))
-        .unwrap_or_default()
 }
 
 fn floats(
@@ -180,6 +172,8 @@ fn describe(all: &[SeriesInfo]) -> String {
 
 struct Slice {
     position: [f64; 3],
+    /// SpacingBetweenSlices, else SliceThickness: the slice step of a one-slice series.
+    thickness: Option<f64>,
     along: f64,
     pixels: Vec<f32>,
     path: PathBuf,
@@ -217,68 +211,31 @@ fn read_files(
                     format!("PixelSpacing {ps:?} must be positive"),
                 ));
             }
-            let rows: usize = obj
-                .element(tags::ROWS)
-                .ok()
-                .and_then(|e| e.to_int::<u32>().ok())
-                .ok_or_else(|| IoError::format(path, "Rows is missing"))?
-                as usize;
-            let cols: usize = obj
-                .element(tags::COLUMNS)
-                .ok()
-                .and_then(|e| e.to_int::<u32>().ok())
-                .ok_or_else(|| IoError::format(path, "Columns is missing"))?
-                as usize;
-            let frames = obj
-                .element_opt(tags::NUMBER_OF_FRAMES)
-                .ok()
-                .flatten()
-                .and_then(|e| e.to_int::<u32>().ok())
-                .unwrap_or(1);
-            if frames != 1 {
+            let image = decode_image(path, &obj)?;
+            if image.frames != 1 {
                 return Err(IoError::unsupported(
                     path,
-                    format!("multi-frame image with {frames} frames (enhanced CT/MR)"),
+                    format!(
+                        "multi-frame image with {} frames (enhanced CT/MR); convert it to one \
+                         file per slice, e.g. with `emf2sf` (dcm4che)",
+                        image.frames
+                    ),
                 ));
             }
-            // Checked here because the decoder asserts on them (and a 32-bit rescale table would
-            // take 16 GB): CT and MR store one sample of at most 16 bits.
-            let uint = |tag, name: &str| -> Result<u32> {
-                obj.element(tag)
-                    .ok()
-                    .and_then(|e| e.to_int::<u32>().ok())
-                    .ok_or_else(|| {
-                        IoError::format(path, format!("{name} is missing or not a number"))
-                    })
-            };
-            let (allocated, stored, samples) = (
-                uint(tags::BITS_ALLOCATED, "BitsAllocated")?,
-                uint(tags::BITS_STORED, "BitsStored")?,
-                uint(tags::SAMPLES_PER_PIXEL, "SamplesPerPixel")?,
-            );
-            if !matches!(allocated, 8 | 16) || stored == 0 || stored > allocated || samples != 1 {
-                return Err(IoError::unsupported(
-                    path,
-                    format!("pixel format with BitsAllocated {allocated}, BitsStored {stored}, SamplesPerPixel {samples} (CT/MR images have one sample of 8 or 16 bits)"),
-                ));
-            }
-            let decoded = obj
-                .decode_pixel_data()
-                .map_err(|e| IoError::format(path, format!("cannot decode the pixel data: {e}")))?;
-            let pixels: Vec<f32> = decoded.to_vec_frame::<f32>(0).map_err(|e| {
-                IoError::format(path, format!("cannot convert the pixel data: {e}"))
-            })?;
-            if pixels.len() != rows * cols {
-                return Err(IoError::format(
-                    path,
-                    format!("{} pixels for {rows}×{cols}", pixels.len()),
-                ));
-            }
+            let (rows, cols, pixels) = (image.rows, image.cols, image.data);
             let row = [iop[0], iop[1], iop[2]];
             let col = [iop[3], iop[4], iop[5]];
             Ok((
                 Slice {
                     position: [ipp[0], ipp[1], ipp[2]],
+                    thickness: [tags::SPACING_BETWEEN_SLICES, tags::SLICE_THICKNESS]
+                        .into_iter()
+                        .find_map(|tag| {
+                            floats(&obj, tag, path, "", 1)
+                                .ok()
+                                .map(|v| v[0])
+                                .filter(|t| *t > 0.0)
+                        }),
                     along: 0.0,
                     pixels,
                     path: path.clone(),
@@ -352,7 +309,7 @@ fn read_files(
         ));
     }
     let median = if gaps.is_empty() {
-        1.0
+        slices.first().and_then(|s| s.thickness).unwrap_or(1.0)
     } else {
         let mut g = gaps.clone();
         g.sort_by(f64::total_cmp);

@@ -1,4 +1,5 @@
-//! Small synthetic DICOM files written in code: CT slices and RTSTRUCTs, for tests and examples.
+//! Small synthetic DICOM files written in code: CT slices, RTSTRUCTs and SEGs, for tests and
+//! examples.
 
 use std::path::Path;
 
@@ -225,6 +226,144 @@ pub fn write_rtstruct(
             VR::SQ,
             DataSetSequence::from(contour_items),
         ),
+    ]);
+    save(path, obj)
+}
+
+/// One frame of a SEG: the segment it belongs to, its plane's ImagePositionPatient (LPS mm) and
+/// its pixels (0 or 1, row by row).
+pub struct SegFrame {
+    /// ReferencedSegmentNumber.
+    pub segment: u16,
+    /// ImagePositionPatient of the plane.
+    pub position: [f64; 3],
+    /// Pixel values, `rows × cols`.
+    pub pixels: Vec<u8>,
+}
+
+/// Writes a BINARY SEG with `segments` (number, label) and `frames` of `cols × rows` pixels in
+/// the orientation and spacing of [`write_series`] (oblique rows, 0.5 × 0.8 mm, 2.5 mm planes).
+pub fn write_seg(
+    path: &Path,
+    segments: &[(u16, &str)],
+    frames: &[SegFrame],
+    cols: u16,
+    rows: u16,
+) -> Result<()> {
+    let item = |elements: Vec<DataElement<InMemDicomObject>>| {
+        InMemDicomObject::from_element_iter(elements)
+    };
+    let sq = |tag, items: Vec<InMemDicomObject>| {
+        DataElement::new(tag, VR::SQ, DataSetSequence::from(items))
+    };
+    let shared = item(vec![
+        sq(
+            tags::PLANE_ORIENTATION_SEQUENCE,
+            vec![item(vec![DataElement::new(
+                tags::IMAGE_ORIENTATION_PATIENT,
+                VR::DS,
+                ds(&OBLIQUE),
+            )])],
+        ),
+        sq(
+            tags::PIXEL_MEASURES_SEQUENCE,
+            vec![item(vec![
+                DataElement::new(tags::PIXEL_SPACING, VR::DS, ds(&[0.5, 0.8])),
+                DataElement::new(tags::SPACING_BETWEEN_SLICES, VR::DS, ds(&[2.5])),
+            ])],
+        ),
+    ]);
+    let per_frame: Vec<InMemDicomObject> = frames
+        .iter()
+        .map(|f| {
+            item(vec![
+                sq(
+                    tags::PLANE_POSITION_SEQUENCE,
+                    vec![item(vec![DataElement::new(
+                        tags::IMAGE_POSITION_PATIENT,
+                        VR::DS,
+                        ds(&f.position),
+                    )])],
+                ),
+                sq(
+                    tags::SEGMENT_IDENTIFICATION_SEQUENCE,
+                    vec![item(vec![DataElement::new(
+                        tags::REFERENCED_SEGMENT_NUMBER,
+                        VR::US,
+                        PrimitiveValue::from(f.segment),
+                    )])],
+                ),
+            ])
+        })
+        .collect();
+    let segment_items: Vec<InMemDicomObject> = segments
+        .iter()
+        .map(|(n, label)| {
+            item(vec![
+                DataElement::new(tags::SEGMENT_NUMBER, VR::US, PrimitiveValue::from(*n)),
+                DataElement::new(tags::SEGMENT_LABEL, VR::LO, PrimitiveValue::from(*label)),
+            ])
+        })
+        .collect();
+    // One bit per pixel, least significant bit first, packed across frames.
+    let bits: Vec<u8> = frames
+        .iter()
+        .flat_map(|f| f.pixels.iter().copied())
+        .collect();
+    let mut packed = vec![0u8; bits.len().div_ceil(8)];
+    for (n, b) in bits.iter().enumerate() {
+        packed[n / 8] |= (b & 1) << (n % 8);
+    }
+    if packed.len() % 2 == 1 {
+        packed.push(0);
+    }
+    let obj = InMemDicomObject::from_element_iter([
+        DataElement::new(
+            tags::SOP_CLASS_UID,
+            VR::UI,
+            PrimitiveValue::from("1.2.840.10008.5.1.4.1.1.66.4"),
+        ),
+        DataElement::new(
+            tags::SOP_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from("1.2.3.97"),
+        ),
+        DataElement::new(tags::MODALITY, VR::CS, PrimitiveValue::from("SEG")),
+        DataElement::new(
+            tags::SERIES_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from("1.2.3.96"),
+        ),
+        sq(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE, vec![shared]),
+        DataElement::new(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1u16)),
+        DataElement::new(
+            tags::PHOTOMETRIC_INTERPRETATION,
+            VR::CS,
+            PrimitiveValue::from("MONOCHROME2"),
+        ),
+        DataElement::new(
+            tags::NUMBER_OF_FRAMES,
+            VR::IS,
+            PrimitiveValue::from(frames.len().to_string()),
+        ),
+        DataElement::new(tags::ROWS, VR::US, PrimitiveValue::from(rows)),
+        DataElement::new(tags::COLUMNS, VR::US, PrimitiveValue::from(cols)),
+        DataElement::new(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(1u16)),
+        DataElement::new(tags::BITS_STORED, VR::US, PrimitiveValue::from(1u16)),
+        DataElement::new(tags::HIGH_BIT, VR::US, PrimitiveValue::from(0u16)),
+        DataElement::new(
+            tags::PIXEL_REPRESENTATION,
+            VR::US,
+            PrimitiveValue::from(0u16),
+        ),
+        sq(tags::SEGMENT_SEQUENCE, segment_items),
+        DataElement::new(
+            tags::SEGMENTATION_TYPE,
+            VR::CS,
+            PrimitiveValue::from("BINARY"),
+        ),
+        sq(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE, per_frame),
+        DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::from(packed)),
     ]);
     save(path, obj)
 }

@@ -115,7 +115,7 @@ fn rtstruct_square_and_ring_rasterise_exactly() {
             .collect::<Vec<_>>(),
         vec![("GTV", 1), ("Ring", 2)]
     );
-    let gtv = read_rtstruct_mask(&rs, &series, "gtv").unwrap();
+    let gtv = read_rtstruct_mask(&rs, &series, "gtv").unwrap().mask;
     let g = &gtv.geometry;
     let on: Vec<(usize, usize, usize)> = (0..g.len())
         .filter(|&n| gtv.data[n] == 1)
@@ -125,7 +125,7 @@ fn rtstruct_square_and_ring_rasterise_exactly() {
         .flat_map(|j| (1..=3).map(move |i| (i, j, 0)))
         .collect();
     assert_eq!(on, want);
-    let ring = read_rtstruct_mask(&rs, &series, "RING").unwrap();
+    let ring = read_rtstruct_mask(&rs, &series, "RING").unwrap().mask;
     let on: Vec<(usize, usize)> = (0..g.len())
         .filter(|&n| ring.data[n] == 1)
         .map(|n| {
@@ -194,4 +194,101 @@ fn declared_lengths_beyond_the_file_are_rejected_before_parsing() {
     std::fs::write(&file, &bad).unwrap();
     let err = read_series(dir.path(), None).unwrap_err().to_string();
     assert!(err.contains("no valid value representation"), "{err}");
+}
+
+#[test]
+fn seg_frames_land_on_the_planes_of_their_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let ct = dir.path().join("ct");
+    write_series(&ct, "1.2.840.8", &[0.0, 2.5, 5.0, 7.5], 8, 6).unwrap();
+    let series = read_series(&ct, None).unwrap();
+    let plane = |k: f64| [10.0, -20.0, 5.0 + 2.5 * k];
+    let pixels = |on: &[(usize, usize)]| {
+        let mut p = vec![0u8; 48];
+        for &(i, j) in on {
+            p[i + 8 * j] = 1;
+        }
+        p
+    };
+    let seg = dir.path().join("seg.dcm");
+    write_seg(
+        &seg,
+        &[(1, "Tumour"), (2, "Lung")],
+        &[
+            SegFrame {
+                segment: 1,
+                position: plane(3.0),
+                pixels: pixels(&[(7, 5), (0, 0)]),
+            },
+            SegFrame {
+                segment: 2,
+                position: plane(0.0),
+                pixels: pixels(&[(1, 1)]),
+            },
+            SegFrame {
+                segment: 1,
+                position: plane(1.0),
+                pixels: pixels(&[(2, 3)]),
+            },
+        ],
+        8,
+        6,
+    )
+    .unwrap();
+    let segments = list_segments(&seg).unwrap();
+    assert_eq!(
+        segments,
+        vec![
+            SegmentInfo {
+                number: 1,
+                label: "Tumour".into(),
+                frames: 2
+            },
+            SegmentInfo {
+                number: 2,
+                label: "Lung".into(),
+                frames: 1
+            },
+        ]
+    );
+    let g = &series.volume.geometry;
+    let mask = read_seg_mask(&seg, Some(g), "tumour").unwrap();
+    assert_eq!(&mask.geometry, g);
+    let on: Vec<usize> = (0..g.len()).filter(|&n| mask.data[n] == 1).collect();
+    assert_eq!(
+        on,
+        vec![g.index(2, 3, 1), g.index(0, 0, 3), g.index(7, 5, 3)]
+    );
+    // Without a series: the grid spanned by the segment's frames (planes 1..3 of the series).
+    let own = read_seg_mask(&seg, None, "Tumour").unwrap();
+    assert_eq!(own.geometry.shape, [8, 6, 3]);
+    assert_eq!(own.geometry.spacing, [0.8, 0.5, 2.5]);
+    assert_eq!(own.data.iter().filter(|&&v| v == 1).count(), 3);
+    assert_eq!(own.data[own.geometry.index(2, 3, 0)], 1);
+    // A frame between two pixels of the grid is refused, as is an unknown label.
+    let shifted = dir.path().join("shifted.dcm");
+    write_seg(
+        &shifted,
+        &[(1, "Tumour")],
+        &[SegFrame {
+            segment: 1,
+            position: [10.3, -20.0, 5.0],
+            pixels: pixels(&[]),
+        }],
+        8,
+        6,
+    )
+    .unwrap();
+    let err = read_seg_mask(&shifted, Some(g), "Tumour")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not lie on a plane"), "{err}");
+    let err = read_seg_mask(&seg, Some(g), "Heart")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("'Tumour', 'Lung'"), "{err}");
+    let err = read_seg_mask(&ct.join("003.dcm"), Some(g), "Tumour")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a DICOM SEG"), "{err}");
 }
