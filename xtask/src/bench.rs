@@ -42,8 +42,33 @@ fn text(line: &str, key: &str) -> String {
         .to_owned()
 }
 
+/// The median of `values` (NaN when empty).
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Runs a benchmark command and returns its JSON lines.
+fn run_json(mut cmd: Command, what: &str) -> Result<Vec<String>> {
+    let out = cmd.output().with_context(|| format!("cannot run {what}"))?;
+    if !out.status.success() {
+        bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(json_lines(&out.stdout))
+}
+
 /// Runs the benchmarks and prints JSON lines and a table.
-pub fn run(root: &Path, quick: bool, device: &str, paper: bool, steps: usize) -> Result<()> {
+pub fn run(
+    root: &Path,
+    quick: bool,
+    device: &str,
+    paper: bool,
+    steps: usize,
+    rounds: usize,
+) -> Result<()> {
     let torch = libtorch::fetch(root, &libtorch::FetchArgs::default())?;
     crate::cargo(root, &["build", "--release", "--package", "cmedl-cli"])?;
     let cmedl = root.join("target/release/cmedl");
@@ -53,59 +78,33 @@ pub fn run(root: &Path, quick: bool, device: &str, paper: bool, steps: usize) ->
         .map(|venv| venv.join("bin/python"))
         .filter(|p| p.exists())
         .context("the libtorch virtual environment has no bin/python")?;
-    let steps = if quick { 3 } else { steps };
+    let (steps, rounds) = if quick { (3, 1) } else { (steps, rounds) };
     let mut configs = vec!["cpu"];
     if paper && !quick {
         configs.push("paper");
     }
     let mut lines = Vec::new();
     for config in configs {
-        let what = if quick {
-            "train,loader"
-        } else {
-            "train,predict,loader"
-        };
-        let out = Command::new(&cmedl)
-            .args([
-                "bench",
-                "--what",
-                what,
-                "--config",
-                config,
-                "--device",
-                device,
-                "--steps",
-                &steps.to_string(),
+        // The training step alternates between cmedl and the reference `rounds` times; the table
+        // takes the median, so a slow phase of a shared machine cannot favour either side.
+        for round in 0..rounds.max(1) {
+            let what = match (round, quick) {
+                (0, true) => "train,loader",
+                (0, false) => "train,predict,loader",
+                _ => "train",
+            };
+            let mut cmd = Command::new(&cmedl);
+            cmd.args([
+                "bench", "--what", what, "--config", config, "--device", device,
             ])
-            .output()
-            .context("cannot run cmedl bench")?;
-        if !out.status.success() {
-            bail!(
-                "cmedl bench failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            .args(["--steps", &steps.to_string()]);
+            lines.extend(run_json(cmd, "cmedl bench")?);
+            let mut cmd = Command::new(&python);
+            cmd.arg(root.join("benches/reference/cmedl_step.py"))
+                .args(["--config", config, "--device", device])
+                .args(["--steps", &steps.to_string()]);
+            lines.extend(run_json(cmd, "the PyTorch reference")?);
         }
-        lines.extend(json_lines(&out.stdout));
-        let reference = root.join("benches/reference/cmedl_step.py");
-        let out = Command::new(&python)
-            .arg(&reference)
-            .args([
-                "--config",
-                config,
-                "--device",
-                device,
-                "--steps",
-                &steps.to_string(),
-            ])
-            .output()
-            .context("cannot run the PyTorch reference")?;
-        if !out.status.success() {
-            bail!(
-                "the PyTorch reference failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        lines.extend(json_lines(&out.stdout));
     }
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir)?;
@@ -121,32 +120,64 @@ pub fn run(root: &Path, quick: bool, device: &str, paper: bool, steps: usize) ->
         "{:<18} {:<7} {:<8} {:>14} {:>14} {:>8}",
         "benchmark", "config", "device", "cmedl", "PyTorch", "ratio"
     );
+    let mut shown: Vec<(String, String)> = Vec::new();
     for l in lines.iter().filter(|l| text(l, "impl") == "cmedl") {
         let (bench, config) = (text(l, "bench"), text(l, "config"));
-        let (value, unit) = match number(l, "slices_per_s") {
-            Some(v) => (v, "slices/s"),
-            None => (number(l, "seconds").unwrap_or(f64::NAN), "s"),
+        if shown.contains(&(bench.clone(), config.clone())) {
+            continue;
+        }
+        shown.push((bench.clone(), config.clone()));
+        let values = |implementation: &str, key: &str| -> Vec<f64> {
+            lines
+                .iter()
+                .filter(|r| {
+                    text(r, "impl") == implementation
+                        && text(r, "bench") == bench
+                        && text(r, "config") == config
+                })
+                .filter_map(|r| number(r, key))
+                .collect()
         };
-        let reference = lines
-            .iter()
-            .find(|r| {
-                text(r, "impl") == "pytorch"
-                    && text(r, "bench") == bench
-                    && text(r, "config") == config
-            })
-            .and_then(|r| number(r, "slices_per_s"));
-        let (r_text, ratio) = match reference {
-            Some(r) => (format!("{r:.2} {unit}"), format!("{:.2}", value / r)),
-            None => ("–".to_owned(), "–".to_owned()),
+        // Throughput: the median step (when reported) over rounds; else seconds.
+        let (key, unit) = if number(l, "slices_per_s_median").is_some() {
+            ("slices_per_s_median", "slices/s")
+        } else if number(l, "slices_per_s").is_some() {
+            ("slices_per_s", "slices/s")
+        } else {
+            ("seconds", "s")
         };
+        let mut rows = vec![(bench.clone(), key, unit, false)];
+        if number(l, "optimizer_ms").is_some() {
+            rows.push(("optimizer".to_owned(), "optimizer_ms", "ms", true));
+        }
+        for (name, key, unit, lower_is_better) in rows {
+            let value = median(values("cmedl", key));
+            let reference = median(values("pytorch", key));
+            let (r_text, ratio) = if reference.is_finite() {
+                let ratio = if lower_is_better {
+                    reference / value
+                } else {
+                    value / reference
+                };
+                (format!("{reference:.2} {unit}"), format!("{ratio:.2}"))
+            } else {
+                ("–".to_owned(), "–".to_owned())
+            };
+            println!(
+                "{:<18} {:<7} {:<8} {:>14} {:>14} {:>8}",
+                name,
+                config,
+                text(l, "device"),
+                format!("{value:.2} {unit}"),
+                r_text,
+                ratio
+            );
+        }
+    }
+    if rounds > 1 {
         println!(
-            "{:<18} {:<7} {:<8} {:>14} {:>14} {:>8}",
-            bench,
-            config,
-            text(l, "device"),
-            format!("{value:.2} {unit}"),
-            r_text,
-            ratio
+            "(medians over {rounds} alternating rounds; ratio > 1: cmedl faster; optimizer: \
+             the three Adam steps alone)"
         );
     }
     Ok(())

@@ -64,6 +64,9 @@ enum Task {
         /// Timed training steps.
         #[arg(long, default_value_t = 20)]
         steps: usize,
+        /// Alternating cmedl / PyTorch rounds of the training benchmark (medians are reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Run the main job: build `cmedl` in release mode, generate the phantom cohort, train
     /// `ct-only` and `cmedl` on the CPU, evaluate them and write the report (runs/demo).
@@ -94,7 +97,8 @@ fn run(cli: Cli) -> Result<()> {
             device,
             paper,
             steps,
-        } => bench::run(&root, quick, &device, paper, steps),
+            rounds,
+        } => bench::run(&root, quick, &device, paper, steps, rounds),
     }
 }
 

@@ -307,6 +307,9 @@ pub struct TrainConfig {
     pub device: String,
     /// `fp32` (bf16 autocast is not exposed by tch 0.24 and is refused).
     pub precision: String,
+    /// Convolution weights in channels-last (NHWC) layout, which the CPU (oneDNN) and GPU
+    /// (cuDNN) kernels run faster; `false` keeps PyTorch's default NCHW layout.
+    pub channels_last: bool,
     /// Threads for data preparation (0: all cores).
     pub workers: usize,
 }
@@ -323,6 +326,7 @@ impl Default for TrainConfig {
             seed: 0,
             device: "auto".into(),
             precision: "fp32".into(),
+            channels_last: true,
             workers: 0,
         }
     }

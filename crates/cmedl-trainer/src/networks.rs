@@ -98,7 +98,7 @@ impl Networks {
             Mode::CtPlusPmri => Some(seg(2)?),
             _ => Some(seg(1)?),
         };
-        Ok(Self {
+        let nets = Self {
             g_s2t,
             g_t2s,
             d_t,
@@ -107,7 +107,13 @@ impl Networks {
             teacher,
             student,
             mode,
-        })
+        };
+        if config.channels_last {
+            for (_, vs) in nets.stores() {
+                to_channels_last(vs);
+            }
+        }
+        Ok(nets)
     }
 
     /// Every network with its checkpoint name.
@@ -201,5 +207,83 @@ impl Networks {
             .into_iter()
             .map(|(n, vs)| (n, cmedl_models::parameter_count(vs)))
             .collect()
+    }
+}
+
+/// `t` (a 4-D tensor) copied into channels-last (NHWC) strides; other tensors as they are.
+pub fn channels_last(t: &Tensor) -> Tensor {
+    let size = t.size();
+    let [n, c, h, w] = size[..] else {
+        return t.shallow_clone();
+    };
+    let out = Tensor::empty_strided(
+        [n, c, h, w],
+        [h * w * c, 1, w * c, c],
+        (t.kind(), t.device()),
+    );
+    tch::no_grad(|| out.shallow_clone().copy_(t));
+    out
+}
+
+/// Moves every 4-D variable (convolution weight) of `vs` to channels-last layout in place: the
+/// modules holding it see the new layout, values and gradients are unchanged.
+pub fn to_channels_last(vs: &nn::VarStore) {
+    tch::no_grad(|| {
+        for (_, mut var) in vs.variables() {
+            if var.dim() == 4 {
+                let cl = channels_last(&var);
+                var.set_data(&cl);
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TrainConfig;
+    use cmedl_models::{SegmenterConfig, UNetConfig};
+    use tch::Kind;
+
+    fn tiny(channels_last: bool) -> TrainConfig {
+        let mut c = TrainConfig {
+            channels_last,
+            ..Default::default()
+        };
+        c.model.generator.ngf = 4;
+        c.model.generator.blocks = 1;
+        c.model.discriminator.ndf = 4;
+        c.model.segmenter = SegmenterConfig::Unet(UNetConfig {
+            base: 4,
+            depth: 2,
+            ..Default::default()
+        });
+        c
+    }
+
+    #[test]
+    fn channels_last_changes_the_layout_not_the_values() {
+        let t = Tensor::arange(2 * 3 * 4 * 5, (Kind::Float, Device::Cpu)).reshape([2, 3, 4, 5]);
+        let cl = channels_last(&t);
+        assert_eq!(cl.stride(), vec![60, 1, 15, 3]);
+        assert!(cl.equal(&t));
+        let a = Networks::build(&tiny(false), Device::Cpu).unwrap();
+        let b = Networks::build(&tiny(true), Device::Cpu).unwrap();
+        let weights = b.stores()[0].1.variables();
+        let conv = weights.values().find(|w| w.dim() == 4).unwrap();
+        let s = conv.size();
+        assert_eq!(
+            conv.stride(),
+            vec![s[1] * s[2] * s[3], 1, s[3] * s[1], s[1]]
+        );
+        let x = Tensor::rand([2, 1, 16, 16], (Kind::Float, Device::Cpu));
+        let (sa, sb) = (a.student.as_ref().unwrap(), b.student.as_ref().unwrap());
+        let ya = sa.net.forward_t(&x, false).unwrap().logits;
+        let yb = sb.net.forward_t(&x, false).unwrap().logits;
+        let diff = (ya - yb).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "outputs differ by {diff}");
+        let ga = a.g_s2t.as_ref().unwrap().net.forward_t(&x, false).unwrap();
+        let gb = b.g_s2t.as_ref().unwrap().net.forward_t(&x, false).unwrap();
+        assert!((ga - gb).abs().max().double_value(&[]) < 1e-5);
     }
 }

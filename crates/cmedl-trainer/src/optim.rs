@@ -53,11 +53,20 @@ impl Adam {
     }
 
     /// One update with learning rate `lr`; parameters without a gradient are left alone.
+    ///
+    /// Written as in-place kernels (lerp, addcdiv) with two temporaries per parameter, the
+    /// sequence of PyTorch's single-tensor Adam: each tensor op has a fixed dispatch cost, and
+    /// the small networks of a CPU run have hundreds of parameter tensors.
     pub fn step(&mut self, lr: f64) {
         self.steps += 1;
         let (b1, b2) = self.betas;
         let bc1 = 1.0 - b1.powi(self.steps as i32);
         let bc2 = 1.0 - b2.powi(self.steps as i32);
+        let step_size = lr / bc1;
+        // p −= step_size · m / (√v / √bc2 + ε), with the scale folded into the denominator so
+        // that one addcdiv_ (value 1) applies it: p += m / d, d = −(√v / √bc2 + ε) / step_size.
+        let d_scale = -1.0 / (step_size * bc2.sqrt());
+        let d_shift = -self.eps / step_size;
         tch::no_grad(|| {
             for ((p, m), v) in self
                 .params
@@ -70,14 +79,14 @@ impl Adam {
                     continue;
                 }
                 if self.weight_decay > 0.0 {
-                    *p *= 1.0 - lr * self.weight_decay;
+                    let _ = p.g_mul_scalar_(1.0 - lr * self.weight_decay);
                 }
-                *m *= b1;
-                *m += &g * (1.0 - b1);
-                *v *= b2;
-                *v += &g * &g * (1.0 - b2);
-                let denom = (&*v / bc2).sqrt() + self.eps;
-                *p -= (&*m / &denom) * (lr / bc1);
+                let _ = m.lerp_(&g, 1.0 - b1);
+                let _ = v.lerp_(&g.square(), 1.0 - b2);
+                let mut d = v.sqrt();
+                let _ = d.g_mul_scalar_(d_scale);
+                let _ = d.g_add_scalar_(d_shift);
+                let _ = p.addcdiv_(m, &d);
             }
         });
     }
