@@ -151,14 +151,16 @@ pub fn run(
             rows.push(("optimizer".to_owned(), "optimizer_ms", "ms", true));
         }
         for (name, key, unit, lower_is_better) in rows {
-            let value = median(values("cmedl", key));
-            let reference = median(values("pytorch", key));
+            let (ours, theirs) = (values("cmedl", key), values("pytorch", key));
+            // Round by round (the two ran back to back), then the median of those ratios.
+            let ratio = median(
+                ours.iter()
+                    .zip(&theirs)
+                    .map(|(o, t)| if lower_is_better { t / o } else { o / t })
+                    .collect(),
+            );
+            let (value, reference) = (median(ours), median(theirs));
             let (r_text, ratio) = if reference.is_finite() {
-                let ratio = if lower_is_better {
-                    reference / value
-                } else {
-                    value / reference
-                };
                 (format!("{reference:.2} {unit}"), format!("{ratio:.2}"))
             } else {
                 ("–".to_owned(), "–".to_owned())
@@ -176,8 +178,8 @@ pub fn run(
     }
     if rounds > 1 {
         println!(
-            "(medians over {rounds} alternating rounds; ratio > 1: cmedl faster; optimizer: \
-             the three Adam steps alone)"
+            "(medians over {rounds} alternating rounds; ratio: median of the per-round ratios, \
+             > 1 when cmedl is faster; optimizer: the three Adam steps alone)"
         );
     }
     Ok(())

@@ -12,7 +12,7 @@ use cmedl_trainer::data::{SliceSet, Streams};
 use cmedl_trainer::infer::Predictor;
 use cmedl_trainer::networks::Networks;
 use cmedl_trainer::optim::Adam;
-use cmedl_trainer::step::{read_terms, train_step, TrainState};
+use cmedl_trainer::step::{train_step, TrainState};
 use serde_json::json;
 use tch::{Device, Kind, Tensor};
 
@@ -125,7 +125,7 @@ fn bench_train(
             start = Instant::now();
         }
         let began = Instant::now();
-        let terms = train_step(
+        train_step(
             &mut nets,
             &mut state,
             &config,
@@ -136,9 +136,6 @@ fn bench_train(
             2e-4,
             step,
         )?;
-        if step + 1 == warmup + steps {
-            read_terms(&terms);
-        }
         if per_step && step >= warmup {
             step_s.push(began.elapsed().as_secs_f64());
         }

@@ -261,6 +261,14 @@ mod tests {
         c
     }
 
+    fn store<'a>(n: &'a Networks, name: &str) -> &'a nn::VarStore {
+        n.stores()
+            .into_iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, vs)| vs)
+            .unwrap()
+    }
+
     #[test]
     fn channels_last_changes_the_layout_not_the_values() {
         let t = Tensor::arange(2 * 3 * 4 * 5, (Kind::Float, Device::Cpu)).reshape([2, 3, 4, 5]);
@@ -269,6 +277,15 @@ mod tests {
         assert!(cl.equal(&t));
         let a = Networks::build(&tiny(false), Device::Cpu).unwrap();
         let b = Networks::build(&tiny(true), Device::Cpu).unwrap();
+        // Same weights (the global seed is shared with tests running in parallel).
+        for name in ["student", "g_s2t"] {
+            let from = store(&a, name).variables();
+            tch::no_grad(|| {
+                for (k, mut to) in store(&b, name).variables() {
+                    to.copy_(&from[&k]);
+                }
+            });
+        }
         let weights = b.stores()[0].1.variables();
         let conv = weights.values().find(|w| w.dim() == 4).unwrap();
         let s = conv.size();

@@ -18,7 +18,7 @@ use crate::data::{
 use crate::device::DeviceSpec;
 use crate::networks::Networks;
 use crate::optim::Adam;
-use crate::step::{read_terms, train_step, TrainState};
+use crate::step::{train_step, TrainState};
 use crate::validate::validate;
 use crate::TrainError;
 
@@ -352,7 +352,7 @@ pub fn train(
         );
         step += 1;
         window_steps += 1;
-        let terms = match outcome {
+        let values = match outcome {
             Err(TrainError::NonFiniteTerm {
                 term,
                 value,
@@ -380,7 +380,6 @@ pub fn train(
             }
             other => other?,
         };
-        let values = read_terms(&terms);
         for (n, v) in &values {
             let e = sums.entry(n).or_insert((0.0, 0));
             e.0 += v;

@@ -27,6 +27,9 @@ pub struct TrainState {
 /// Named loss terms of a step (detached scalars on the device).
 pub type Terms = Vec<(&'static str, Tensor)>;
 
+/// Named loss values of a step, read back to the host.
+pub type Losses = Vec<(&'static str, f64)>;
+
 fn record(terms: &mut Terms, total: &mut Option<Tensor>, name: &'static str, t: Tensor) {
     terms.push((name, t.detach()));
     add(total, t);
@@ -40,7 +43,12 @@ fn add(acc: &mut Option<Tensor>, t: Tensor) {
 }
 
 /// Runs one step on a student-modality batch (`xs`, labels `ys`) and a teacher-modality batch
-/// (`xt`, labels `yt` when it has them), updating every network with learning rate `lr`.
+/// (`xt`, labels `yt` when it has them), updating every network with learning rate `lr`; returns
+/// the loss terms read back to the host.
+///
+/// The terms are read twice per step (generator side, discriminator side), each time after the
+/// backward pass is queued and before the update that a non-finite term must prevent: on a GPU
+/// the host waits only while the backward pass finishes.
 #[allow(clippy::too_many_arguments)]
 pub fn train_step(
     nets: &mut Networks,
@@ -52,7 +60,7 @@ pub fn train_step(
     yt: Option<&Tensor>,
     lr: f64,
     step: usize,
-) -> Result<Terms, TrainError> {
+) -> Result<Losses, TrainError> {
     let loss = &config.loss;
     let seg = &loss.segmentation;
     let mode = config.mode;
@@ -208,11 +216,13 @@ pub fn train_step(
         record(&mut terms, &mut total, "distill", distill(&spec, s, t)?);
     }
     let total = total.ok_or_else(|| TrainError::Config("the mode has no loss term".into()))?;
-    // Checked before any update, so a skipped step leaves every weight untouched.
-    check_finite(&terms, step)?;
     state.g_opt.zero_grad();
     state.s_opt.zero_grad();
     total.backward();
+    // Checked before any update, so a skipped step leaves every weight untouched (the gradients
+    // it left are cleared by the next step).
+    let mut losses = check_finite(&terms, step)?;
+    let total_value = losses.iter().map(|(_, v)| v).sum::<f64>();
     state.g_opt.step(lr);
     state.s_opt.step(lr * config.seg_lr_factor());
     for d in [&mut nets.d_t, &mut nets.d_s].into_iter().flatten() {
@@ -242,34 +252,39 @@ pub fn train_step(
             _ => loss_t,
         };
         let disc: Terms = vec![("disc", d_loss.detach())];
-        check_finite(&disc, step)?;
-        terms.extend(disc);
         d_opt.zero_grad();
         d_loss.backward();
+        losses.extend(check_finite(&disc, step)?);
         d_opt.step(lr);
     }
-    terms.push(("total", total.detach()));
-    Ok(terms)
+    losses.push(("total", total_value));
+    Ok(losses)
 }
 
-/// Fails with [`TrainError::NonFiniteTerm`] naming the first NaN or infinite term.
-fn check_finite(terms: &Terms, step: usize) -> Result<(), TrainError> {
-    for (name, value) in read_terms(terms) {
-        if !value.is_finite() {
-            return Err(TrainError::NonFiniteTerm {
-                term: name.to_owned(),
-                value,
-                step: step + 1,
-            });
-        }
+/// The terms read back to the host; fails with [`TrainError::NonFiniteTerm`] naming the first
+/// NaN or infinite one.
+fn check_finite(terms: &Terms, step: usize) -> Result<Losses, TrainError> {
+    let values = read_terms(terms);
+    if let Some((name, value)) = values.iter().find(|(_, v)| !v.is_finite()) {
+        return Err(TrainError::NonFiniteTerm {
+            term: (*name).to_owned(),
+            value: *value,
+            step: step + 1,
+        });
     }
-    Ok(())
+    Ok(values)
 }
 
-/// Reads the terms back to the host.
-pub fn read_terms(terms: &Terms) -> Vec<(&'static str, f64)> {
-    terms
+/// Reads the terms back to the host, all in one transfer (one synchronisation on a GPU).
+pub fn read_terms(terms: &Terms) -> Losses {
+    if terms.is_empty() {
+        return Vec::new();
+    }
+    let scalars: Vec<Tensor> = terms
         .iter()
-        .map(|(n, t)| (*n, t.to_kind(Kind::Double).double_value(&[])))
-        .collect()
+        .map(|(_, t)| t.to_kind(Kind::Double).reshape([1]))
+        .collect();
+    let host = Tensor::cat(&scalars, 0).to_device(tch::Device::Cpu);
+    let values = Vec::<f64>::try_from(&host).unwrap_or_else(|_| vec![f64::NAN; terms.len()]);
+    terms.iter().map(|(n, _)| *n).zip(values).collect()
 }
