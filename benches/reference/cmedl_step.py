@@ -9,6 +9,7 @@ and Adam settings as `cmedl bench --what train`. Prints one JSON line.
 import argparse
 import json
 import random
+import resource
 import time
 
 import torch
@@ -214,6 +215,8 @@ def main():
         "slices_per_s": args.steps * b / secs, "step_ms": secs * 1e3 / args.steps,
         "slices_per_s_median": b / median_s, "step_ms_median": median_s * 1e3,
         "optimizer_ms": optimizer_ms,
+        # Peak resident memory of the whole process (Linux reports KiB), as cmedl reports it.
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "params": {"g_s2t": count(g_s2t), "g_t2s": count(g_t2s), "d_t": count(d_t), "d_s": count(d_s),
                    "teacher": count(teacher), "student": count(student)},

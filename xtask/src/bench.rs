@@ -150,6 +150,9 @@ pub fn run(
         if number(l, "optimizer_ms").is_some() {
             rows.push(("optimizer".to_owned(), "optimizer_ms", "ms", true));
         }
+        if bench == "train" && number(l, "peak_rss_mib").is_some() {
+            rows.push(("peak RSS".to_owned(), "peak_rss_mib", "MiB", true));
+        }
         for (name, key, unit, lower_is_better) in rows {
             let (ours, theirs) = (values("cmedl", key), values("pytorch", key));
             // Round by round (the two ran back to back), then the median of those ratios.
@@ -179,7 +182,7 @@ pub fn run(
     if rounds > 1 {
         println!(
             "(medians over {rounds} alternating rounds; ratio: median of the per-round ratios, \
-             > 1 when cmedl is faster; optimizer: the three Adam steps alone)"
+             > 1 when cmedl is faster or smaller; optimizer: the three Adam steps alone)"
         );
     }
     Ok(())

@@ -39,6 +39,11 @@ impl Networks {
     /// Builds the networks of `config.mode` on `device`, initialised from `config.seed`.
     pub fn build(config: &TrainConfig, device: Device) -> Result<Self, TrainError> {
         tch::manual_seed(config.seed as i64);
+        if device.is_cuda() {
+            // Training and tiled prediction run fixed shapes: cuDNN's per-shape autotuning pays
+            // after the first step (the PyTorch reference of the benchmark enables it too).
+            tch::Cuda::cudnn_set_benchmark(true);
+        }
         let mode = config.mode;
         let classes = config.data.classes;
         let gen_cfg = config.model.generator.clone();
