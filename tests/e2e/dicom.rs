@@ -29,6 +29,13 @@ fn a_dicom_series_with_rtstruct_converts_to_nifti_on_the_same_grid() {
     assert_eq!(info["shape"], serde_json::json!([8, 6, 4]));
     assert!(info["datatype"].as_str().unwrap().contains("1.2.840.77"));
 
+    // One file of the series: a one-slice volume whose step is SpacingBetweenSlices (9.9 mm).
+    let out = cmedl(&["info", ct.join("003.dcm").to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let one: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(one["shape"], serde_json::json!([8, 6, 1]));
+    assert_eq!(one["spacing"], serde_json::json!([0.8, 0.5, 9.9]));
+
     let out = cmedl(&[
         "convert",
         "--list-rois",

@@ -39,6 +39,10 @@ pub fn load_volume(
         }
         return Ok((s.volume, format!("dicom {} series {}", s.modality, s.uid)));
     }
+    if !is_nifti_path(path) && cmedl_io::dicom::is_dicom_file(path) {
+        let s = cmedl_io::dicom::read_series_file(path)?;
+        return Ok((s.volume, format!("dicom {} image (one file)", s.modality)));
+    }
     require_nifti(path)?;
     let img = read_volume(path, &ReadOptions::default())?;
     Ok((img.volume, img.header.datatype.name().to_owned()))
@@ -56,7 +60,16 @@ fn require_nifti(path: &Path) -> Result<(), Failure> {
 
 /// `cmedl info FILE|DICOM_FOLDER [--json]`.
 pub fn info(path: &Path, as_json: bool) -> CmdResult {
-    let (volume, datatype) = load_volume(path, None)?;
+    let (volume, datatype) = match load_volume(path, None) {
+        // A DICOM image without a placement (no position, multi-frame): its pixels alone.
+        Err(e) if path.is_file() && cmedl_io::dicom::is_dicom_file(path) => {
+            let Ok(image) = cmedl_io::dicom::read_image_file(path) else {
+                return Err(e);
+            };
+            return dicom_image_info(path, &image, as_json, &e.to_string());
+        }
+        other => other?,
+    };
     let v = &volume;
     let (min, max, mean) = v.stats();
     let integer = v.data.iter().all(|x| x.fract() == 0.0);
@@ -119,6 +132,53 @@ pub fn info(path: &Path, as_json: bool) -> CmdResult {
                 .join(", ")
         );
     }
+    Ok(())
+}
+
+/// `cmedl info` of a DICOM image that is not a volume: shape, modality, transfer syntax and
+/// value statistics, with why it has no geometry.
+fn dicom_image_info(
+    path: &Path,
+    image: &cmedl_io::dicom::ImageFile,
+    as_json: bool,
+    why: &str,
+) -> CmdResult {
+    let n = image.data.len().max(1) as f64;
+    let (min, max) = image
+        .data
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let mean = image.data.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let shape = [image.cols, image.rows, image.frames];
+    if as_json {
+        let out = json!({
+            "file": path.display().to_string(),
+            "shape": shape,
+            "datatype": format!("dicom {} image", image.modality),
+            "transfer_syntax": image.transfer_syntax,
+            "min": min,
+            "max": max,
+            "mean": mean,
+            "geometry": why,
+        });
+        crate::outln!(
+            "{}",
+            serde_json::to_string_pretty(&out).map_err(|e| Failure::Internal(e.to_string()))?
+        );
+        return Ok(());
+    }
+    crate::outln!("file      {}", path.display());
+    crate::outln!("shape     {shape:?} (columns, rows, frames)");
+    crate::outln!(
+        "datatype  dicom {} image, transfer syntax {}",
+        image.modality,
+        image.transfer_syntax
+    );
+    crate::outln!("min/max   {min} / {max}");
+    crate::outln!("mean      {mean:.4}");
+    crate::outln!("geometry  none: {why}");
     Ok(())
 }
 

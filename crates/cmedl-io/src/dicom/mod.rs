@@ -18,7 +18,7 @@ pub mod synthetic;
 pub use image::{read_image_file, ImageFile};
 pub use rtstruct::{list_rois, read_rtstruct_mask, RoiInfo, RoiMask};
 pub use seg::{list_segments, read_seg_mask, SegmentInfo};
-pub use series::{read_series, scan_folder, SeriesInfo, SeriesVolume};
+pub use series::{read_series, read_series_file, scan_folder, SeriesInfo, SeriesVolume};
 
 use std::path::Path;
 
@@ -34,6 +34,14 @@ use crate::error::IoError;
 
 /// Largest DICOM file read (a single CT or MR image is a few MB).
 const MAX_FILE_BYTES: u64 = 2 << 30;
+
+/// Whether `path` starts like a DICOM Part-10 file (the DICM signature after the preamble).
+pub fn is_dicom_file(path: &Path) -> bool {
+    let mut head = [0u8; 132];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok_and(|()| precheck::signature_offset(&head).is_some())
+}
 
 /// Reads and parses one file: `Ok(None)` when it lacks the DICM signature (not DICOM), an error
 /// naming the file when it is corrupt. The file is read once; its declared lengths are checked

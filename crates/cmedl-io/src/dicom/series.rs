@@ -155,6 +155,20 @@ pub fn read_series(folder: &Path, uid: Option<&str>) -> Result<SeriesVolume> {
     read_files(folder, chosen, objects)
 }
 
+/// Reads one image file as a one-slice volume (slice step from SpacingBetweenSlices or
+/// SliceThickness).
+pub fn read_series_file(path: &Path) -> Result<SeriesVolume> {
+    let obj = read_object(path)?
+        .ok_or_else(|| IoError::format(path, "not a DICOM file (no DICM signature)"))?;
+    let info = SeriesInfo {
+        uid: text(&obj, tags::SERIES_INSTANCE_UID),
+        modality: text(&obj, tags::MODALITY),
+        description: text(&obj, tags::SERIES_DESCRIPTION),
+        files: vec![path.to_path_buf()],
+    };
+    read_files(path, &info, vec![obj])
+}
+
 fn describe(all: &[SeriesInfo]) -> String {
     all.iter()
         .map(|s| {
