@@ -281,11 +281,14 @@ enum Command {
     },
     /// Print a volume's shape, spacing, affine, datatype, intensity range and labels.
     Info {
-        /// A NIfTI file (.nii, .nii.gz) or a DICOM series folder.
+        /// A NIfTI file (.nii, .nii.gz), a DICOM series folder or one DICOM file.
         path: PathBuf,
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// The volume of a 4-D NIfTI image (0-based).
+        #[arg(long)]
+        volume: Option<usize>,
     },
     /// Convert a NIfTI file or a DICOM series (with RTSTRUCT contours or SEG segments) to NIfTI.
     Convert {
@@ -299,6 +302,9 @@ enum Command {
         /// SeriesInstanceUID, when the folder holds several series.
         #[arg(long)]
         series: Option<String>,
+        /// The volume of a 4-D NIfTI input (0-based).
+        #[arg(long)]
+        volume: Option<usize>,
         /// RTSTRUCT file with contours on the series.
         #[arg(long)]
         rtstruct: Option<PathBuf>,
@@ -513,12 +519,13 @@ fn run(cli: Cli) -> CmdResult {
             warmup,
             device,
         } => bench_cmd::run(&what, &config, steps.max(1), warmup, device.resolve()?),
-        Command::Info { path, json } => volume_cmds::info(&path, json),
+        Command::Info { path, json, volume } => volume_cmds::info(&path, json, volume),
         Command::Convert {
             input,
             output,
             spacing,
             series,
+            volume,
             rtstruct,
             seg,
             roi,
@@ -529,6 +536,7 @@ fn run(cli: Cli) -> CmdResult {
             output,
             spacing,
             series,
+            volume,
             rtstruct,
             seg,
             roi,

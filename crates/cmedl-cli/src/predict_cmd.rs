@@ -121,7 +121,7 @@ pub fn predict(args: PredictArgs) -> CmdResult {
     for (done, (input, output)) in jobs.iter().enumerate() {
         check_not_same(input, output)?;
         let volume = if dicom_series {
-            crate::volume_cmds::load_volume(input, None)?.0
+            crate::volume_cmds::load_volume(input, None, None)?.0
         } else {
             read_volume(input, &ReadOptions::default())?.volume
         };

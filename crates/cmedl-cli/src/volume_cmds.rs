@@ -27,6 +27,7 @@ pub fn parse_spacing(s: &str) -> Result<[f64; 3], String> {
 pub fn load_volume(
     path: &Path,
     series: Option<&str>,
+    volume: Option<usize>,
 ) -> Result<(cmedl_io::Volume, String), Failure> {
     if path.is_dir() {
         let s = cmedl_io::dicom::read_series(path, series)?;
@@ -44,7 +45,13 @@ pub fn load_volume(
         return Ok((s.volume, format!("dicom {} image (one file)", s.modality)));
     }
     require_nifti(path)?;
-    let img = read_volume(path, &ReadOptions::default())?;
+    let img = read_volume(
+        path,
+        &ReadOptions {
+            volume,
+            ..Default::default()
+        },
+    )?;
     Ok((img.volume, img.header.datatype.name().to_owned()))
 }
 
@@ -59,8 +66,8 @@ fn require_nifti(path: &Path) -> Result<(), Failure> {
 }
 
 /// `cmedl info FILE|DICOM_FOLDER [--json]`.
-pub fn info(path: &Path, as_json: bool) -> CmdResult {
-    let (volume, datatype) = match load_volume(path, None) {
+pub fn info(path: &Path, as_json: bool, index: Option<usize>) -> CmdResult {
+    let (volume, datatype) = match load_volume(path, None, index) {
         // A DICOM image without a placement (no position, multi-frame): its pixels alone.
         Err(e) if path.is_file() && cmedl_io::dicom::is_dicom_file(path) => {
             let Ok(image) = cmedl_io::dicom::read_image_file(path) else {
@@ -204,6 +211,8 @@ pub struct ConvertArgs {
     pub spacing: Option<[f64; 3]>,
     /// SeriesInstanceUID to pick in a folder with several series.
     pub series: Option<String>,
+    /// Volume of a 4-D NIfTI input.
+    pub volume: Option<usize>,
     /// RTSTRUCT file whose ROI becomes a mask.
     pub rtstruct: Option<std::path::PathBuf>,
     /// DICOM SEG file whose segment becomes a mask.
@@ -297,7 +306,13 @@ pub fn convert(args: ConvertArgs) -> CmdResult {
                 "--rtstruct and --seg need the DICOM series folder as input".into(),
             ));
         }
-        let img = read_volume(input, &ReadOptions::default())?;
+        let img = read_volume(
+            input,
+            &ReadOptions {
+                volume: args.volume,
+                ..Default::default()
+            },
+        )?;
         let scaled = img.header.scl_slope != 0.0
             && !(img.header.scl_slope == 1.0 && img.header.scl_inter == 0.0);
         // Scaled integers are written as their real values.

@@ -402,9 +402,15 @@ fn malformed_files_are_rejected_with_the_file_name() {
     );
     // A lower voxel limit applies before reading data.
     let p = write_raw(dir.path(), "ok.nii", &good);
-    let err = read_volume(&p, &ReadOptions { max_voxels: 5 })
-        .unwrap_err()
-        .to_string();
+    let err = read_volume(
+        &p,
+        &ReadOptions {
+            max_voxels: 5,
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("12 voxels"), "{err}");
 }
 

@@ -745,7 +745,7 @@ fn nibabel_files_read_like_nibabel() {
     );
     for (name, reason) in [
         ("example4d.nii.gz", "4-D image with 2 volumes"),
-        ("example_nifti2.nii.gz", "4-D image with 2 volumes"),
+        ("example_nifti2.nii.gz", "choose one with --volume 0..1"),
         ("functional.nii", "4-D image with 20 volumes"),
         ("row_major.dconn.nii", "6-D image"),
         ("nifti1.hdr", "two-file NIfTI (.hdr/.img)"),
@@ -759,4 +759,73 @@ fn nibabel_files_read_like_nibabel() {
             "{name}: {err}"
         );
     }
+}
+
+#[test]
+fn one_volume_of_a_4d_image_reads_like_nibabel() {
+    // (file, volume, shape, sum, weighted sum, affine row 1), from nibabel's dataobj[..., t].
+    let cases = [
+        (
+            "functional.nii",
+            5,
+            [17, 21, 3],
+            3903360.432709694,
+            194942863.33871877,
+            [0.0, 4.0, 0.0, -40.0],
+        ),
+        (
+            "example4d.nii.gz",
+            1,
+            [128, 96, 24],
+            50990959.0,
+            2549564545.0,
+            [-0.0, 1.973711, -0.355528, -35.722942],
+        ),
+        (
+            "example_nifti2.nii.gz",
+            1,
+            [32, 20, 12],
+            3465054.0,
+            173186694.0,
+            [-0.0, 1.973711, -0.355528, -35.722942],
+        ),
+    ];
+    for (name, volume, shape, sum, weighted, row) in cases {
+        let options = ReadOptions {
+            volume: Some(volume),
+            ..Default::default()
+        };
+        let v = read_volume(&fixture(NIBABEL, name), &options)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .volume;
+        assert_eq!(v.geometry.shape, shape, "{name}");
+        for (got, want) in v.geometry.affine[1].iter().zip(row) {
+            assert!((got - want).abs() < 1e-5, "{name}: {:?}", v.geometry.affine);
+        }
+        let s: f64 = v.data.iter().map(|&x| f64::from(x)).sum();
+        let w: f64 = v
+            .data
+            .iter()
+            .enumerate()
+            .map(|(n, &x)| f64::from(x) * ((31 * n) % 101) as f64)
+            .sum();
+        assert!(
+            (s - sum).abs() <= 1e-6 * sum.abs(),
+            "{name}: sum {s}, nibabel {sum}"
+        );
+        assert!(
+            (w - weighted).abs() <= 1e-6 * weighted.abs(),
+            "{name}: {w}, nibabel {weighted}"
+        );
+    }
+    let path = fixture(NIBABEL, "functional.nii");
+    let options = ReadOptions {
+        volume: Some(20),
+        ..Default::default()
+    };
+    let err = read_volume(&path, &options).unwrap_err().to_string();
+    assert!(
+        err.contains("volume 20 was asked for, but the image has 20"),
+        "{err}"
+    );
 }

@@ -349,7 +349,8 @@ impl NiftiHeader {
                 )));
             }
         }
-        for d in 4..=n as usize {
+        // A 4th dimension (time, echoes, modalities) is allowed: the reader takes one volume.
+        for d in 5..=n as usize {
             if self.dim[d] > 1 {
                 return Err(IoError::unsupported(
                     path,
@@ -390,6 +391,15 @@ impl NiftiHeader {
             }
         }
         s
+    }
+
+    /// Number of 3-D volumes along the 4th dimension (1 for a 3-D image).
+    pub fn volumes(&self) -> usize {
+        if self.dim[0] >= 4 {
+            self.dim[4].max(1) as usize
+        } else {
+            1
+        }
     }
 
     /// Voxel sizes along i, j, k in mm (1 for absent dimensions).

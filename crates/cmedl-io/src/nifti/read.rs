@@ -16,12 +16,16 @@ use crate::volume::{Mask, Volume};
 pub struct ReadOptions {
     /// Refuse headers announcing more voxels than this (default 2^30).
     pub max_voxels: u64,
+    /// The volume to read from a 4-D image (time points, echoes, the modalities of a Medical
+    /// Segmentation Decathlon task); a 4-D image without it is an error naming the count.
+    pub volume: Option<usize>,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
         Self {
             max_voxels: 1 << 30,
+            volume: None,
         }
     }
 }
@@ -136,31 +140,58 @@ fn read_from(
             limit: options.max_voxels,
         });
     }
+    let volumes = header.volumes();
+    let index = match (options.volume, volumes) {
+        (None, 1) => 0,
+        (None, n) => {
+            return Err(IoError::unsupported(
+                path,
+                format!(
+                    "4-D image with {n} volumes along dimension 4; cmedl needs one 3-D volume: \
+                     choose one with --volume 0..{}",
+                    n - 1
+                ),
+            ))
+        }
+        (Some(v), n) if v >= n => {
+            return Err(IoError::format(
+                path,
+                format!(
+                    "volume {v} was asked for, but the image has {n} (0..{})",
+                    n - 1
+                ),
+            ))
+        }
+        (Some(v), _) => v as u64,
+    };
     let data_bytes = voxels * header.datatype.size() as u64;
+    let before = index * data_bytes;
     let header_len = match header.version {
         super::NiftiVersion::One => super::header::NIFTI1_SIZE as u64,
         super::NiftiVersion::Two => super::header::NIFTI2_SIZE as u64,
     };
     if let Some(len) = file_len {
         let available = len.saturating_sub(header.vox_offset);
-        if available < data_bytes {
+        if available < before + data_bytes {
             return Err(IoError::Truncated {
                 path: path.to_path_buf(),
-                expected: data_bytes,
+                expected: before + data_bytes,
                 got: available,
             });
         }
     }
-    // Skip extensions up to vox_offset, then read exactly the announced data: a gzip stream is
-    // never inflated further, and memory grows only as real bytes arrive.
-    let skip = header.vox_offset - header_len;
+    // Skip extensions up to vox_offset (and the volumes before the one asked for), then read
+    // exactly the announced data: a gzip stream is never inflated further, and memory grows only
+    // as real bytes arrive.
+    let skip = header.vox_offset - header_len + before;
     let skipped = std::io::copy(&mut r.as_mut().take(skip), &mut std::io::sink())
         .map_err(|e| stream_error(path, e))?;
     if skipped < skip {
-        return Err(IoError::format(
-            path,
-            format!("file ends before vox_offset {}", header.vox_offset),
-        ));
+        return Err(IoError::Truncated {
+            path: path.to_path_buf(),
+            expected: skip + data_bytes,
+            got: skipped,
+        });
     }
     let mut raw = Vec::new();
     r.take(data_bytes)
