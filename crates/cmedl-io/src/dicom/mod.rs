@@ -58,7 +58,17 @@ pub(crate) fn read_object(path: &Path) -> Result<Option<DefaultDicomObject>, IoE
     let Some(start) = precheck::signature_offset(&bytes) else {
         return Ok(None);
     };
-    let end = precheck::check_lengths(path, &bytes)?;
+    let bytes = match precheck::check_lengths(path, &bytes)? {
+        precheck::DataSet::Checked { .. } => bytes,
+        precheck::DataSet::Deflated { start: data } => inflated(path, &bytes, start, data)?,
+    };
+    let start = precheck::signature_offset(&bytes).unwrap_or(start);
+    let precheck::DataSet::Checked { end } = precheck::check_lengths(path, &bytes)? else {
+        return Err(IoError::format(
+            path,
+            "a deflated data set inside a deflated one",
+        ));
+    };
     let mut obj = caught(path, || {
         OpenFileOptions::new()
             .read_preamble(ReadPreamble::Never)
@@ -70,6 +80,44 @@ pub(crate) fn read_object(path: &Path) -> Result<Option<DefaultDicomObject>, IoE
         resolve_unknown_vrs(&mut obj);
     }
     Ok(Some(obj))
+}
+
+/// Largest inflated data set of a deflated file.
+const MAX_INFLATED_BYTES: u64 = 1 << 30;
+
+/// A deflated file rewritten as explicit VR little endian: its meta group with the transfer
+/// syntax replaced, then the inflated data set, so that the length checks walk the real
+/// elements. Inflation stops at [`MAX_INFLATED_BYTES`].
+fn inflated(path: &Path, bytes: &[u8], start: usize, data: usize) -> Result<Vec<u8>, IoError> {
+    use std::io::Read;
+    let meta_bytes = bytes
+        .get(start - 4..data)
+        .ok_or_else(|| IoError::format(path, "the file meta group length points past the file"))?;
+    let mut meta = caught(path, || {
+        dicom_object::FileMetaTable::from_reader(meta_bytes)
+            .map_err(|e| IoError::format(path, format!("cannot read the file meta group: {e}")))
+    })?;
+    meta.transfer_syntax = "1.2.840.10008.1.2.1".to_owned();
+    meta.update_information_group_length();
+    let mut out = vec![0u8; 128];
+    out.extend_from_slice(b"DICM");
+    meta.write(&mut out)
+        .map_err(|e| IoError::format(path, format!("cannot rewrite the file meta group: {e}")))?;
+    let before = out.len();
+    flate2::read::DeflateDecoder::new(&bytes[data.min(bytes.len())..])
+        .take(MAX_INFLATED_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| IoError::format(path, format!("the deflated data set is corrupt: {e}")))?;
+    if (out.len() - before) as u64 > MAX_INFLATED_BYTES {
+        return Err(IoError::unsupported(
+            path,
+            format!(
+                "a deflated data set larger than {} MB",
+                MAX_INFLATED_BYTES >> 20
+            ),
+        ));
+    }
+    Ok(out)
 }
 
 /// Gives elements stored with VR UN (written by software that did not know them, e.g. some

@@ -36,15 +36,29 @@ pub(crate) fn signature_offset(bytes: &[u8]) -> Option<usize> {
     }
 }
 
-/// Checks that no element of `bytes` (a Part-10 file) declares more bytes than the file has;
-/// returns where the data set ends: the file's length, or the start of the zero bytes some
-/// writers pad files with after the last element.
+/// What the walk found after the file meta group.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DataSet {
+    /// A data set the walk checked, ending at `end`: the file's length, or the start of the zero
+    /// bytes some writers pad files with after the last element.
+    Checked {
+        /// End of the data set.
+        end: usize,
+    },
+    /// A deflated data set (raw deflate from `start` on), to inflate and check on its own.
+    Deflated {
+        /// Where the compressed data set starts (the end of the meta group).
+        start: usize,
+    },
+}
+
+/// Checks that no element of `bytes` (a Part-10 file) declares more bytes than the file has.
 ///
 /// The walk reads element headers in order, descending into sequences and items and skipping
 /// other values; it understands explicit and implicit VR little endian (the main data set's
 /// transfer syntax comes from the file meta group). Anything it cannot follow is left to the
 /// parser; only a definite over-long length is an error.
-pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<usize> {
+pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<DataSet> {
     let Some(start) = signature_offset(bytes) else {
         return Err(IoError::format(
             path,
@@ -74,7 +88,11 @@ pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<usize> {
     let mut big_endian = false;
     let mut meta_end: Option<usize> = None;
     let mut in_encapsulated = false;
+    let mut deflated = false;
     while pos + 8 <= bytes.len() {
+        if let Some(end) = meta_end.filter(|end| deflated && pos >= *end) {
+            return Ok(DataSet::Deflated { start: end });
+        }
         let (Some(g_le), Some(e_le)) = (rd16(pos, false), rd16(pos + 2, false)) else {
             break;
         };
@@ -89,7 +107,7 @@ pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<usize> {
             (g_le, e_le)
         };
         if (group, elem) == (0, 0) && bytes[pos..].iter().all(|b| *b == 0) {
-            return Ok(pos);
+            return Ok(DataSet::Checked { end: pos });
         }
         let in_meta = group == 0x0002;
         // The parser starts the data set where the meta group's length says it ends: the walk
@@ -167,15 +185,22 @@ pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<usize> {
             match ts.as_str() {
                 "1.2.840.10008.1.2" => implicit = true,
                 "1.2.840.10008.1.2.2" => big_endian = true,
+                "1.2.840.10008.1.2.1.99" if meta_end.is_some() => deflated = true,
                 "1.2.840.10008.1.2.1.99" => {
-                    return Err(IoError::unsupported(path, "the deflated transfer syntax"))
+                    return Err(IoError::format(
+                        path,
+                        "a deflated file without the meta group length: corrupt DICOM",
+                    ))
                 }
                 _ => {}
             }
         }
         pos += len as usize;
     }
-    Ok(bytes.len())
+    match meta_end {
+        Some(end) if deflated => Ok(DataSet::Deflated { start: end }),
+        _ => Ok(DataSet::Checked { end: bytes.len() }),
+    }
 }
 
 /// Size of one value of the fixed-size VRs.

@@ -292,3 +292,37 @@ fn seg_frames_land_on_the_planes_of_their_series() {
         .to_string();
     assert!(err.contains("not a DICOM SEG"), "{err}");
 }
+
+#[test]
+fn deflated_files_read_like_their_plain_twin_and_corrupt_ones_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    write_series(dir.path(), "1.2.840.9", &[0.0], 8, 6).unwrap();
+    let plain = dir.path().join("003.dcm");
+    // The meta group with the deflated transfer syntax, then the raw-deflated data set.
+    let bytes = std::fs::read(&plain).unwrap();
+    let meta_end = 144 + u32::from_le_bytes(bytes[140..144].try_into().unwrap()) as usize;
+    let mut meta = dicom_object::open_file(&plain).unwrap().meta().clone();
+    meta.transfer_syntax = "1.2.840.10008.1.2.1.99".to_owned();
+    meta.update_information_group_length();
+    let mut file = vec![0u8; 128];
+    file.extend_from_slice(b"DICM");
+    meta.write(&mut file).unwrap();
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut encoder, &bytes[meta_end..]).unwrap();
+    file.extend(encoder.finish().unwrap());
+    let deflated = dir.path().join("deflated.dcm");
+    std::fs::write(&deflated, &file).unwrap();
+    let (a, b) = (
+        read_image_file(&plain).unwrap(),
+        read_image_file(&deflated).unwrap(),
+    );
+    assert_eq!(a.data, b.data);
+    assert_eq!(a.data[8 * 6 - 1], (50 + 7) as f32 * 2.0 - 1024.0);
+    // Cut inside the compressed data set: a clear error, not a panic.
+    let bytes = std::fs::read(&deflated).unwrap();
+    let cut = dir.path().join("cut.dcm");
+    std::fs::write(&cut, &bytes[..bytes.len() - 40]).unwrap();
+    let err = read_image_file(&cut).unwrap_err().to_string();
+    assert!(err.contains("cut.dcm"), "{err}");
+}
