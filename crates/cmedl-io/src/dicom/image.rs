@@ -7,7 +7,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::DefaultDicomObject;
 use dicom_pixeldata::PixelDecoder;
 
-use super::{caught, read_object, text};
+use super::{caught, frame_count, read_object, text, uint};
 use crate::error::{IoError, Result};
 
 /// Every frame of one grey-scale DICOM image, rescaled by RescaleSlope/Intercept (HU for CT).
@@ -91,24 +91,13 @@ pub(crate) fn decode_image(path: &Path, obj: &DefaultDicomObject) -> Result<Imag
             format!("transfer syntax {transfer_syntax}"),
         ));
     };
-    let uint = |tag, name: &str| -> Result<u32> {
-        obj.element(tag)
-            .ok()
-            .and_then(|e| e.to_int::<u32>().ok())
-            .ok_or_else(|| IoError::format(path, format!("{name} is missing or not a number")))
-    };
+    let uint = |tag, name: &str| uint(obj, path, tag, name);
     if obj.element_opt(tags::PIXEL_DATA).ok().flatten().is_none() {
         return Err(IoError::format(path, "no pixel data (not an image)"));
     }
-    let rows = uint(tags::ROWS, "Rows")? as usize;
-    let cols = uint(tags::COLUMNS, "Columns")? as usize;
-    let frames = match obj.element_opt(tags::NUMBER_OF_FRAMES).ok().flatten() {
-        None => 1,
-        Some(e) => e
-            .to_int::<u32>()
-            .map_err(|_| IoError::format(path, "NumberOfFrames is not a number"))?
-            as usize,
-    };
+    let rows = uint(tags::ROWS, "Rows")?;
+    let cols = uint(tags::COLUMNS, "Columns")?;
+    let frames = frame_count(obj, path)?;
     // Checked here because the decoder asserts on them (and a 32-bit rescale table would take
     // 16 GB): CT and MR store one sample of at most 16 bits.
     let (allocated, stored, samples) = (
@@ -131,9 +120,20 @@ pub(crate) fn decode_image(path: &Path, obj: &DefaultDicomObject) -> Result<Imag
             format!("empty image: {rows} rows, {cols} columns, {frames} frames"),
         ));
     }
+    // The file holds at most 2 GB (read_object), so more values than that mean a corrupt header.
+    let values = rows
+        .checked_mul(cols)
+        .and_then(|p| p.checked_mul(frames))
+        .filter(|v| *v <= 1 << 31)
+        .ok_or_else(|| {
+            IoError::format(
+                path,
+                format!("{frames} frame(s) of {rows}×{cols} pixels cannot be in one file"),
+            )
+        })?;
     let native;
     let obj = if transfer_syntax == RLE {
-        native = rle_to_native(path, obj, rows * cols, allocated as usize / 8, frames)?;
+        native = rle_to_native(path, obj, rows * cols, allocated / 8, frames)?;
         &native
     } else {
         obj
@@ -146,7 +146,7 @@ pub(crate) fn decode_image(path: &Path, obj: &DefaultDicomObject) -> Result<Imag
             .to_vec::<f32>()
             .map_err(|e| IoError::format(path, format!("cannot convert the pixel data: {e}")))
     })?;
-    if data.len() != rows * cols * frames {
+    if data.len() != values {
         return Err(IoError::format(
             path,
             format!(
@@ -190,7 +190,7 @@ fn rle_to_native(
             ),
         ));
     }
-    let mut data = Vec::with_capacity(pixels * bytes * frames);
+    let mut data = Vec::new();
     for (n, fragment) in fragments.iter().enumerate() {
         let frame = super::rle::decode_frame(fragment, pixels, 1, bytes)
             .map_err(|e| IoError::format(path, format!("frame {}: {e}", n + 1)))?;

@@ -197,6 +197,31 @@ pub(crate) fn text(obj: &InMemDicomObject, tag: dicom_core::Tag) -> String {
         .unwrap_or_default()
 }
 
+/// A required unsigned integer attribute, or an error naming it.
+pub(crate) fn uint(
+    obj: &InMemDicomObject,
+    path: &Path,
+    tag: dicom_core::Tag,
+    name: &str,
+) -> Result<usize, IoError> {
+    obj.element(tag)
+        .ok()
+        .and_then(|e| e.to_int::<u32>().ok())
+        .map(|v| v as usize)
+        .ok_or_else(|| IoError::format(path, format!("{name} is missing or not a number")))
+}
+
+/// NumberOfFrames, 1 when absent.
+pub(crate) fn frame_count(obj: &InMemDicomObject, path: &Path) -> Result<usize, IoError> {
+    match obj.element_opt(dicom_dictionary_std::tags::NUMBER_OF_FRAMES) {
+        Ok(Some(e)) => e
+            .to_int::<u32>()
+            .map(|v| v as usize)
+            .map_err(|_| IoError::format(path, "NumberOfFrames is not a number")),
+        _ => Ok(1),
+    }
+}
+
 /// Runs work on the DICOM file `path` (parsing, pixel decoding), turning a panic inside the
 /// DICOM libraries into an error naming the file: malformed files must never bring the process
 /// down.

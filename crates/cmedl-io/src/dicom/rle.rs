@@ -30,12 +30,23 @@ pub(crate) fn decode_frame(
         starts.push(word(4 + 4 * s)?);
     }
     starts.push(fragment.len());
-    let mut out = vec![0u8; pixels * samples * bytes];
     for s in 0..segments {
         let (a, b) = (starts[s], starts[s + 1]);
         if a < 64 || a > b || b > fragment.len() {
             return Err(format!("RLE segment {s} has invalid offsets {a}..{b}"));
         }
+        // PackBits expands at most 64-fold (2 bytes → a run of 128): checked before allocating
+        // what a corrupt header announces.
+        if pixels > 64 * (b - a) {
+            return Err(format!(
+                "RLE segment {s} of {} bytes cannot hold {pixels} pixels",
+                b - a
+            ));
+        }
+    }
+    let mut out = vec![0u8; pixels * samples * bytes];
+    for s in 0..segments {
+        let (a, b) = (starts[s], starts[s + 1]);
         let plane = unpack(&fragment[a..b], pixels)
             .map_err(|got| format!("RLE segment {s} holds {got} of {pixels} bytes"))?;
         // Segments come most significant byte first, sample after sample.

@@ -10,7 +10,7 @@ use std::path::Path;
 use dicom_dictionary_std::tags;
 use dicom_object::mem::InMemDicomObject;
 
-use super::{read_object, text};
+use super::{frame_count, read_object, text, uint};
 use crate::error::{IoError, Result};
 use crate::geometry::{flip_lps_ras, identity, Geometry};
 use crate::resample::invert_affine;
@@ -76,19 +76,10 @@ fn read_segmentation(path: &Path) -> Result<Segmentation> {
             format!("not a DICOM SEG (Modality is '{modality}')"),
         ));
     }
-    let uint = |tag, name: &str| -> Result<usize> {
-        obj.element(tag)
-            .ok()
-            .and_then(|e| e.to_int::<u32>().ok())
-            .map(|v| v as usize)
-            .ok_or_else(|| IoError::format(path, format!("{name} is missing or not a number")))
-    };
+    let uint = |tag, name: &str| uint(&obj, path, tag, name);
     let rows = uint(tags::ROWS, "Rows")?;
     let cols = uint(tags::COLUMNS, "Columns")?;
-    let n_frames = match obj.element_opt(tags::NUMBER_OF_FRAMES).ok().flatten() {
-        None => 1,
-        Some(_) => uint(tags::NUMBER_OF_FRAMES, "NumberOfFrames")?,
-    };
+    let n_frames = frame_count(&obj, path)?;
     let bits = uint(tags::BITS_ALLOCATED, "BitsAllocated")?;
     let kind = text(&obj, tags::SEGMENTATION_TYPE);
     let ts = obj
