@@ -37,14 +37,11 @@ pub fn read_image_file(path: &Path) -> Result<ImageFile> {
 const RLE: &str = "1.2.840.10008.1.2.5";
 const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 
-/// Transfer syntaxes whose pixel data the built-in decoders read.
+/// Transfer syntaxes whose pixel data the built-in decoders read (deflated files arrive here
+/// inflated, as explicit VR little endian).
 const DECODABLE: &[(&str, &str)] = &[
     ("1.2.840.10008.1.2", "Implicit VR Little Endian"),
     ("1.2.840.10008.1.2.1", "Explicit VR Little Endian"),
-    (
-        "1.2.840.10008.1.2.1.99",
-        "Deflated Explicit VR Little Endian",
-    ),
     ("1.2.840.10008.1.2.2", "Explicit VR Big Endian"),
     ("1.2.840.10008.1.2.5", "RLE Lossless"),
     ("1.2.840.10008.1.2.4.50", "JPEG Baseline"),

@@ -4,8 +4,10 @@
 //! Slices are sorted along the slice normal by ImagePositionPatient (never InstanceNumber), the
 //! slice spacing comes from the positions, directions from ImageOrientationPatient, values are
 //! rescaled to HU by RescaleSlope/Intercept, and compressed transfer syntaxes are decoded by
-//! `dicom-pixeldata` (RLE, JPEG baseline and lossless, JPEG 2000 through the pure-Rust OpenJPEG
-//! port). DICOM patient coordinates (LPS) become RAS+ in the returned geometry.
+//! `dicom-pixeldata` (JPEG baseline, extended 8-bit and lossless, JPEG 2000 through the pure-Rust
+//! OpenJPEG port) or here (RLE, deflated data sets). JPEG-LS and 12-bit JPEG are refused with the
+//! reason. Standard attributes stored with VR UN are read with their dictionary VR. DICOM patient
+//! coordinates (LPS) become RAS+ in the returned geometry.
 
 mod image;
 mod precheck;
