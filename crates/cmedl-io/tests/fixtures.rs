@@ -467,7 +467,7 @@ fn unsupported_and_broken_files_are_rejected_with_the_reason() {
         (
             PYDICOM,
             "JPGExtended.dcm",
-            "cannot decode the JPEG Extended pixel data",
+            "12-bit JPEG Extended pixel data",
         ),
         (PYDICOM, "MR_truncated.dcm", "truncated"),
         (PYDICOM, "SC_rgb_rle.dcm", "SamplesPerPixel 3"),

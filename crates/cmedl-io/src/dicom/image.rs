@@ -111,6 +111,17 @@ pub(crate) fn decode_image(path: &Path, obj: &DefaultDicomObject) -> Result<Imag
             ),
         ));
     }
+    // jpeg-decoder reads 8-bit DCT only; 12-bit JPEG Extended (older CT archives) is refused
+    // with the reason rather than a generic decoding failure.
+    if transfer_syntax == "1.2.840.10008.1.2.4.51" && stored > 8 {
+        return Err(IoError::unsupported(
+            path,
+            format!(
+                "{stored}-bit JPEG Extended pixel data (the built-in JPEG decoder reads 8-bit DCT \
+                 only); decompress it first, e.g. with `gdcmconv --raw` or `dcmdjpeg`"
+            ),
+        ));
+    }
     if rows == 0 || cols == 0 || frames == 0 {
         return Err(IoError::format(
             path,
