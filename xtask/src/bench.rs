@@ -4,41 +4,30 @@
 use std::path::Path;
 use std::process::Command;
 
+use std::io::Write;
+
 use anyhow::{bail, Context, Result};
+use serde_json::Value;
 
 use crate::libtorch;
 
-fn json_lines(out: &[u8]) -> Vec<String> {
+/// The JSON objects a benchmark printed, one per line (other lines are progress text).
+fn json_lines(out: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(out)
         .lines()
         .filter(|l| l.trim_start().starts_with('{'))
-        .map(str::to_owned)
+        .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
 }
 
-/// Extracts `"key":number` from a JSON line (the lines are flat where it matters).
-fn number(line: &str, key: &str) -> Option<f64> {
-    let pat = format!("\"{key}\":");
-    let rest = line
-        .split(&pat)
-        .nth(1)
-        .or_else(|| line.split(&format!("\"{key}\": ")).nth(1))?;
-    rest.trim_start()
-        .split([',', '}'])
-        .next()?
-        .trim()
-        .parse()
-        .ok()
+fn number(line: &Value, key: &str) -> Option<f64> {
+    line.get(key).and_then(Value::as_f64)
 }
 
-fn text(line: &str, key: &str) -> String {
-    let pat = format!("\"{key}\":");
-    line.split(&pat)
-        .nth(1)
-        .or_else(|| line.split(&format!("\"{key}\": ")).nth(1))
-        .and_then(|r| r.trim_start().strip_prefix('"'))
-        .and_then(|r| r.split('"').next())
-        .unwrap_or("")
+fn text(line: &Value, key: &str) -> String {
+    line.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
         .to_owned()
 }
 
@@ -52,7 +41,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 /// Runs a benchmark command and returns its JSON lines.
-fn run_json(mut cmd: Command, what: &str) -> Result<Vec<String>> {
+fn run_json(mut cmd: Command, what: &str) -> Result<Vec<Value>> {
     let out = cmd.output().with_context(|| format!("cannot run {what}"))?;
     if !out.status.success() {
         bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -108,13 +97,14 @@ pub fn run(
     }
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir)?;
-    let mut log = std::fs::read_to_string(dir.join("results.jsonl")).unwrap_or_default();
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("results.jsonl"))?;
     for l in &lines {
         println!("{l}");
-        log.push_str(l);
-        log.push('\n');
+        writeln!(log, "{l}")?;
     }
-    std::fs::write(dir.join("results.jsonl"), log)?;
     println!();
     println!(
         "{:<18} {:<7} {:<8} {:>14} {:>14} {:>8}",

@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 
 use crate::config::{I2iKind, Mode, TrainConfig};
-use crate::networks::Networks;
+use crate::networks::{Net, Networks};
 use crate::optim::Adam;
 use crate::TrainError;
 
@@ -29,6 +29,13 @@ pub type Terms = Vec<(&'static str, Tensor)>;
 
 /// Named loss values of a step, read back to the host.
 pub type Losses = Vec<(&'static str, f64)>;
+
+/// The module of a network the mode needs, or an error naming what is missing.
+fn need<'a, T>(net: &'a Option<Net<T>>, what: &str) -> Result<&'a T, TrainError> {
+    net.as_ref()
+        .map(|n| &n.net)
+        .ok_or_else(|| TrainError::Config(format!("missing {what}")))
+}
 
 fn record(terms: &mut Terms, total: &mut Option<Tensor>, name: &'static str, t: Tensor) {
     terms.push((name, t.detach()));
@@ -76,16 +83,8 @@ pub fn train_step(
     if mode.uses_translator() {
         let xt =
             xt.ok_or_else(|| TrainError::Data("this mode needs teacher-modality images".into()))?;
-        let g = &nets
-            .g_s2t
-            .as_ref()
-            .ok_or_else(|| TrainError::Config("missing translator".into()))?
-            .net;
-        let d_t = &nets
-            .d_t
-            .as_ref()
-            .ok_or_else(|| TrainError::Config("missing discriminator".into()))?
-            .net;
+        let g = need(&nets.g_s2t, "translator")?;
+        let d_t = need(&nets.d_t, "discriminator")?;
         let ft = g.forward_t(xs, true)?;
         record(
             &mut terms,
@@ -95,16 +94,8 @@ pub fn train_step(
         );
         match config.model.i2i {
             I2iKind::Cyclegan => {
-                let f = &nets
-                    .g_t2s
-                    .as_ref()
-                    .ok_or_else(|| TrainError::Config("missing translator".into()))?
-                    .net;
-                let d_s = &nets
-                    .d_s
-                    .as_ref()
-                    .ok_or_else(|| TrainError::Config("missing discriminator".into()))?
-                    .net;
+                let f = need(&nets.g_t2s, "translator")?;
+                let d_s = need(&nets.d_s, "discriminator")?;
                 let fs = f.forward_t(xt, true)?;
                 record(
                     &mut terms,
@@ -128,11 +119,7 @@ pub fn train_step(
                 fake_s = Some(fs);
             }
             I2iKind::Cut => {
-                let head = &nets
-                    .head
-                    .as_ref()
-                    .ok_or_else(|| TrainError::Config("missing projection head".into()))?
-                    .net;
+                let head = need(&nets.head, "projection head")?;
                 let layers: Vec<&str> =
                     config.model.nce_layers.iter().map(String::as_str).collect();
                 let mut rng = ChaCha8Rng::seed_from_u64(crate::data::mix_seed(
@@ -158,11 +145,7 @@ pub fn train_step(
     let mut student_out = None;
     let mut teacher_out = None;
     if mode.uses_teacher() {
-        let t = &nets
-            .teacher
-            .as_ref()
-            .ok_or_else(|| TrainError::Config("missing teacher".into()))?
-            .net;
+        let t = need(&nets.teacher, "teacher")?;
         let ft = fake_t
             .as_ref()
             .ok_or_else(|| TrainError::Config("missing translation".into()))?;
@@ -183,11 +166,7 @@ pub fn train_step(
         teacher_out = Some(out);
     }
     if mode.uses_student() {
-        let s = &nets
-            .student
-            .as_ref()
-            .ok_or_else(|| TrainError::Config("missing student".into()))?
-            .net;
+        let s = need(&nets.student, "student")?;
         let input = match mode {
             Mode::CtPlusPmri => Tensor::cat(
                 &[
@@ -231,11 +210,7 @@ pub fn train_step(
 
     // Discriminator side, on pooled translations.
     if let (Some(d_opt), Some(ft), Some(xt)) = (state.d_opt.as_mut(), &fake_t, xt) {
-        let d_t = &nets
-            .d_t
-            .as_ref()
-            .ok_or_else(|| TrainError::Config("missing discriminator".into()))?
-            .net;
+        let d_t = need(&nets.d_t, "discriminator")?;
         let pooled = state.pool_t.query(ft);
         let loss_t = loss
             .gan

@@ -60,17 +60,23 @@ pub(crate) fn read_object(path: &Path) -> Result<Option<DefaultDicomObject>, IoE
     let Some(start) = precheck::signature_offset(&bytes) else {
         return Ok(None);
     };
-    let bytes = match precheck::check_lengths(path, &bytes)? {
-        precheck::DataSet::Checked { .. } => bytes,
-        precheck::DataSet::Deflated { start: data } => inflated(path, &bytes, start, data)?,
+    // The length walk runs once on a plain file; a deflated one is walked again once inflated.
+    let (bytes, end) = match precheck::check_lengths(path, &bytes)? {
+        precheck::DataSet::Checked { end } => (bytes, end),
+        precheck::DataSet::Deflated { start: data } => {
+            let inflated = inflated(path, &bytes, start, data)?;
+            match precheck::check_lengths(path, &inflated)? {
+                precheck::DataSet::Checked { end } => (inflated, end),
+                precheck::DataSet::Deflated { .. } => {
+                    return Err(IoError::format(
+                        path,
+                        "a deflated data set inside a deflated one",
+                    ))
+                }
+            }
+        }
     };
     let start = precheck::signature_offset(&bytes).unwrap_or(start);
-    let precheck::DataSet::Checked { end } = precheck::check_lengths(path, &bytes)? else {
-        return Err(IoError::format(
-            path,
-            "a deflated data set inside a deflated one",
-        ));
-    };
     let mut obj = caught(path, || {
         OpenFileOptions::new()
             .read_preamble(ReadPreamble::Never)
