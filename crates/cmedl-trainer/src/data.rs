@@ -305,9 +305,10 @@ fn augment(
     if flip || angle != 0.0 || scale != 1.0 {
         let c = (size as f64 - 1.0) / 2.0;
         let (cs, sn) = (angle.cos() / scale, angle.sin() / scale);
+        // Sources are copies; the warped slice is written in place.
         let src_img = image.to_vec();
-        let src_lab = label.as_ref().map(|l| l.to_vec());
-        let mut out_lab = src_lab.clone();
+        let src_lab = label.as_deref().map(<[u8]>::to_vec);
+        let mut label = label;
         for j in 0..size {
             for i in 0..size {
                 let (x, y) = (i as f64 - c, j as f64 - c);
@@ -317,7 +318,7 @@ fn augment(
                     sx = size as f64 - 1.0 - sx;
                 }
                 image[i + size * j] = bilinear(&src_img, size, sx, sy, -1.0);
-                if let (Some(src), Some(out)) = (&src_lab, &mut out_lab) {
+                if let (Some(src), Some(out)) = (&src_lab, label.as_deref_mut()) {
                     let (ni, nj) = (sx.round(), sy.round());
                     out[i + size * j] =
                         if ni >= 0.0 && nj >= 0.0 && (ni as usize) < size && (nj as usize) < size {
@@ -327,9 +328,6 @@ fn augment(
                         };
                 }
             }
-        }
-        if let (Some(l), Some(out)) = (label, out_lab) {
-            l.copy_from_slice(&out);
         }
     }
     if gain != 1.0 || shift != 0.0 {
