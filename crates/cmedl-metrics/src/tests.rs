@@ -229,3 +229,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn case_metrics_keep_nan_and_infinity_through_json() {
+    let m = CaseMetrics {
+        dice: 0.0,
+        surface_dice: f64::NAN,
+        hd95: f64::INFINITY,
+        hd: f64::NEG_INFINITY,
+        asd_ref_to_pred: 1.5,
+        asd_pred_to_ref: 2.0,
+        ref_voxels: 10,
+        pred_voxels: 0,
+    };
+    let text = serde_json::to_string(&m).unwrap();
+    assert_eq!(
+        text,
+        r#"{"dice":0.0,"surface_dice":"nan","hd95":"inf","hd":"-inf","asd_ref_to_pred":1.5,"asd_pred_to_ref":2.0,"ref_voxels":10,"pred_voxels":0}"#
+    );
+    let back: CaseMetrics = serde_json::from_str(&text).unwrap();
+    assert!(back.surface_dice.is_nan());
+    assert_eq!(
+        (back.dice, back.hd95, back.hd, back.asd_ref_to_pred),
+        (0.0, f64::INFINITY, f64::NEG_INFINITY, 1.5)
+    );
+    assert!(serde_json::from_str::<CaseMetrics>(&text.replace("\"inf\"", "\"huge\"")).is_err());
+}

@@ -41,6 +41,18 @@ impl Default for ResnetGeneratorConfig {
     }
 }
 
+impl ResnetGeneratorConfig {
+    /// The encoder taps PatchNCE (CUT) uses when a config lists none: the input, the stem, both
+    /// downsamplings and residual block 4, or the last block of a shallower generator.
+    pub fn default_nce_layers(&self) -> Vec<String> {
+        let mut layers: Vec<String> = ["input", "stem", "down1", "down2"].map(String::from).into();
+        if self.blocks > 0 {
+            layers.push(format!("res{}", self.blocks.min(4)));
+        }
+        layers
+    }
+}
+
 #[derive(Debug)]
 struct ResBlock {
     a: ConvNormAct,

@@ -163,6 +163,32 @@ impl Default for SegmenterConfig {
 }
 
 impl SegmenterConfig {
+    /// The `kind` tag of the network as written in configs (`unet`, `deeplabv3plus`, `pspnet`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unet(_) => "unet",
+            Self::Deeplabv3plus(_) => "deeplabv3plus",
+            Self::Pspnet(_) => "pspnet",
+        }
+    }
+
+    /// The feature maps distilled when a config lists none: the last two decoder-side maps
+    /// (U-Net `dec{N-1}`, `decN`; DeepLabV3+ `aspp`, `decoder`; PSPNet `ppm`, `head`).
+    pub fn default_distill_features(&self) -> Vec<String> {
+        match self {
+            Self::Unet(u) => {
+                let d = u.depth.max(1);
+                if d >= 2 {
+                    vec![format!("dec{}", d - 1), format!("dec{d}")]
+                } else {
+                    vec![format!("dec{d}")]
+                }
+            }
+            Self::Deeplabv3plus(_) => vec!["aspp".into(), "decoder".into()],
+            Self::Pspnet(_) => vec!["ppm".into(), "head".into()],
+        }
+    }
+
     /// Builds the network under `p`.
     pub fn build(&self, p: &nn::Path<'_>) -> Result<Box<dyn SegNet>, ModelError> {
         Ok(match self {

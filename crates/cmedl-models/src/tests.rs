@@ -455,3 +455,48 @@ fn segmenter_config_round_trips_through_json() {
     let err = serde_json::from_str::<SegmenterConfig>(r#"{"kind":"unet","bse":3}"#).unwrap_err();
     assert!(err.to_string().contains("bse"), "{err}");
 }
+
+#[test]
+fn default_distillation_taps_are_features_of_each_segmenter() {
+    let kinds: Vec<&str> = tiny_segmenters(1).iter().map(|c| c.kind()).collect();
+    assert_eq!(
+        kinds,
+        ["unet", "unet", "deeplabv3plus", "deeplabv3plus", "pspnet"]
+    );
+    for config in tiny_segmenters(1) {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = config.build(&vs.root()).unwrap();
+        let names = net.feature_names();
+        let taps = config.default_distill_features();
+        assert!(!taps.is_empty());
+        for tap in &taps {
+            assert!(
+                names.contains(tap),
+                "{}: {tap} not in {names:?}",
+                config.kind()
+            );
+        }
+    }
+}
+
+#[test]
+fn default_nce_layers_exist_in_shallow_and_deep_generators() {
+    for (blocks, last) in [(1, "res1"), (3, "res3"), (4, "res4"), (9, "res4")] {
+        let config = ResnetGeneratorConfig {
+            ngf: 2,
+            blocks,
+            ..Default::default()
+        };
+        let layers = config.default_nce_layers();
+        assert_eq!(layers, ["input", "stem", "down1", "down2", last]);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let g = ResnetGenerator::new(&vs.root(), config);
+        let names: Vec<&str> = layers.iter().map(String::as_str).collect();
+        assert_eq!(
+            g.encode_t(&randn([1, 1, 16, 16]), &names, false)
+                .unwrap()
+                .len(),
+            5
+        );
+    }
+}

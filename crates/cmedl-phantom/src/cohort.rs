@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use cmedl_io::dataset::{CaseEntry, DatasetIndex, ModalityEntry, DATASET_FORMAT};
+use cmedl_io::dataset::{CaseEntry, DatasetIndex, Modality, ModalityEntry, DATASET_FORMAT};
 use cmedl_io::nifti::{write_mask, write_volume, DataType, WriteOptions};
 use cmedl_io::{Geometry, Mask, Volume};
 use rand::SeedableRng;
@@ -427,9 +427,9 @@ pub fn write_cohort(
                 .entry(modality.clone())
                 .or_insert_with(|| ModalityEntry {
                     kind: if modality == "ct" {
-                        "ct".into()
+                        Modality::Ct
                     } else {
-                        "mr".into()
+                        Modality::Mr
                     },
                     contrast: match modality.as_str() {
                         "ct" => None,

@@ -70,18 +70,6 @@ impl std::str::FromStr for Which {
     }
 }
 
-impl Which {
-    /// The file this names in `run_dir`.
-    pub fn path(&self, run_dir: &Path) -> PathBuf {
-        match self {
-            Self::Best => run_dir.join("checkpoints/best.safetensors"),
-            Self::Final => run_dir.join("checkpoints/final.safetensors"),
-            Self::Latest => run_dir.join("checkpoints/latest.safetensors"),
-            Self::File(p) => p.clone(),
-        }
-    }
-}
-
 /// Writes a checkpoint atomically (temporary file, fsync, rename).
 pub fn save(
     path: &Path,

@@ -1,10 +1,14 @@
 //! The training configuration: a JSON file with documented defaults, plus `--set` overrides.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
+use cmedl_io::dataset::Modality;
 use cmedl_losses::{DistillSpec, GanMode, PatchNceConfig, SegLossConfig};
 use cmedl_models::{PatchGanConfig, ResnetGeneratorConfig, SegmenterConfig};
 
+use crate::device::DeviceSpec;
 use crate::TrainError;
 
 /// What is trained and what runs at test time.
@@ -66,13 +70,63 @@ pub enum TeacherSetting {
     Equal,
 }
 
+/// The dataset modalities of a run: the student learns from the teacher.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModalityPair {
+    /// The modality the student segments (and the one evaluated).
+    pub student: &'static str,
+    /// The modality the teacher segments (translated from the student's).
+    pub teacher: &'static str,
+}
+
 impl TeacherSetting {
-    /// (student modality, teacher modality) names in the dataset.
-    pub fn modalities(self) -> (&'static str, &'static str) {
-        match self {
+    /// The student and teacher modality names in the dataset.
+    pub fn modalities(self) -> ModalityPair {
+        let (student, teacher) = match self {
             Self::Informative => ("ct", "mr"),
             Self::Weak => ("mr", "ct"),
             Self::Equal => ("mr", "mr-t1"),
+        };
+        ModalityPair { student, teacher }
+    }
+
+    /// The kind of the student modality (which fixes its intensity normalisation).
+    pub fn student_kind(self) -> Modality {
+        match self {
+            Self::Informative => Modality::Ct,
+            Self::Weak | Self::Equal => Modality::Mr,
+        }
+    }
+}
+
+/// Arithmetic precision of training.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats throughout.
+    #[default]
+    Fp32,
+    /// bf16 autocast: refused, since tch 0.24 cannot set the autocast dtype.
+    Bf16,
+}
+
+/// Which label maps of the dataset a run trains on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelSet {
+    /// The tumour label maps (`label` of each case).
+    #[default]
+    Label,
+    /// The multi-organ label maps (`organs` of each case).
+    Organs,
+}
+
+impl LabelSet {
+    /// The name as written in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Label => "label",
+            Self::Organs => "organs",
         }
     }
 }
@@ -100,10 +154,22 @@ pub struct ModelConfig {
     pub discriminator: PatchGanConfig,
     /// Teacher and student segmenter (the student of `ct+pmri` gets two input channels).
     pub segmenter: SegmenterConfig,
-    /// Layers of the generator's encoder used by PatchNCE (CUT).
+    /// Layers of the generator's encoder used by PatchNCE (CUT); empty: the generator's
+    /// default taps ([`ResnetGeneratorConfig::default_nce_layers`]).
     pub nce_layers: Vec<String>,
     /// Output size of CUT's projection head.
     pub nce_dim: i64,
+}
+
+impl ModelConfig {
+    /// The PatchNCE layers in effect: the configured ones, else the generator's default taps.
+    pub fn nce_layers(&self) -> Vec<String> {
+        if self.nce_layers.is_empty() {
+            self.generator.default_nce_layers()
+        } else {
+            self.nce_layers.clone()
+        }
+    }
 }
 
 impl Default for ModelConfig {
@@ -113,9 +179,7 @@ impl Default for ModelConfig {
             generator: ResnetGeneratorConfig::default(),
             discriminator: PatchGanConfig::default(),
             segmenter: SegmenterConfig::default(),
-            nce_layers: ["input", "stem", "down1", "down2", "res4"]
-                .map(String::from)
-                .into(),
+            nce_layers: Vec::new(),
             nce_dim: 256,
         }
     }
@@ -203,9 +267,9 @@ impl Default for AugmentConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
     /// Dataset folder holding `dataset.json`.
-    pub root: String,
+    pub root: PathBuf,
     /// Which label maps to train on: `label` (tumour) or `organs`.
-    pub labels: String,
+    pub labels: LabelSet,
     /// Classes, background included.
     pub classes: i64,
     /// Slice side in pixels after resampling and crop/pad.
@@ -227,8 +291,8 @@ pub struct DataConfig {
 impl Default for DataConfig {
     fn default() -> Self {
         Self {
-            root: String::new(),
-            labels: "label".into(),
+            root: PathBuf::new(),
+            labels: LabelSet::Label,
             classes: 2,
             size: 256,
             spacing: 1.25,
@@ -304,9 +368,9 @@ pub struct TrainConfig {
     /// Master seed of initialisation, sampling and augmentation.
     pub seed: u64,
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
-    pub device: String,
+    pub device: DeviceSpec,
     /// `fp32` (bf16 autocast is not exposed by tch 0.24 and is refused).
-    pub precision: String,
+    pub precision: Precision,
     /// Convolution weights in channels-last (NHWC) layout, which the CPU (oneDNN) and GPU
     /// (cuDNN) kernels run faster; `false` keeps PyTorch's default NCHW layout.
     pub channels_last: bool,
@@ -324,8 +388,8 @@ impl Default for TrainConfig {
             data: DataConfig::default(),
             train: ScheduleConfig::default(),
             seed: 0,
-            device: "auto".into(),
-            precision: "fp32".into(),
+            device: DeviceSpec::Auto,
+            precision: Precision::Fp32,
             channels_last: true,
             workers: 0,
         }
@@ -380,11 +444,11 @@ impl TrainConfig {
     /// Checks values that serde cannot.
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |m: String| Err(TrainError::Config(m));
-        if self.precision != "fp32" {
-            return bad(format!(
-                "precision '{}' is not available: tch 0.24 does not expose bf16 autocast; use fp32",
-                self.precision
-            ));
+        if self.precision != Precision::Fp32 {
+            return bad(
+                "precision 'bf16' is not available: tch 0.24 does not expose bf16 autocast; use fp32"
+                    .into(),
+            );
         }
         if self.train.batch == 0 || self.train.epochs == 0 {
             return bad("train.batch and train.epochs must be at least 1".into());
@@ -401,12 +465,6 @@ impl TrainConfig {
                 self.data.size, self.data.spacing
             ));
         }
-        if self.data.labels != "label" && self.data.labels != "organs" {
-            return bad(format!(
-                "data.labels must be 'label' or 'organs', got '{}'",
-                self.data.labels
-            ));
-        }
         if self.data.classes < 2 {
             return bad(format!(
                 "data.classes must be at least 2, got {}",
@@ -419,7 +477,7 @@ impl TrainConfig {
                 self.data.size
             ));
         }
-        if self.data.root.is_empty() {
+        if self.data.root.as_os_str().is_empty() {
             return bad("data.root is empty: set it in the config or with --data DIR".into());
         }
         Ok(())
@@ -434,24 +492,12 @@ impl TrainConfig {
     }
 
     /// The distillation spec in effect: weight per mode, and when no features are listed, the
-    /// segmenter's last two decoder-side maps (U-Net `dec{N-1}`, `decN`; DeepLabV3+ `aspp`,
-    /// `decoder`; PSPNet `ppm`, `head`).
+    /// segmenter's default taps ([`SegmenterConfig::default_distill_features`]).
     pub fn distill_spec(&self) -> DistillSpec {
         let mut spec = self.loss.distill.clone();
         spec.weight = self.distill_weight();
         if spec.features.is_empty() {
-            spec.features = match &self.model.segmenter {
-                SegmenterConfig::Unet(u) => {
-                    let d = u.depth.max(1);
-                    if d >= 2 {
-                        vec![format!("dec{}", d - 1), format!("dec{d}")]
-                    } else {
-                        vec![format!("dec{d}")]
-                    }
-                }
-                SegmenterConfig::Deeplabv3plus(_) => vec!["aspp".into(), "decoder".into()],
-                SegmenterConfig::Pspnet(_) => vec!["ppm".into(), "head".into()],
-            };
+            spec.features = self.model.segmenter.default_distill_features();
         }
         spec
     }

@@ -1,9 +1,7 @@
 //! Data: preprocessing of volumes into normalised axial slices, the unpaired batch streams with
 //! augmentation, and the prepared validation cases.
 
-use std::path::Path;
-
-use cmedl_io::dataset::{CaseEntry, Dataset};
+use cmedl_io::dataset::{CaseEntry, Dataset, Modality};
 use cmedl_io::nifti::{read_mask, read_volume, ReadOptions};
 use cmedl_io::{
     crop_or_pad_grid, crop_or_pad_plane, grid_with_spacing, resample_mask, resample_volume,
@@ -15,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use tch::{Kind, Tensor};
 
-use crate::config::{AugmentConfig, DataConfig};
+use crate::config::{AugmentConfig, DataConfig, LabelSet};
 use crate::TrainError;
 
 /// How a modality's intensities become [-1, 1].
@@ -28,15 +26,14 @@ pub enum Normalization {
 }
 
 impl Normalization {
-    /// The normalisation of modality kind `ct` or `mr` under `config`.
-    pub fn for_kind(kind: &str, config: &DataConfig) -> Self {
-        if kind == "ct" {
-            Normalization::Window(Window {
+    /// The normalisation of a modality under `config`: CT's fixed window, MRI's percentiles.
+    pub fn for_modality(modality: Modality, config: &DataConfig) -> Self {
+        match modality {
+            Modality::Ct => Normalization::Window(Window {
                 lo: config.ct_window[0],
                 hi: config.ct_window[1],
-            })
-        } else {
-            Normalization::Percentiles(config.mr_percentiles)
+            }),
+            Modality::Mr => Normalization::Percentiles(config.mr_percentiles),
         }
     }
 
@@ -62,7 +59,7 @@ pub struct Preprocessor {
 
 /// A volume in network space: normalised, resampled in-plane, cropped/padded to `size`.
 #[derive(Clone, Debug)]
-pub struct Prepared {
+pub struct PreparedImage {
     /// The grid of the prepared data (a shifted, rescaled copy of the source grid).
     pub geometry: Geometry,
     /// Normalised voxels, `size × size × nz`.
@@ -80,7 +77,7 @@ impl Preprocessor {
     }
 
     /// Prepares an image.
-    pub fn image(&self, v: &Volume) -> Result<Prepared, TrainError> {
+    pub fn image(&self, v: &Volume) -> Result<PreparedImage, TrainError> {
         if v.non_finite() > 0 {
             return Err(TrainError::Data(format!(
                 "the image has {} NaN or infinite voxels",
@@ -93,7 +90,7 @@ impl Preprocessor {
         let normalised = window.apply_all(&r.data);
         let (geometry, data) =
             crop_or_pad_plane(&resampled, &normalised, [self.size, self.size], -1.0);
-        Ok(Prepared {
+        Ok(PreparedImage {
             geometry,
             data,
             window,
@@ -114,7 +111,7 @@ pub struct PreparedCase {
     /// Case id.
     pub id: String,
     /// The image.
-    pub image: Prepared,
+    pub image: PreparedImage,
     /// Labels on the image's prepared grid.
     pub labels: Option<Vec<u8>>,
 }
@@ -131,7 +128,7 @@ pub fn prepare_case(
     ds: &Dataset,
     case: &CaseEntry,
     pre: &Preprocessor,
-    labels: &str,
+    labels: LabelSet,
     classes: i64,
 ) -> Result<PreparedCase, TrainError> {
     let opts = ReadOptions::default();
@@ -140,10 +137,9 @@ pub fn prepare_case(
         .map_err(TrainError::from)?
         .volume;
     let image = pre.image(&img).map_err(|e| e.in_file(&image_path))?;
-    let label_file = if labels == "organs" {
-        case.organs.as_ref()
-    } else {
-        case.label.as_ref()
+    let label_file = match labels {
+        LabelSet::Organs => case.organs.as_ref(),
+        LabelSet::Label => case.label.as_ref(),
     };
     let labels = match label_file {
         Some(rel) => {
@@ -179,7 +175,7 @@ pub fn prepare_cases(
     ds: &Dataset,
     cases: &[CaseEntry],
     pre: &Preprocessor,
-    labels: &str,
+    labels: LabelSet,
     classes: i64,
 ) -> Result<Vec<PreparedCase>, TrainError> {
     cases
@@ -455,7 +451,7 @@ impl Streams {
 
 /// The dataset of a config, opened.
 pub fn open_dataset(config: &DataConfig) -> Result<Dataset, TrainError> {
-    Dataset::open(Path::new(&config.root)).map_err(TrainError::from)
+    Dataset::open(&config.root).map_err(TrainError::from)
 }
 
 #[cfg(test)]

@@ -5,8 +5,10 @@ use std::str::FromStr;
 
 use tch::{Cuda, Device};
 
-/// A device as the user names it, resolved against the machine with [`DeviceSpec::resolve`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// A device as the user names it, resolved against the machine with [`DeviceSpec::resolve`];
+/// in configs it is the same text (`"cuda:1"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum DeviceSpec {
     /// The first CUDA device when one is usable, else the CPU.
     #[default]
@@ -50,6 +52,20 @@ impl FromStr for DeviceSpec {
                 .map(Self::Cuda)
                 .ok_or_else(|| DeviceError::Unknown(s.to_owned())),
         }
+    }
+}
+
+impl TryFrom<String> for DeviceSpec {
+    type Error = DeviceError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<DeviceSpec> for String {
+    fn from(d: DeviceSpec) -> Self {
+        d.to_string()
     }
 }
 

@@ -37,10 +37,10 @@ pub struct Segmentation {
 impl Predictor {
     /// Loads checkpoint `which` of the run in `run_dir` onto `device`.
     pub fn load(run_dir: &Path, which: &Which, device: Device) -> Result<Self, TrainError> {
-        let path = which.path(run_dir);
+        let path = crate::RunDir::new(run_dir).checkpoint(which);
         let (tensors, meta) = checkpoint::read(&path)?;
         let mut config = meta.config.clone();
-        config.device = "cpu".into();
+        config.device = crate::DeviceSpec::Cpu;
         let nets = Networks::build(&config, device)?;
         checkpoint::load_weights(&path, &tensors, &nets)?;
         Ok(Self::from_parts(config, nets, device, meta.teacher_window))
@@ -53,12 +53,11 @@ impl Predictor {
         device: Device,
         teacher_window: Option<cmedl_io::Window>,
     ) -> Self {
-        let (student_modality, _) = config.teacher.modalities();
-        let kind = if student_modality == "ct" { "ct" } else { "mr" };
+        let kind = config.teacher.student_kind();
         let pre = Preprocessor {
             size: config.data.size,
             spacing: config.data.spacing,
-            normalization: Normalization::for_kind(kind, &config.data),
+            normalization: Normalization::for_modality(kind, &config.data),
         };
         Self {
             config,

@@ -7,13 +7,18 @@
 //! dropout and pools are functions of (seed, step), and checkpoints carry the optimiser state,
 //! so `--resume` continues exactly.
 //!
-//! ```no_run
-//! use cmedl_trainer::{train, RunOptions, TrainConfig};
+//! A run lives in a [`RunDir`] (config, log, checkpoints); a [`Trainer`] advances it step by
+//! step and writes [`log::LogRecord`]s; an [`Observer`] sees the progress. The library reports
+//! through `tracing` events and never prints.
 //!
-//! let mut config = TrainConfig::default();
+//! ```no_run
+//! use cmedl_trainer::{RunOptions, Silent, TrainConfig, Trainer};
+//!
+//! let mut config = TrainConfig::cpu_small();
 //! config.data.root = "phantom".into();
-//! let summary = train(&config, std::path::Path::new("runs/cmedl"), &RunOptions::default())?;
-//! println!("best validation Dice {:.3}", summary.best_dice);
+//! let trainer = Trainer::new(&config, std::path::Path::new("runs/cmedl"))?;
+//! let summary = trainer.run(&RunOptions::default(), &mut Silent)?;
+//! assert!(summary.dir.is_finished());
 //! # Ok::<(), cmedl_trainer::TrainError>(())
 //! ```
 
@@ -22,17 +27,22 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod infer;
+pub mod log;
 pub mod networks;
 pub mod optim;
-pub mod run;
+pub mod prepare;
+mod presets;
+pub mod run_dir;
 pub mod step;
+pub mod trainer;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
 
-pub use config::TrainConfig;
+pub use config::{LabelSet, Mode, Precision, TrainConfig};
 pub use device::{DeviceError, DeviceSpec};
-pub use run::{train, RunOptions, RunSummary};
+pub use run_dir::RunDir;
+pub use trainer::{Observer, RunOptions, RunSummary, Silent, StepProgress, Trainer};
 
 /// Errors of training and inference.
 #[derive(Debug, thiserror::Error)]

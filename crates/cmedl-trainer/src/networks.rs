@@ -72,7 +72,7 @@ impl Networks {
             (Some(g), true) => {
                 let layers = config
                     .model
-                    .nce_layers
+                    .nce_layers()
                     .iter()
                     .map(|l| g.net.encoder_layer_channels(l).map(|c| (l.clone(), c)))
                     .collect::<Result<Vec<_>, _>>()?;

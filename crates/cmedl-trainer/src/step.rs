@@ -37,118 +37,179 @@ fn need<'a, T>(net: &'a Option<Net<T>>, what: &str) -> Result<&'a T, TrainError>
         .ok_or_else(|| TrainError::Config(format!("missing {what}")))
 }
 
-fn record(terms: &mut Terms, total: &mut Option<Tensor>, name: &'static str, t: Tensor) {
-    terms.push((name, t.detach()));
-    add(total, t);
+/// The batches and schedule of one training step.
+pub struct StepInputs<'a> {
+    /// Student-modality images `[B, 1, H, W]`.
+    pub student: &'a Tensor,
+    /// Their labels `[B, H, W]`.
+    pub student_labels: &'a Tensor,
+    /// Teacher-modality images (modes with a translator).
+    pub teacher: Option<&'a Tensor>,
+    /// Their labels, when the teacher trains on real labelled images.
+    pub teacher_labels: Option<&'a Tensor>,
+    /// Learning rate of the step.
+    pub lr: f64,
+    /// 0-based global step (seeds the step's sampling).
+    pub step: usize,
 }
 
-fn add(acc: &mut Option<Tensor>, t: Tensor) {
-    *acc = Some(match acc.take() {
-        Some(a) => a + t,
-        None => t,
-    });
+impl StepInputs<'_> {
+    fn teacher(&self) -> Result<&Tensor, TrainError> {
+        self.teacher
+            .ok_or_else(|| TrainError::Data("this mode needs teacher-modality images".into()))
+    }
 }
 
-/// Runs one step on a student-modality batch (`xs`, labels `ys`) and a teacher-modality batch
-/// (`xt`, labels `yt` when it has them), updating every network with learning rate `lr`; returns
-/// the loss terms read back to the host.
+/// The loss terms of the generator/segmenter side as they are built, and their sum.
+#[derive(Default)]
+struct Objective {
+    terms: Terms,
+    total: Option<Tensor>,
+}
+
+impl Objective {
+    fn add(&mut self, name: &'static str, t: Tensor) {
+        self.terms.push((name, t.detach()));
+        self.total = Some(match self.total.take() {
+            Some(a) => a + t,
+            None => t,
+        });
+    }
+}
+
+/// Translations of the step's batches: teacher-modality from student (always), and
+/// student-modality from teacher (CycleGAN).
+struct Translations {
+    to_teacher: Tensor,
+    to_student: Option<Tensor>,
+}
+
+/// Runs one step of the configured mode, updating every network; returns the loss terms read
+/// back to the host.
 ///
 /// The terms are read twice per step (generator side, discriminator side), each time after the
 /// backward pass is queued and before the update that a non-finite term must prevent: on a GPU
 /// the host waits only while the backward pass finishes.
-#[allow(clippy::too_many_arguments)]
 pub fn train_step(
     nets: &mut Networks,
     state: &mut TrainState,
     config: &TrainConfig,
-    xs: &Tensor,
-    ys: &Tensor,
-    xt: Option<&Tensor>,
-    yt: Option<&Tensor>,
-    lr: f64,
-    step: usize,
+    inputs: &StepInputs<'_>,
 ) -> Result<Losses, TrainError> {
-    let loss = &config.loss;
-    let seg = &loss.segmentation;
-    let mode = config.mode;
-    let mut terms: Terms = Vec::new();
-    let mut total: Option<Tensor> = None;
-
+    let mut objective = Objective::default();
     // Discriminators do not learn from the generator side's loss.
     for d in [&mut nets.d_t, &mut nets.d_s].into_iter().flatten() {
         d.vs.freeze();
     }
-    let mut fake_t: Option<Tensor> = None;
-    let mut fake_s: Option<Tensor> = None;
-    if mode.uses_translator() {
-        let xt =
-            xt.ok_or_else(|| TrainError::Data("this mode needs teacher-modality images".into()))?;
-        let g = need(&nets.g_s2t, "translator")?;
-        let d_t = need(&nets.d_t, "discriminator")?;
-        let ft = g.forward_t(xs, true)?;
-        record(
-            &mut terms,
-            &mut total,
-            "adv_t",
-            loss.gan.generator_loss(&d_t.forward_t(&ft, true)?) * loss.adversarial,
-        );
-        match config.model.i2i {
-            I2iKind::Cyclegan => {
-                let f = need(&nets.g_t2s, "translator")?;
-                let d_s = need(&nets.d_s, "discriminator")?;
-                let fs = f.forward_t(xt, true)?;
-                record(
-                    &mut terms,
-                    &mut total,
-                    "adv_s",
-                    loss.gan.generator_loss(&d_s.forward_t(&fs, true)?) * loss.adversarial,
-                );
-                let cyc = cycle_loss(&f.forward_t(&ft, true)?, xs)
-                    + cycle_loss(&g.forward_t(&fs, true)?, xt);
-                record(&mut terms, &mut total, "cycle", cyc * loss.cycle);
-                if loss.identity > 0.0 {
-                    let idt = identity_loss(&g.forward_t(xt, true)?, xt)
-                        + identity_loss(&f.forward_t(xs, true)?, xs);
-                    record(
-                        &mut terms,
-                        &mut total,
-                        "identity",
-                        idt * (loss.identity * loss.cycle),
-                    );
-                }
-                fake_s = Some(fs);
-            }
-            I2iKind::Cut => {
-                let head = need(&nets.head, "projection head")?;
-                let layers: Vec<&str> =
-                    config.model.nce_layers.iter().map(String::as_str).collect();
-                let mut rng = ChaCha8Rng::seed_from_u64(crate::data::mix_seed(
-                    config.seed,
-                    6,
-                    step as u64,
-                    0,
-                ));
-                let q = g.encode_t(&ft, &layers, true)?;
-                let k = g.encode_t(xs, &layers, true)?;
-                let mut nce = patch_nce(&q, &k, head, &loss.patch_nce, &mut rng)?;
-                // CUT's identity NCE on real teacher-modality images.
-                let idt = g.forward_t(xt, true)?;
-                let qi = g.encode_t(&idt, &layers, true)?;
-                let ki = g.encode_t(xt, &layers, true)?;
-                nce = (nce + patch_nce(&qi, &ki, head, &loss.patch_nce, &mut rng)?) * 0.5;
-                record(&mut terms, &mut total, "nce", nce * loss.nce);
-            }
-        }
-        fake_t = Some(ft);
+    let translations = if config.mode.uses_translator() {
+        Some(translator_terms(nets, config, inputs, &mut objective)?)
+    } else {
+        None
+    };
+    segmentation_terms(
+        nets,
+        config,
+        inputs,
+        translations.as_ref().map(|t| &t.to_teacher),
+        &mut objective,
+    )?;
+    let total = objective
+        .total
+        .ok_or_else(|| TrainError::Config("the mode has no loss term".into()))?;
+    state.g_opt.zero_grad();
+    state.s_opt.zero_grad();
+    total.backward();
+    // Checked before any update, so a skipped step leaves every weight untouched (the gradients
+    // it left are cleared by the next step).
+    let mut losses = check_finite(&objective.terms, inputs.step)?;
+    let total_value = losses.iter().map(|(_, v)| v).sum::<f64>();
+    state.g_opt.step(inputs.lr);
+    state.s_opt.step(inputs.lr * config.seg_lr_factor());
+    for d in [&mut nets.d_t, &mut nets.d_s].into_iter().flatten() {
+        d.vs.unfreeze();
     }
+    if let Some(t) = &translations {
+        losses.extend(discriminator_step(nets, state, config, inputs, t)?);
+    }
+    losses.push(("total", total_value));
+    Ok(losses)
+}
 
-    let mut student_out = None;
+/// The translator's terms (adversarial, then cycle and identity or PatchNCE).
+fn translator_terms(
+    nets: &Networks,
+    config: &TrainConfig,
+    inputs: &StepInputs<'_>,
+    objective: &mut Objective,
+) -> Result<Translations, TrainError> {
+    let loss = &config.loss;
+    let (xs, xt) = (inputs.student, inputs.teacher()?);
+    let g = need(&nets.g_s2t, "translator")?;
+    let d_t = need(&nets.d_t, "discriminator")?;
+    let ft = g.forward_t(xs, true)?;
+    let adv = loss.gan.generator_loss(&d_t.forward_t(&ft, true)?) * loss.adversarial;
+    objective.add("adv_t", adv);
+    let mut to_student = None;
+    match config.model.i2i {
+        I2iKind::Cyclegan => {
+            let f = need(&nets.g_t2s, "translator")?;
+            let d_s = need(&nets.d_s, "discriminator")?;
+            let fs = f.forward_t(xt, true)?;
+            let adv = loss.gan.generator_loss(&d_s.forward_t(&fs, true)?) * loss.adversarial;
+            objective.add("adv_s", adv);
+            let cyc =
+                cycle_loss(&f.forward_t(&ft, true)?, xs) + cycle_loss(&g.forward_t(&fs, true)?, xt);
+            objective.add("cycle", cyc * loss.cycle);
+            if loss.identity > 0.0 {
+                let idt = identity_loss(&g.forward_t(xt, true)?, xt)
+                    + identity_loss(&f.forward_t(xs, true)?, xs);
+                objective.add("identity", idt * (loss.identity * loss.cycle));
+            }
+            to_student = Some(fs);
+        }
+        I2iKind::Cut => {
+            let head = need(&nets.head, "projection head")?;
+            let layers = config.model.nce_layers();
+            let layers: Vec<&str> = layers.iter().map(String::as_str).collect();
+            let mut rng = ChaCha8Rng::seed_from_u64(crate::data::mix_seed(
+                config.seed,
+                6,
+                inputs.step as u64,
+                0,
+            ));
+            let q = g.encode_t(&ft, &layers, true)?;
+            let k = g.encode_t(xs, &layers, true)?;
+            let mut nce = patch_nce(&q, &k, head, &loss.patch_nce, &mut rng)?;
+            // CUT's identity NCE on real teacher-modality images.
+            let idt = g.forward_t(xt, true)?;
+            let qi = g.encode_t(&idt, &layers, true)?;
+            let ki = g.encode_t(xt, &layers, true)?;
+            nce = (nce + patch_nce(&qi, &ki, head, &loss.patch_nce, &mut rng)?) * 0.5;
+            objective.add("nce", nce * loss.nce);
+        }
+    }
+    Ok(Translations {
+        to_teacher: ft,
+        to_student,
+    })
+}
+
+/// The teacher's and student's segmentation terms and the distillation term between them.
+fn segmentation_terms(
+    nets: &Networks,
+    config: &TrainConfig,
+    inputs: &StepInputs<'_>,
+    translated: Option<&Tensor>,
+    objective: &mut Objective,
+) -> Result<(), TrainError> {
+    let loss = &config.loss;
+    let seg = &loss.segmentation;
+    let (xs, ys) = (inputs.student, inputs.student_labels);
+    let translated = || translated.ok_or_else(|| TrainError::Config("missing translation".into()));
     let mut teacher_out = None;
-    if mode.uses_teacher() {
+    if config.mode.uses_teacher() {
         let t = need(&nets.teacher, "teacher")?;
-        let ft = fake_t
-            .as_ref()
-            .ok_or_else(|| TrainError::Config("missing translation".into()))?;
+        let ft = translated()?;
         let input = if loss.teacher_to_generator {
             ft.shallow_clone()
         } else {
@@ -156,83 +217,68 @@ pub fn train_step(
         };
         let out = t.forward_t(&input, true)?;
         let on_translated = dice_ce(&out.logits, ys, seg)?;
-        let l = match (loss.teacher_on_real, xt, yt) {
+        let l = match (loss.teacher_on_real, inputs.teacher, inputs.teacher_labels) {
             (true, Some(xt), Some(yt)) => {
                 on_translated + dice_ce(&t.forward_t(xt, true)?.logits, yt, seg)?
             }
             _ => on_translated,
         };
-        record(&mut terms, &mut total, "seg_teacher", l * loss.teacher);
+        objective.add("seg_teacher", l * loss.teacher);
         teacher_out = Some(out);
     }
-    if mode.uses_student() {
+    let mut student_out = None;
+    if config.mode.uses_student() {
         let s = need(&nets.student, "student")?;
-        let input = match mode {
-            Mode::CtPlusPmri => Tensor::cat(
-                &[
-                    xs.shallow_clone(),
-                    fake_t
-                        .as_ref()
-                        .ok_or_else(|| TrainError::Config("missing translation".into()))?
-                        .shallow_clone(),
-                ],
-                1,
-            ),
+        let input = match config.mode {
+            Mode::CtPlusPmri => {
+                Tensor::cat(&[xs.shallow_clone(), translated()?.shallow_clone()], 1)
+            }
             _ => xs.shallow_clone(),
         };
         let out = s.forward_t(&input, true)?;
-        record(
-            &mut terms,
-            &mut total,
-            "seg_student",
-            dice_ce(&out.logits, ys, seg)? * loss.student,
-        );
+        objective.add("seg_student", dice_ce(&out.logits, ys, seg)? * loss.student);
         student_out = Some(out);
     }
-    let lambda_d = config.distill_weight();
-    if let (true, Some(s), Some(t)) = (lambda_d > 0.0, &student_out, &teacher_out) {
-        let spec = config.distill_spec();
-        record(&mut terms, &mut total, "distill", distill(&spec, s, t)?);
+    if let (true, Some(s), Some(t)) = (config.distill_weight() > 0.0, &student_out, &teacher_out) {
+        objective.add("distill", distill(&config.distill_spec(), s, t)?);
     }
-    let total = total.ok_or_else(|| TrainError::Config("the mode has no loss term".into()))?;
-    state.g_opt.zero_grad();
-    state.s_opt.zero_grad();
-    total.backward();
-    // Checked before any update, so a skipped step leaves every weight untouched (the gradients
-    // it left are cleared by the next step).
-    let mut losses = check_finite(&terms, step)?;
-    let total_value = losses.iter().map(|(_, v)| v).sum::<f64>();
-    state.g_opt.step(lr);
-    state.s_opt.step(lr * config.seg_lr_factor());
-    for d in [&mut nets.d_t, &mut nets.d_s].into_iter().flatten() {
-        d.vs.unfreeze();
-    }
+    Ok(())
+}
 
-    // Discriminator side, on pooled translations.
-    if let (Some(d_opt), Some(ft), Some(xt)) = (state.d_opt.as_mut(), &fake_t, xt) {
-        let d_t = need(&nets.d_t, "discriminator")?;
-        let pooled = state.pool_t.query(ft);
-        let loss_t = loss
-            .gan
-            .discriminator_loss(&d_t.forward_t(xt, true)?, &d_t.forward_t(&pooled, true)?);
-        let d_loss = match (&fake_s, &nets.d_s) {
-            (Some(fs), Some(d_s)) => {
-                let pooled = state.pool_s.query(fs);
-                loss_t
-                    + loss.gan.discriminator_loss(
-                        &d_s.net.forward_t(xs, true)?,
-                        &d_s.net.forward_t(&pooled, true)?,
-                    )
-            }
-            _ => loss_t,
-        };
-        let disc: Terms = vec![("disc", d_loss.detach())];
-        d_opt.zero_grad();
-        d_loss.backward();
-        losses.extend(check_finite(&disc, step)?);
-        d_opt.step(lr);
-    }
-    losses.push(("total", total_value));
+/// Updates the discriminators on pooled translations; returns their loss.
+fn discriminator_step(
+    nets: &Networks,
+    state: &mut TrainState,
+    config: &TrainConfig,
+    inputs: &StepInputs<'_>,
+    translations: &Translations,
+) -> Result<Losses, TrainError> {
+    let loss = &config.loss;
+    let Some(d_opt) = state.d_opt.as_mut() else {
+        return Ok(Vec::new());
+    };
+    let (xs, xt) = (inputs.student, inputs.teacher()?);
+    let d_t = need(&nets.d_t, "discriminator")?;
+    let pooled = state.pool_t.query(&translations.to_teacher);
+    let loss_t = loss
+        .gan
+        .discriminator_loss(&d_t.forward_t(xt, true)?, &d_t.forward_t(&pooled, true)?);
+    let d_loss = match (&translations.to_student, &nets.d_s) {
+        (Some(fs), Some(d_s)) => {
+            let pooled = state.pool_s.query(fs);
+            loss_t
+                + loss.gan.discriminator_loss(
+                    &d_s.net.forward_t(xs, true)?,
+                    &d_s.net.forward_t(&pooled, true)?,
+                )
+        }
+        _ => loss_t,
+    };
+    let disc: Terms = vec![("disc", d_loss.detach())];
+    d_opt.zero_grad();
+    d_loss.backward();
+    let losses = check_finite(&disc, inputs.step)?;
+    d_opt.step(inputs.lr);
     Ok(losses)
 }
 

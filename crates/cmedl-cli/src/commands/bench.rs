@@ -3,61 +3,82 @@
 
 use std::time::Instant;
 
+use clap::ValueEnum;
 use cmedl_io::nifti::{read_volume, write_mask, write_volume, DataType, ReadOptions, WriteOptions};
 use cmedl_io::{Geometry, Volume};
 use cmedl_losses::ImagePool;
-use cmedl_models::{SegmenterConfig, UNetConfig};
 use cmedl_trainer::config::{Mode, TrainConfig};
 use cmedl_trainer::data::{SliceSet, Streams};
 use cmedl_trainer::infer::Predictor;
 use cmedl_trainer::networks::Networks;
 use cmedl_trainer::optim::Adam;
-use cmedl_trainer::step::{train_step, TrainState};
+use cmedl_trainer::step::{train_step, StepInputs, TrainState};
+use cmedl_trainer::DeviceSpec;
 use serde_json::json;
 use tch::{Device, Kind, Tensor};
 
 use crate::failure::{CmdResult, Failure};
+use crate::Global;
 
-/// The benchmark configurations of the performance plan.
-pub fn bench_config(name: &str) -> Result<TrainConfig, Failure> {
-    let mut c = TrainConfig {
-        mode: Mode::Cmedl,
-        ..Default::default()
-    };
-    match name {
-        // 256×256, batch 8, ResNet-9 CycleGAN (ngf 64), 3-layer PatchGANs (ndf 64), U-Net base 32 depth 4.
-        "paper" => {
-            c.data.size = 256;
-            c.train.batch = 8;
-            c.model.generator.ngf = 64;
-            c.model.generator.blocks = 9;
-            c.model.discriminator.ndf = 64;
-            c.model.segmenter = SegmenterConfig::Unet(UNetConfig {
-                base: 32,
-                depth: 4,
-                ..Default::default()
-            });
-        }
-        // 64×64, batch 4, ngf 16 with 3 blocks, ndf 16, U-Net base 8 depth 4.
-        "cpu" => {
-            c.data.size = 64;
-            c.train.batch = 4;
-            c.model.generator.ngf = 16;
-            c.model.generator.blocks = 3;
-            c.model.discriminator.ndf = 16;
-            c.model.segmenter = SegmenterConfig::Unet(UNetConfig {
-                base: 8,
-                depth: 4,
-                ..Default::default()
-            });
-        }
-        other => {
-            return Err(Failure::Input(format!(
-                "unknown benchmark configuration '{other}': use cpu or paper"
-            )))
+/// Options of `cmedl bench`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// What to measure (comma-separated).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "train,predict,loader",
+        value_delimiter = ','
+    )]
+    what: Vec<Bench>,
+    /// Configuration: cpu (64 px, batch 4, small networks) or paper (256 px, batch 8).
+    #[arg(long, value_enum, default_value = "cpu")]
+    config: BenchConfig,
+    /// Timed training steps.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Device.
+    #[arg(long, default_value = "auto")]
+    device: DeviceSpec,
+}
+
+/// The benchmarks.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Bench {
+    /// The full CMEDL training step.
+    Train,
+    /// Whole-volume prediction and the student alone.
+    Predict,
+    /// The batch loader.
+    Loader,
+}
+
+/// The benchmark configurations, as in the PyTorch reference.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BenchConfig {
+    /// `TrainConfig::cpu_bench()`.
+    Cpu,
+    /// `TrainConfig::paper()`.
+    Paper,
+}
+
+impl BenchConfig {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Paper => "paper",
         }
     }
-    Ok(c)
+
+    fn config(self) -> TrainConfig {
+        match self {
+            Self::Cpu => TrainConfig::cpu_bench(),
+            Self::Paper => TrainConfig::paper(),
+        }
+    }
 }
 
 /// Peak resident memory of this process in MiB (Linux).
@@ -88,12 +109,12 @@ fn device_name(device: Device) -> String {
 
 /// Slices per second of the full CMEDL training step on synthetic batches.
 fn bench_train(
-    name: &str,
+    bench: BenchConfig,
     steps: usize,
     warmup: usize,
     device: Device,
 ) -> Result<serde_json::Value, Failure> {
-    let config = bench_config(name)?;
+    let (name, config) = (bench.name(), bench.config());
     let mut nets = Networks::build(&config, device)?;
     let mut state = TrainState {
         g_opt: Adam::new(nets.translator_side(), config.train.betas, 0.0),
@@ -125,17 +146,15 @@ fn bench_train(
             start = Instant::now();
         }
         let began = Instant::now();
-        train_step(
-            &mut nets,
-            &mut state,
-            &config,
-            &xs,
-            &ys,
-            Some(&xt),
-            Some(&yt),
-            2e-4,
+        let inputs = StepInputs {
+            student: &xs,
+            student_labels: &ys,
+            teacher: Some(&xt),
+            teacher_labels: Some(&yt),
+            lr: 2e-4,
             step,
-        )?;
+        };
+        train_step(&mut nets, &mut state, &config, &inputs)?;
         if per_step && step >= warmup {
             step_s.push(began.elapsed().as_secs_f64());
         }
@@ -148,19 +167,7 @@ fn bench_train(
         step_s.sort_by(f64::total_cmp);
         step_s[step_s.len() / 2]
     };
-    // The three optimisers alone, on the gradients of the last step.
-    let rounds = 20;
-    sync(device);
-    let began = Instant::now();
-    for _ in 0..rounds {
-        state.g_opt.step(2e-4);
-        state.s_opt.step(2e-4);
-        if let Some(d) = state.d_opt.as_mut() {
-            d.step(2e-4);
-        }
-    }
-    sync(device);
-    let optimizer_ms = began.elapsed().as_secs_f64() * 1e3 / rounds as f64;
+    let optimizer_ms = optimizer_ms(&mut state, device);
     let params: serde_json::Map<String, serde_json::Value> = nets
         .parameter_counts()
         .into_iter()
@@ -173,6 +180,22 @@ fn bench_train(
         "step_ms_median": median_s * 1e3, "optimizer_ms": optimizer_ms,
         "peak_rss_mib": peak_rss_mib(), "params": params,
     }))
+}
+
+/// Milliseconds of the three optimisers alone, on the gradients of the last step.
+fn optimizer_ms(state: &mut TrainState, device: Device) -> f64 {
+    let rounds = 20;
+    sync(device);
+    let began = Instant::now();
+    for _ in 0..rounds {
+        state.g_opt.step(2e-4);
+        state.s_opt.step(2e-4);
+        if let Some(d) = state.d_opt.as_mut() {
+            d.step(2e-4);
+        }
+    }
+    sync(device);
+    began.elapsed().as_secs_f64() * 1e3 / rounds as f64
 }
 
 /// A CT-like 512×512×200 int16 volume: body, lungs and noise.
@@ -201,8 +224,8 @@ fn ct_volume() -> Volume {
 }
 
 /// Whole-volume prediction (read, preprocess, student, write) and the student alone.
-fn bench_predict(name: &str, device: Device) -> Result<Vec<serde_json::Value>, Failure> {
-    let mut config = bench_config(name)?;
+fn bench_predict(bench: BenchConfig, device: Device) -> Result<Vec<serde_json::Value>, Failure> {
+    let (name, mut config) = (bench.name(), bench.config());
     config.mode = Mode::CtOnly;
     config.data.spacing = 0.8 * 512.0 / config.data.size as f64; // the whole field of view
     let nets = Networks::build(&config, device)?;
@@ -248,8 +271,8 @@ fn bench_predict(name: &str, device: Device) -> Result<Vec<serde_json::Value>, F
 }
 
 /// Slices per second the loader delivers (both modalities, with augmentation).
-fn bench_loader(name: &str, steps: usize) -> Result<serde_json::Value, Failure> {
-    let config = bench_config(name)?;
+fn bench_loader(bench: BenchConfig, steps: usize) -> Result<serde_json::Value, Failure> {
+    let (name, config) = (bench.name(), bench.config());
     let s = config.data.size;
     let n = 256;
     let set = || SliceSet {
@@ -278,27 +301,18 @@ fn bench_loader(name: &str, steps: usize) -> Result<serde_json::Value, Failure> 
     )
 }
 
-/// Runs the benchmarks named in `what` (train, predict, loader) and prints JSON lines.
-pub fn run(
-    what: &[String],
-    config: &str,
-    steps: usize,
-    warmup: usize,
-    device: Device,
-) -> CmdResult {
-    for w in what {
-        let lines = match w.as_str() {
-            "train" => vec![bench_train(config, steps, warmup, device)?],
-            "predict" => bench_predict(config, device)?,
-            "loader" => vec![bench_loader(config, steps.max(20))?],
-            other => {
-                return Err(Failure::Input(format!(
-                    "unknown benchmark '{other}': use train, predict or loader"
-                )))
-            }
+/// Runs `cmedl bench`: the benchmarks named in `--what`, as JSON lines.
+pub fn run(args: Args, _global: &Global) -> CmdResult {
+    let device = args.device.resolve()?;
+    let steps = args.steps.max(1);
+    for w in &args.what {
+        let lines = match w {
+            Bench::Train => vec![bench_train(args.config, steps, args.warmup, device)?],
+            Bench::Predict => bench_predict(args.config, device)?,
+            Bench::Loader => vec![bench_loader(args.config, steps.max(20))?],
         };
         for l in lines {
-            crate::outln!("{l}");
+            outln!("{l}");
         }
     }
     Ok(())

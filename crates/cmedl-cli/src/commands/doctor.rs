@@ -7,6 +7,40 @@ use tch::{Cuda, Device, Kind, Tensor};
 
 use cmedl_trainer::DeviceSpec;
 
+use crate::failure::{CmdResult, Failure};
+use crate::Global;
+
+/// Options of `cmedl doctor`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Check only this device: auto, cpu, cuda or cuda:N [default: every device].
+    #[arg(long)]
+    device: Option<DeviceSpec>,
+}
+
+/// Runs `cmedl doctor`.
+pub fn run(args: Args, _global: &Global) -> CmdResult {
+    let only = args.device.map(DeviceSpec::resolve).transpose()?;
+    let report = gather(only);
+    if args.json {
+        let text =
+            serde_json::to_string_pretty(&report).map_err(|e| Failure::Internal(e.to_string()))?;
+        outln!("{text}");
+    } else {
+        out!("{}", report.human());
+    }
+    if report.passed() {
+        Ok(())
+    } else {
+        Err(Failure::Internal(
+            "a device check failed (see above)".to_owned(),
+        ))
+    }
+}
+
 /// Everything `doctor` found out.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -55,7 +89,7 @@ pub struct Check {
 }
 
 /// Gathers the report; `only` restricts the compute check to one device.
-pub fn run(only: Option<Device>) -> Report {
+pub fn gather(only: Option<Device>) -> Report {
     let cuda_available = Cuda::is_available();
     let cudnn_available = Cuda::cudnn_is_available();
     let count = Cuda::device_count().max(0) as usize;
@@ -215,9 +249,4 @@ fn nvidia_smi() -> Vec<(String, u64)> {
             Some((name.trim().to_owned(), mem.trim().parse().ok()?))
         })
         .collect()
-}
-
-/// Resolves the `--device` of `doctor` (none: check every device).
-pub fn devices(spec: Option<DeviceSpec>) -> Result<Option<Device>, cmedl_trainer::DeviceError> {
-    spec.map(DeviceSpec::resolve).transpose()
 }

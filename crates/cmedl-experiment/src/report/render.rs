@@ -1,5 +1,5 @@
-//! Reports: a structured document rendered as Markdown and as self-contained HTML, training
-//! curves and contour montages as PNG.
+//! Rendering: a structured document as Markdown and as self-contained HTML, training curves
+//! and contour montages as PNG.
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +7,7 @@ use base64::Engine;
 use image::{Rgb, RgbImage};
 use plotters::prelude::*;
 
-use crate::failure::Failure;
+use crate::ExperimentError;
 
 /// A block of a report.
 pub enum Block {
@@ -48,10 +48,12 @@ pub fn markdown(blocks: &[Block]) -> String {
     s
 }
 
+/// Escapes text for HTML content and double-quoted attributes.
 fn escape(t: &str) -> String {
     t.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Renders one self-contained HTML page (images inlined as data URIs).
@@ -91,15 +93,25 @@ pub fn html(title: &str, blocks: &[Block], base: &Path) -> String {
     s + "</body></html>\n"
 }
 
+/// The two files of a report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportFiles {
+    /// `report.md`.
+    pub markdown: PathBuf,
+    /// `report.html`, with its figures inlined.
+    pub html: PathBuf,
+}
+
 /// Writes `report.md` and `report.html` into `dir`.
-pub fn write(dir: &Path, title: &str, blocks: &[Block]) -> Result<(PathBuf, PathBuf), Failure> {
+pub fn write(dir: &Path, title: &str, blocks: &[Block]) -> Result<ReportFiles, ExperimentError> {
     let md = dir.join("report.md");
     let ht = dir.join("report.html");
-    std::fs::write(&md, markdown(blocks))
-        .map_err(|e| Failure::Input(format!("{}: {e}", md.display())))?;
-    std::fs::write(&ht, html(title, blocks, dir))
-        .map_err(|e| Failure::Input(format!("{}: {e}", ht.display())))?;
-    Ok((md, ht))
+    std::fs::write(&md, markdown(blocks)).map_err(|e| ExperimentError::write(&md, e))?;
+    std::fs::write(&ht, html(title, blocks, dir)).map_err(|e| ExperimentError::write(&ht, e))?;
+    Ok(ReportFiles {
+        markdown: md,
+        html: ht,
+    })
 }
 
 /// Size of the training-curve figures.
@@ -107,8 +119,12 @@ pub const CURVE_SIZE: (u32, u32) = (800, 300);
 
 /// Two panels: mean total loss per epoch (left, blue) and validation Dice per epoch (right,
 /// green, axis 0–1). Returns the loss range drawn, for the caption.
-pub fn training_curves(path: &Path, loss: &[f64], dice: &[f64]) -> Result<(f64, f64), Failure> {
-    let err = |e: String| Failure::Internal(format!("{}: {e}", path.display()));
+pub fn training_curves(
+    path: &Path,
+    loss: &[f64],
+    dice: &[f64],
+) -> Result<(f64, f64), ExperimentError> {
+    let err = |e: String| ExperimentError::Figure(format!("{}: {e}", path.display()));
     let root = BitMapBackend::new(path, CURVE_SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
     let (left, right) = root.split_horizontally(CURVE_SIZE.0 / 2);
@@ -178,7 +194,7 @@ pub fn montage(
     nx: usize,
     ny: usize,
     scale: u32,
-) -> Result<(), Failure> {
+) -> Result<(), ExperimentError> {
     let (w, h) = (nx as u32 * scale, ny as u32 * scale);
     let mut img = RgbImage::new(w * panels.len() as u32, h);
     for (p, panel) in panels.iter().enumerate() {
@@ -217,5 +233,5 @@ pub fn montage(
         }
     }
     img.save(path)
-        .map_err(|e| Failure::Internal(format!("{}: {e}", path.display())))
+        .map_err(|e| ExperimentError::Figure(format!("{}: {e}", path.display())))
 }

@@ -1,0 +1,151 @@
+//! `cmedl info`: a volume's shape, spacing, affine, datatype, intensity range and labels.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::common::load_volume;
+use crate::failure::{CmdResult, Failure};
+use crate::Global;
+
+/// Options of `cmedl info`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// A NIfTI file (.nii, .nii.gz), a DICOM series folder or one DICOM file.
+    path: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// The volume of a 4-D NIfTI image (0-based).
+    #[arg(long)]
+    volume: Option<usize>,
+}
+
+/// Runs `cmedl info`.
+pub fn run(args: Args, _global: &Global) -> CmdResult {
+    info(&args.path, args.json, args.volume)
+}
+
+/// `cmedl info FILE|DICOM_FOLDER [--json]`.
+fn info(path: &Path, as_json: bool, index: Option<usize>) -> CmdResult {
+    let (volume, datatype) = match load_volume(path, None, index) {
+        // A DICOM image without a placement (no position, multi-frame): its pixels alone.
+        Err(e) if path.is_file() && cmedl_io::dicom::is_dicom_file(path) => {
+            let Ok(image) = cmedl_io::dicom::read_image_file(path) else {
+                return Err(e);
+            };
+            return dicom_image_info(path, &image, as_json, &e.to_string());
+        }
+        other => other?,
+    };
+    let v = &volume;
+    let (min, max, mean) = v.stats();
+    let integer = v.data.iter().all(|x| x.fract() == 0.0);
+    let labels = (integer && min >= 0.0 && max <= 255.0).then(|| {
+        let mut counts = std::collections::BTreeMap::new();
+        for &x in &v.data {
+            *counts.entry(x as u8).or_insert(0usize) += 1;
+        }
+        counts
+    });
+    if as_json {
+        let mut out = json!({
+            "file": path.display().to_string(),
+            "shape": v.geometry.shape,
+            "spacing": v.geometry.spacing,
+            "affine": v.geometry.affine,
+            "datatype": datatype,
+            "min": min,
+            "max": max,
+            "mean": mean,
+            "non_finite": v.non_finite(),
+        });
+        if let Some(l) = &labels {
+            out["labels"] = json!(l
+                .iter()
+                .map(|(k, c)| (k.to_string(), *c))
+                .collect::<std::collections::BTreeMap<_, _>>());
+        }
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&out).map_err(|e| Failure::Internal(e.to_string()))?
+        );
+        return Ok(());
+    }
+    outln!("file      {}", path.display());
+    outln!("shape     {:?}", v.geometry.shape);
+    outln!("spacing   {:?} mm", v.geometry.spacing);
+    outln!("datatype  {datatype}");
+    outln!("affine    (voxel → RAS+ mm)");
+    for row in &v.geometry.affine {
+        outln!(
+            "          {:>10.4} {:>10.4} {:>10.4} {:>10.4}",
+            row[0],
+            row[1],
+            row[2],
+            row[3]
+        );
+    }
+    outln!("min/max   {min} / {max}");
+    outln!("mean      {mean:.4}");
+    if v.non_finite() > 0 {
+        outln!("non-finite voxels {}", v.non_finite());
+    }
+    if let Some(l) = labels.filter(|l| l.len() <= 16) {
+        outln!(
+            "labels    {}",
+            l.iter()
+                .map(|(k, c)| format!("{k}: {c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `cmedl info` of a DICOM image that is not a volume: shape, modality, transfer syntax and
+/// value statistics, with why it has no geometry.
+fn dicom_image_info(
+    path: &Path,
+    image: &cmedl_io::dicom::ImageFile,
+    as_json: bool,
+    why: &str,
+) -> CmdResult {
+    let n = image.data.len().max(1) as f64;
+    let (min, max) = image
+        .data
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let mean = image.data.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let shape = [image.cols, image.rows, image.frames];
+    if as_json {
+        let out = json!({
+            "file": path.display().to_string(),
+            "shape": shape,
+            "datatype": format!("dicom {} image", image.modality),
+            "transfer_syntax": image.transfer_syntax,
+            "min": min,
+            "max": max,
+            "mean": mean,
+            "geometry": why,
+        });
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&out).map_err(|e| Failure::Internal(e.to_string()))?
+        );
+        return Ok(());
+    }
+    outln!("file      {}", path.display());
+    outln!("shape     {shape:?} (columns, rows, frames)");
+    outln!(
+        "datatype  dicom {} image, transfer syntax {}",
+        image.modality,
+        image.transfer_syntax
+    );
+    outln!("min/max   {min} / {max}");
+    outln!("mean      {mean:.4}");
+    outln!("geometry  none: {why}");
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! One module per sub-command, each with its `Args` and `run(args, &Global)`.
+
+pub mod bench;
+pub mod convert;
+pub mod doctor;
+pub mod evaluate;
+pub mod experiment;
+pub mod info;
+pub mod phantom;
+pub mod predict;
+pub mod report;
+pub mod train;
+pub mod translate;

@@ -1,0 +1,168 @@
+//! `cmedl predict`: segment a NIfTI file, a folder of them or a DICOM series with a trained
+//! run; masks keep the input's shape and affine.
+
+use std::path::{Path, PathBuf};
+
+use clap::ValueEnum;
+use cmedl_io::nifti::{
+    is_nifti_path, read_volume, stem, write_mask, write_volume, DataType, ReadOptions, WriteOptions,
+};
+use cmedl_trainer::infer::Predictor;
+
+use crate::common::{check_not_same, load_volume, nifti_files, RunModel};
+use crate::failure::{CmdResult, Failure};
+use crate::progress::Progress;
+use crate::Global;
+
+/// Options of `cmedl predict`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    model: RunModel,
+    /// A NIfTI file, a folder of them, or a DICOM series folder.
+    #[arg(long)]
+    input: PathBuf,
+    /// Output .nii.gz file (for a file or a series) or folder (for a folder).
+    #[arg(long)]
+    output: PathBuf,
+    /// Test-time augmentation.
+    #[arg(long, value_enum)]
+    tta: Option<Tta>,
+    /// Keep only the largest connected component of each label.
+    #[arg(long)]
+    largest_component: bool,
+    /// Also write each foreground class's probability map (<name>_prob<c>.nii.gz).
+    #[arg(long)]
+    probabilities: bool,
+    /// Process only cases i, i+n, i+2n, … of a folder (0 ≤ i < n), for job arrays.
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
+}
+
+/// Test-time augmentations of `--tta`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Tta {
+    /// Average with the left-right flipped input.
+    Flip,
+}
+
+/// Parses `i/n` with 0 ≤ i < n.
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("'{s}' is not i/n"))?;
+    let (i, n): (usize, usize) = (
+        i.trim().parse().map_err(|_| format!("'{s}' is not i/n"))?,
+        n.trim().parse().map_err(|_| format!("'{s}' is not i/n"))?,
+    );
+    if n == 0 || i >= n {
+        return Err(format!("shard '{s}': need 0 ≤ i < n"));
+    }
+    Ok((i, n))
+}
+
+/// One input and where its mask goes.
+struct Job {
+    input: PathBuf,
+    output: PathBuf,
+    dicom_series: bool,
+}
+
+fn need_nifti_output(output: &Path, what: &str) -> Result<(), Failure> {
+    if is_nifti_path(output) {
+        Ok(())
+    } else {
+        Err(Failure::Input(format!(
+            "{}: the output of {what} must be a .nii or .nii.gz file",
+            output.display()
+        )))
+    }
+}
+
+/// The inputs of `args` and their outputs (creating an output folder for an input folder).
+fn jobs(args: &Args) -> Result<Vec<Job>, Failure> {
+    let single = |dicom_series| Job {
+        input: args.input.clone(),
+        output: args.output.clone(),
+        dicom_series,
+    };
+    if !args.input.is_dir() {
+        if !is_nifti_path(&args.input) {
+            return Err(Failure::Input(format!(
+                "{}: not a NIfTI file, a folder of them, or a DICOM series folder",
+                args.input.display()
+            )));
+        }
+        need_nifti_output(&args.output, "a single input")?;
+        return Ok(vec![single(false)]);
+    }
+    let files = nifti_files(&args.input)?;
+    if files.is_empty() {
+        // A folder without NIfTI files is read as one DICOM series.
+        need_nifti_output(&args.output, "a DICOM series")?;
+        return Ok(vec![single(true)]);
+    }
+    std::fs::create_dir_all(&args.output)
+        .map_err(|e| Failure::Input(format!("{}: {e}", args.output.display())))?;
+    Ok(files
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| args.shard.is_none_or(|(s, n)| i % n == s))
+        .map(|(_, f)| Job {
+            output: args.output.join(format!("{}.nii.gz", stem(&f))),
+            input: f,
+            dicom_series: false,
+        })
+        .collect())
+}
+
+/// Segments one input and writes its mask (and probabilities when asked).
+fn segment(args: &Args, predictor: &Predictor, job: &Job) -> CmdResult {
+    check_not_same(&job.input, &job.output)?;
+    let volume = if job.dicom_series {
+        load_volume(&job.input, None, None)?.0
+    } else {
+        read_volume(&job.input, &ReadOptions::default())?.volume
+    };
+    let tta_flip = args.tta == Some(Tta::Flip);
+    let mut seg = predictor.segment(&volume, args.model.batch(), tta_flip, args.probabilities)?;
+    if args.largest_component {
+        seg.labels.keep_largest_components();
+    }
+    write_mask(&job.output, &seg.labels)?;
+    if args.probabilities {
+        for (c, p) in seg.probabilities.iter().enumerate().skip(1) {
+            let name = format!("{}_prob{c}.nii.gz", stem(&job.output));
+            let options = WriteOptions {
+                datatype: DataType::F32,
+                ..Default::default()
+            };
+            write_volume(&job.output.with_file_name(name), p, &options)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `cmedl predict`.
+pub fn run(args: Args, global: &Global) -> CmdResult {
+    let predictor = args.model.load()?;
+    let jobs = jobs(&args)?;
+    let bar = Progress::new(
+        "predict",
+        jobs.len() as u64,
+        global.quiet || jobs.len() == 1,
+    );
+    for (done, job) in jobs.iter().enumerate() {
+        segment(&args, &predictor, job)?;
+        bar.set(done as u64 + 1);
+    }
+    bar.finish();
+    if !global.quiet {
+        eprintln!(
+            "wrote {} prediction(s) to {}",
+            jobs.len(),
+            args.output.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! `cmedl train`: a new run from a config, or `--resume` of a run folder.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::ValueEnum;
+use cmedl_trainer::checkpoint::{self, Which};
+use cmedl_trainer::log::LogRecord;
+use cmedl_trainer::networks::Networks;
+use cmedl_trainer::prepare::prepare_data;
+use cmedl_trainer::{
+    DeviceSpec, Mode, Observer, RunDir, RunOptions, StepProgress, TrainConfig, Trainer,
+};
+
+use crate::failure::{CmdResult, Failure};
+use crate::progress::Progress;
+use crate::Global;
+
+/// Options of `cmedl train`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// JSON config file [default: the built-in defaults].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Run directory for a new run.
+    #[arg(long, conflicts_with = "resume")]
+    out: Option<PathBuf>,
+    /// Continue the run in this directory from its latest checkpoint.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Dataset folder (data.root).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// What is trained (mode).
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
+    /// Epochs (train.epochs).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Slices per batch (train.batch).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Device: auto, cpu, cuda, cuda:N.
+    #[arg(long)]
+    device: Option<DeviceSpec>,
+    /// Master seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Override any config value: section.key=value (repeatable; applied after the flags above).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Print the resolved config, networks, parameter counts and data counts, then exit.
+    #[arg(long)]
+    dry_run: bool,
+    /// Log format: text (a summary line per epoch) or json (the log records as JSON lines on
+    /// stdout).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Skip up to N steps whose loss is NaN or infinite (and say so) before stopping.
+    #[arg(long, default_value_t = 0)]
+    skip_nonfinite: usize,
+    /// Stop after this global step as if interrupted (for testing resumption).
+    #[arg(long, hide = true)]
+    stop_at_step: Option<usize>,
+}
+
+impl Args {
+    /// Whether stdout carries machine-readable records (status lines are then kept off stderr).
+    pub fn machine_log(&self) -> bool {
+        self.log_format == LogFormat::Json
+    }
+}
+
+/// The modes of `--mode`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ModeArg {
+    /// The student alone.
+    CtOnly,
+    /// Translator, teacher and student with distillation.
+    Cmedl,
+    /// As cmedl without the distillation term.
+    CmedlNoDistill,
+    /// Translator and teacher; the teacher segments translations.
+    PmriOnly,
+    /// A two-channel student on [image, translation].
+    #[value(name = "ct+pmri")]
+    CtPlusPmri,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::CtOnly => Mode::CtOnly,
+            ModeArg::Cmedl => Mode::Cmedl,
+            ModeArg::CmedlNoDistill => Mode::CmedlNoDistill,
+            ModeArg::PmriOnly => Mode::PmriOnly,
+            ModeArg::CtPlusPmri => Mode::CtPlusPmri,
+        }
+    }
+}
+
+/// The formats of `--log-format`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// A summary line per epoch on stderr.
+    Text,
+    /// Every log record as a JSON line on stdout.
+    Json,
+}
+
+/// Loads the config file (or the defaults), applies the flags, then the `--set` overrides.
+fn load_config(args: &Args) -> Result<TrainConfig, Failure> {
+    let path = args.config.as_deref();
+    let mut base = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| Failure::Input(format!("{}: {e}", p.display())))?;
+            TrainConfig::from_json(&text, &p.display().to_string())?
+        }
+        None => TrainConfig::default(),
+    };
+    if let Some(d) = &args.data {
+        base.data.root = d.clone();
+    }
+    if let Some(m) = args.mode {
+        base.mode = m.into();
+    }
+    if let Some(e) = args.epochs {
+        base.train.epochs = e;
+    }
+    if let Some(b) = args.batch {
+        base.train.batch = b;
+    }
+    if let Some(d) = args.device {
+        base.device = d;
+    }
+    if let Some(s) = args.seed {
+        base.seed = s;
+    }
+    let config = base.with_overrides(&args.set)?;
+    // Problems of the values themselves are reported against the file they came from.
+    if let Err(e) = config.validate() {
+        let source = path.map_or("config".to_owned(), |p| p.display().to_string());
+        return Err(Failure::Input(format!("{source}: {e}")));
+    }
+    Ok(config)
+}
+
+fn dry_run(config: &TrainConfig) -> CmdResult {
+    outln!(
+        "{}",
+        serde_json::to_string_pretty(config).map_err(|e| Failure::Internal(e.to_string()))?
+    );
+    let data = prepare_data(config)?;
+    let nets = Networks::build(config, data.device)?;
+    outln!("device: {:?}", data.device);
+    outln!(
+        "networks ({} mode, {} → {} teaching):",
+        config.mode.name(),
+        data.modalities.teacher,
+        data.modalities.student
+    );
+    for (name, count) in nets.parameter_counts() {
+        outln!("  {name:<8} {count:>12} parameters");
+    }
+    let size = config.data.size as i64;
+    for (name, net) in [("teacher", &nets.teacher), ("student", &nets.student)] {
+        if let Some(n) = net {
+            let shape = [1, n.net.in_channels(), size, size];
+            out!(
+                "{}",
+                cmedl_models::describe(name, &n.vs, n.net.as_ref(), shape)?
+            );
+        }
+    }
+    outln!(
+        "data: {} {} training cases → {} slices; {} {} training cases → {} slices; {} validation cases; {} steps per epoch",
+        data.student_cases,
+        data.modalities.student,
+        data.streams.student.len(),
+        data.teacher_cases,
+        data.modalities.teacher,
+        data.streams.teacher.len(),
+        data.val.len(),
+        data.streams.steps_per_epoch
+    );
+    Ok(())
+}
+
+/// Shows training: a progress bar (or progress lines), and the log records as JSON lines.
+struct Display {
+    bar: Option<Progress>,
+    quiet: bool,
+    json: bool,
+}
+
+impl Observer for Display {
+    fn started(&mut self, _first_step: usize, total_steps: usize) {
+        self.bar = Some(Progress::new("train", total_steps as u64, self.quiet));
+    }
+
+    fn step(&mut self, p: &StepProgress) {
+        if let Some(bar) = &self.bar {
+            bar.message(&format!(
+                "epoch {} loss {:.4} {:.1} slices/s",
+                p.epoch, p.total_loss, p.slices_per_s
+            ));
+            bar.set(p.step as u64);
+        }
+    }
+
+    fn record(&mut self, record: &LogRecord) {
+        if self.json {
+            if let Ok(line) = serde_json::to_string(record) {
+                outln!("{line}");
+            }
+        }
+    }
+}
+
+/// A Ctrl-C flag: the first interrupt asks training to save and stop, a second ends the
+/// process at once.
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: saving the latest checkpoint…");
+    });
+    interrupt
+}
+
+fn start(args: &Args) -> Result<Trainer, Failure> {
+    match (&args.resume, &args.out) {
+        (Some(dir), _) => Ok(Trainer::resume(dir)?),
+        (None, Some(out)) => Ok(Trainer::new(&load_config(args)?, out)?),
+        (None, None) => Err(Failure::Input(
+            "give --out RUN_DIR for a new run or --resume RUN_DIR".into(),
+        )),
+    }
+}
+
+/// Runs `cmedl train`.
+pub fn run(args: Args, global: &Global) -> CmdResult {
+    if args.dry_run {
+        let config = match &args.resume {
+            Some(dir) => {
+                let latest = RunDir::new(dir).checkpoint(&Which::Latest);
+                checkpoint::read(&latest)?.1.config
+            }
+            None => load_config(&args)?,
+        };
+        return dry_run(&config);
+    }
+    let trainer = start(&args)?;
+    let options = RunOptions {
+        skip_nonfinite: args.skip_nonfinite,
+        interrupt: Some(interrupt_flag()),
+        stop_at_step: args.stop_at_step,
+    };
+    let json = args.machine_log();
+    let mut display = Display {
+        bar: None,
+        quiet: global.quiet || json,
+        json,
+    };
+    let result = trainer.run(&options, &mut display);
+    if let Some(bar) = display.bar.take() {
+        bar.finish();
+    }
+    let summary = result?;
+    let dir: &Path = summary.dir.path();
+    eprintln!(
+        "finished {} steps in {:.0} s: best validation Dice {:.4}, final {:.4}",
+        summary.steps, summary.seconds, summary.best_dice, summary.final_dice
+    );
+    eprintln!("run directory: {}", dir.display());
+    eprintln!("metrics: {}", summary.dir.log_file().display());
+    eprintln!("checkpoints: {}", summary.dir.checkpoints().display());
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! What the commands share: the options naming a trained model, reading a volume from any
+//! supported input, checks on input and output paths, and value parsers of options.
+
+use std::path::{Path, PathBuf};
+
+use cmedl_io::nifti::{is_nifti_path, read_volume, ReadOptions};
+use cmedl_trainer::checkpoint::Which;
+use cmedl_trainer::infer::Predictor;
+use cmedl_trainer::DeviceSpec;
+
+pub use cmedl_experiment::nifti_files;
+
+use crate::failure::Failure;
+
+/// A trained run, the checkpoint to use and where to run it.
+#[derive(clap::Args)]
+pub struct RunModel {
+    /// Run directory.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// best, final, latest or a checkpoint file.
+    #[arg(long, default_value = "best")]
+    pub checkpoint: String,
+    /// Device: auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceSpec,
+    /// Slices per forward pass.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+}
+
+impl RunModel {
+    /// Loads the chosen checkpoint onto the chosen device.
+    pub fn load(&self) -> Result<Predictor, Failure> {
+        let which: Which = self.checkpoint.parse().map_err(Failure::Input)?;
+        let device = self.device.resolve()?;
+        Ok(Predictor::load(&self.run, &which, device)?)
+    }
+
+    /// Slices per forward pass (at least one).
+    pub fn batch(&self) -> usize {
+        self.batch.max(1)
+    }
+}
+
+/// Parses `X,Y,Z` millimetres.
+pub fn parse_spacing(s: &str) -> Result<[f64; 3], String> {
+    let parts: Vec<f64> = s
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("'{s}' is not X,Y,Z in mm"))?;
+    match parts.as_slice() {
+        [x, y, z] if [x, y, z].iter().all(|v| v.is_finite() && **v > 0.0) => Ok([*x, *y, *z]),
+        _ => Err(format!("'{s}' must be three positive numbers X,Y,Z in mm")),
+    }
+}
+
+/// A volume from a NIfTI file, a DICOM series folder or one DICOM file, with a description of
+/// its storage.
+pub fn load_volume(
+    path: &Path,
+    series: Option<&str>,
+    volume: Option<usize>,
+) -> Result<(cmedl_io::Volume, String), Failure> {
+    if path.is_dir() {
+        let s = cmedl_io::dicom::read_series(path, series)?;
+        if s.spacing_deviation > 0.01 {
+            tracing::warn!(
+                "{}: slice gaps vary by up to {:.1} % around the median spacing",
+                path.display(),
+                s.spacing_deviation * 100.0
+            );
+        }
+        return Ok((s.volume, format!("dicom {} series {}", s.modality, s.uid)));
+    }
+    if !is_nifti_path(path) && cmedl_io::dicom::is_dicom_file(path) {
+        let s = cmedl_io::dicom::read_series_file(path)?;
+        return Ok((s.volume, format!("dicom {} image (one file)", s.modality)));
+    }
+    require_nifti(path)?;
+    let img = read_volume(
+        path,
+        &ReadOptions {
+            volume,
+            ..Default::default()
+        },
+    )?;
+    Ok((img.volume, img.header.datatype.name().to_owned()))
+}
+
+/// Fails unless `path` has a NIfTI file name.
+pub fn require_nifti(path: &Path) -> Result<(), Failure> {
+    if !is_nifti_path(path) {
+        return Err(Failure::Input(format!(
+            "{}: not a NIfTI file name (.nii or .nii.gz)",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses to write `output` over `input`.
+pub fn check_not_same(input: &Path, output: &Path) -> Result<(), Failure> {
+    let canon = |p: &Path| p.canonicalize().ok();
+    if output.exists() && canon(input) == canon(output) {
+        return Err(Failure::Input(format!(
+            "{}: refusing to write the output over the input",
+            output.display()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! Expanding an experiment into runs.
+
+use std::path::Path;
+
+use cmedl_trainer::config::{I2iKind, Mode};
+use cmedl_trainer::TrainConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::{ExperimentConfig, ExperimentError};
+
+/// One run of an experiment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunPlan {
+    /// Folder name, e.g. `cmedl-unet-cyclegan-s0`.
+    pub name: String,
+    /// Mode.
+    pub mode: Mode,
+    /// Segmenter kind (`unet`, `deeplabv3plus`, `pspnet`).
+    pub segmenter: String,
+    /// Translator kind (none for `ct-only`).
+    pub i2i: Option<I2iKind>,
+    /// Seed.
+    pub seed: u64,
+    /// Resolved training config.
+    pub config: TrainConfig,
+}
+
+impl RunPlan {
+    /// The `ct-only` run this run is compared with: same segmenter and seed.
+    pub fn baseline<'a>(&self, runs: &'a [RunPlan]) -> Option<&'a RunPlan> {
+        runs.iter().find(|x| {
+            x.mode == Mode::CtOnly && x.segmenter == self.segmenter && x.seed == self.seed
+        })
+    }
+}
+
+/// The name of a translator kind in run names and reports.
+pub fn i2i_name(k: I2iKind) -> &'static str {
+    match k {
+        I2iKind::Cyclegan => "cyclegan",
+        I2iKind::Cut => "cut",
+    }
+}
+
+/// Expands the experiment into runs, seed by seed and segmenter by segmenter: every mode once,
+/// modes with a translator once per translator. `base` is the experiment's base config and
+/// `data_root` the dataset every run trains on.
+pub fn plan(
+    exp: &ExperimentConfig,
+    base: &TrainConfig,
+    data_root: &Path,
+) -> Result<Vec<RunPlan>, ExperimentError> {
+    let segmenters = if exp.segmenters.is_empty() {
+        vec![base.model.segmenter.clone()]
+    } else {
+        exp.segmenters.clone()
+    };
+    let i2is = if exp.i2i.is_empty() {
+        vec![base.model.i2i]
+    } else {
+        exp.i2i.clone()
+    };
+    let with_overrides = base.with_overrides(&exp.overrides)?;
+    let mut runs: Vec<RunPlan> = Vec::new();
+    for &seed in &exp.seeds {
+        for seg in &segmenters {
+            for &mode in &exp.modes {
+                let kinds: Vec<Option<I2iKind>> = if mode.uses_translator() {
+                    i2is.iter().map(|k| Some(*k)).collect()
+                } else {
+                    vec![None]
+                };
+                for i2i in kinds {
+                    let mut config = with_overrides.clone();
+                    config.mode = mode;
+                    config.seed = seed;
+                    config.model.segmenter = seg.clone();
+                    if let Some(k) = i2i {
+                        config.model.i2i = k;
+                    }
+                    config.data.root = data_root.to_path_buf();
+                    let mode_name = mode.name().replace('+', "-");
+                    let name = match i2i {
+                        Some(k) => format!("{mode_name}-{}-{}-s{seed}", seg.kind(), i2i_name(k)),
+                        None => format!("{mode_name}-{}-s{seed}", seg.kind()),
+                    };
+                    runs.push(RunPlan {
+                        name,
+                        mode,
+                        segmenter: seg.kind().to_owned(),
+                        i2i,
+                        seed,
+                        config,
+                    });
+                }
+            }
+        }
+    }
+    Ok(runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BaseConfig, ExperimentData};
+    use cmedl_models::{PspNetConfig, SegmenterConfig};
+
+    fn experiment(modes: Vec<Mode>) -> ExperimentConfig {
+        ExperimentConfig {
+            name: "t".into(),
+            data: ExperimentData {
+                root: None,
+                phantom: None,
+            },
+            base: BaseConfig::Path("base.json".into()),
+            modes,
+            segmenters: Vec::new(),
+            i2i: Vec::new(),
+            seeds: vec![0, 7],
+            overrides: vec!["train.epochs=3".into()],
+            tolerance_mm: 2.0,
+        }
+    }
+
+    #[test]
+    fn every_combination_once_and_ct_only_once_per_segmenter_and_seed() {
+        let mut exp = experiment(vec![Mode::CtOnly, Mode::Cmedl, Mode::CtPlusPmri]);
+        exp.i2i = vec![I2iKind::Cyclegan, I2iKind::Cut];
+        exp.segmenters = vec![
+            SegmenterConfig::default(),
+            SegmenterConfig::Pspnet(PspNetConfig::default()),
+        ];
+        let runs = plan(&exp, &TrainConfig::default(), Path::new("data")).unwrap();
+        // 2 seeds × 2 segmenters × (1 ct-only + 2 translators × 2 modes)
+        assert_eq!(runs.len(), 2 * 2 * 5);
+        let names: Vec<&str> = runs.iter().take(5).map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "ct-only-unet-s0",
+                "cmedl-unet-cyclegan-s0",
+                "cmedl-unet-cut-s0",
+                "ct-pmri-unet-cyclegan-s0",
+                "ct-pmri-unet-cut-s0",
+            ]
+        );
+        assert_eq!(runs.last().unwrap().name, "ct-pmri-pspnet-cut-s7");
+        let unique: std::collections::BTreeSet<&str> =
+            runs.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(unique.len(), runs.len());
+        for r in &runs {
+            assert_eq!(r.config.mode, r.mode);
+            assert_eq!(r.config.seed, r.seed);
+            assert_eq!(r.config.train.epochs, 3, "overrides apply to every run");
+            assert_eq!(r.config.data.root, Path::new("data"));
+            assert_eq!(r.config.model.segmenter.kind(), r.segmenter);
+            assert_eq!(r.i2i.is_some(), r.mode.uses_translator());
+            if let Some(k) = r.i2i {
+                assert_eq!(r.config.model.i2i, k);
+            }
+            let baseline = r.baseline(&runs).unwrap();
+            assert_eq!(
+                (baseline.mode, baseline.seed, &baseline.segmenter),
+                (Mode::CtOnly, r.seed, &r.segmenter)
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_come_from_the_base_config_and_bad_overrides_are_errors() {
+        let exp = experiment(vec![Mode::Cmedl]);
+        let mut base = TrainConfig::default();
+        base.model.i2i = I2iKind::Cut;
+        let runs = plan(&exp, &base, Path::new("d")).unwrap();
+        assert_eq!(
+            runs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["cmedl-unet-cut-s0", "cmedl-unet-cut-s7"]
+        );
+        assert!(runs[0].baseline(&runs).is_none());
+        let mut bad = exp.clone();
+        bad.overrides = vec!["train.nope=1".into()];
+        let err = plan(&bad, &base, Path::new("d")).unwrap_err();
+        assert!(err.to_string().contains("train.nope"), "{err}");
+    }
+}

@@ -1,0 +1,158 @@
+//! The experiment loop: generate or open the data, train each planned run (skipping finished
+//! ones, resuming interrupted ones), predict and score its test split, draw the figures and
+//! write the report.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cmedl_io::dataset::Dataset;
+use cmedl_io::nifti::{read_volume, write_mask, ReadOptions};
+use cmedl_metrics::MetricOptions;
+use cmedl_phantom::write_cohort;
+use cmedl_trainer::checkpoint::Which;
+use cmedl_trainer::infer::Predictor;
+use cmedl_trainer::{RunOptions, Silent, Trainer};
+
+use crate::report::{self, ReportFiles};
+use crate::{plan, CaseRow, ExperimentConfig, ExperimentDir, ExperimentError, RunPlan};
+
+/// How an experiment is driven.
+#[derive(Clone, Default)]
+pub struct ExperimentOptions {
+    /// Set by a Ctrl-C handler: the run in training saves `latest` and the experiment stops.
+    pub interrupt: Option<Arc<AtomicBool>>,
+}
+
+/// Runs the experiment of `config_path` in the folder `out` and writes its report.
+pub fn run_experiment(
+    config_path: &Path,
+    out: &Path,
+    options: &ExperimentOptions,
+) -> Result<ReportFiles, ExperimentError> {
+    let start = Instant::now();
+    let exp = ExperimentConfig::load(config_path)?;
+    let base = exp.base_config(config_path)?;
+    let dir = ExperimentDir::new(out);
+    crate::create_dir(dir.path())?;
+    crate::write_json(&dir.experiment_file(), &exp)?;
+    let data_root = data_root(&exp, &dir, config_path)?;
+    let runs = plan(&exp, &base, &data_root)?;
+    crate::write_json(&dir.plan_file(), &runs)?;
+    let ds = Dataset::open(&data_root)?;
+    for r in &runs {
+        train_run(&dir, r, options)?;
+        evaluate_run(&ds, r, &dir, exp.tolerance_mm)?;
+    }
+    report::make_figures(&ds, &runs, &dir)?;
+    dir.add_wall_time(start.elapsed().as_secs_f64())?;
+    report::write_experiment_report(&dir)
+}
+
+/// The dataset root: the configured one, or the phantom generated into the experiment folder.
+fn data_root(
+    exp: &ExperimentConfig,
+    dir: &ExperimentDir,
+    config_path: &Path,
+) -> Result<PathBuf, ExperimentError> {
+    match (&exp.data.root, &exp.data.phantom) {
+        (Some(root), _) => Ok(root.clone()),
+        (None, Some(recipe)) => {
+            let root = dir.phantom_data();
+            if !root.join("dataset.json").exists() {
+                tracing::info!("generating the phantom cohort in {}", root.display());
+                write_cohort(recipe, &root, &|_, _| {})?;
+            }
+            Ok(root)
+        }
+        (None, None) => Err(ExperimentError::input(
+            config_path,
+            "data needs 'root' or 'phantom'",
+        )),
+    }
+}
+
+/// Trains a run unless it finished earlier; resumes it when it was interrupted.
+fn train_run(
+    dir: &ExperimentDir,
+    r: &RunPlan,
+    options: &ExperimentOptions,
+) -> Result<(), ExperimentError> {
+    let run = dir.run(&r.name);
+    if run.is_finished() {
+        tracing::info!("{}: finished earlier, skipped", r.name);
+        return Ok(());
+    }
+    let resume = run.can_resume();
+    if !resume && run.path().exists() {
+        // A run that never reached its first checkpoint starts over.
+        std::fs::remove_dir_all(run.path()).map_err(|e| ExperimentError::write(run.path(), e))?;
+    }
+    tracing::info!(
+        "{} {}",
+        if resume { "resuming" } else { "training" },
+        r.name
+    );
+    let trainer = if resume {
+        Trainer::resume(run.path())?
+    } else {
+        Trainer::new(&r.config, run.path())?
+    };
+    let run_options = RunOptions {
+        interrupt: options.interrupt.clone(),
+        ..Default::default()
+    };
+    trainer.run(&run_options, &mut Silent)?;
+    Ok(())
+}
+
+/// Predicts the test split with the run's best checkpoint and writes `results/<run>.json`.
+fn evaluate_run(
+    ds: &Dataset,
+    r: &RunPlan,
+    dir: &ExperimentDir,
+    tolerance: f64,
+) -> Result<(), ExperimentError> {
+    let pred_dir = dir.predictions(&r.name);
+    crate::create_dir(&pred_dir)?;
+    let student = r.config.teacher.modalities().student;
+    let modality = ds.modality(student)?;
+    if modality.test.is_empty() {
+        return Err(ExperimentError::input(
+            &ds.root,
+            format!("the '{student}' modality has no test cases to evaluate"),
+        ));
+    }
+    let device = r
+        .config
+        .device
+        .resolve()
+        .map_err(cmedl_trainer::TrainError::from)?;
+    let predictor = Predictor::load(dir.run(&r.name).path(), &Which::Best, device)?;
+    let options = MetricOptions {
+        tolerance_mm: tolerance,
+        ..Default::default()
+    };
+    let labels: Vec<u8> = (1..r.config.data.classes as u8).collect();
+    let mut rows: Vec<CaseRow> = Vec::new();
+    for case in &modality.test {
+        let Some(label) = &case.label else { continue };
+        let pred_path = pred_dir.join(format!("{}.nii.gz", case.id));
+        if !pred_path.exists() {
+            let volume = read_volume(&ds.path(&case.image), &ReadOptions::default())?.volume;
+            let seg = predictor.segment(&volume, 16, false, false)?;
+            write_mask(&pred_path, &seg.labels)?;
+        }
+        rows.extend(crate::evaluate_pair(
+            &pred_path,
+            &ds.path(label),
+            &case.id,
+            &labels,
+            &options,
+            false,
+        )?);
+    }
+    crate::create_dir(&dir.results())?;
+    crate::write_json(&dir.results_file(&r.name), &rows)
+}

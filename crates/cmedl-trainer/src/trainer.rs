@@ -1,0 +1,480 @@
+//! The [`Trainer`]: one run's networks, optimisers, data and run folder, advanced step by step.
+//! [`Trainer::run`] is the whole loop; an [`Observer`] sees its progress and log records.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cmedl_losses::ImagePool;
+
+use crate::checkpoint::{self, CheckpointMeta, Which, CHECKPOINT_FORMAT};
+use crate::config::TrainConfig;
+use crate::data::Batch;
+use crate::log::{self, EpochRecord, LogRecord, LogWriter, StepRecord};
+use crate::networks::Networks;
+use crate::optim::Adam;
+use crate::prepare::{prepare_data, PreparedData};
+use crate::run_dir::RunDir;
+use crate::step::{train_step, Losses, StepInputs, TrainState};
+use crate::validate::validate;
+use crate::TrainError;
+
+/// How [`Trainer::run`] is driven.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// Skip up to this many steps with a non-finite loss before stopping.
+    pub skip_nonfinite: usize,
+    /// Set by a Ctrl-C handler: save `latest` and stop.
+    pub interrupt: Option<Arc<AtomicBool>>,
+    /// Stop (as if interrupted) after this many global steps: for tests of resumption.
+    pub stop_at_step: Option<usize>,
+}
+
+/// What a finished run produced.
+#[derive(Clone, Debug)]
+pub struct RunSummary {
+    /// The run folder.
+    pub dir: RunDir,
+    /// Best validation Dice (NaN without validation data).
+    pub best_dice: f64,
+    /// Validation Dice after the last epoch.
+    pub final_dice: f64,
+    /// Global steps done.
+    pub steps: usize,
+    /// Seconds of this invocation.
+    pub seconds: f64,
+}
+
+/// Where training stands after a step, for progress displays.
+#[derive(Clone, Debug)]
+pub struct StepProgress {
+    /// Global steps done.
+    pub step: usize,
+    /// Steps of the whole run.
+    pub total_steps: usize,
+    /// 1-based epoch of the step.
+    pub epoch: usize,
+    /// The step's total loss.
+    pub total_loss: f64,
+    /// Training slices per second in this invocation.
+    pub slices_per_s: f64,
+}
+
+/// Sees a run's progress: the CLI draws bars and prints JSON lines from it.
+pub trait Observer {
+    /// Training is about to run steps `first_step..total_steps`.
+    fn started(&mut self, _first_step: usize, _total_steps: usize) {}
+    /// A step finished (skipped steps are not reported).
+    fn step(&mut self, _progress: &StepProgress) {}
+    /// A record was written to the training log.
+    fn record(&mut self, _record: &LogRecord) {}
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+
+impl Observer for Silent {}
+
+/// The result of [`Trainer::step`].
+#[derive(Debug)]
+pub enum StepOutcome {
+    /// Every network was updated.
+    Trained {
+        /// The loss terms, `total` last.
+        losses: Losses,
+        /// The record written to the log, when this step was logged.
+        record: Option<StepRecord>,
+    },
+    /// A loss term was NaN or infinite: nothing was updated.
+    Skipped {
+        /// The term.
+        term: String,
+        /// Its value.
+        value: f64,
+    },
+}
+
+type BatchPair = (Batch, Option<Batch>);
+
+/// One run in training: networks, optimiser state, data streams, log and checkpoints.
+pub struct Trainer {
+    config: TrainConfig,
+    dir: RunDir,
+    data: PreparedData,
+    nets: Networks,
+    state: TrainState,
+    log: LogWriter,
+    batches: Receiver<(usize, BatchPair)>,
+    step: usize,
+    first_step: usize,
+    best: f64,
+    last: f64,
+    sums: BTreeMap<&'static str, (f64, usize)>,
+    log_window: (Instant, usize),
+    started: Instant,
+}
+
+impl Trainer {
+    /// Starts a new run of `config` in `dir`, which must not hold a run yet.
+    pub fn new(config: &TrainConfig, dir: &Path) -> Result<Self, TrainError> {
+        let run = RunDir::new(dir);
+        if run.holds_run() {
+            return Err(TrainError::Config(format!(
+                "{}: already holds a run; use --resume to continue it or choose another --out",
+                dir.display()
+            )));
+        }
+        let trainer = Self::build(config.clone(), run, 0)?;
+        trainer.dir.write_config(&trainer.config)?;
+        Ok(trainer)
+    }
+
+    /// Continues the run in `dir` from its latest checkpoint, with the config stored in it.
+    pub fn resume(dir: &Path) -> Result<Self, TrainError> {
+        let run = RunDir::new(dir);
+        let path = run.checkpoint(&Which::Latest);
+        let (tensors, meta) = checkpoint::read(&path)?;
+        let mut trainer = Self::build(meta.config.clone(), run, meta.step)?;
+        checkpoint::load_weights(&path, &tensors, &trainer.nets)?;
+        let device = trainer.data.device;
+        checkpoint::load_state(&tensors, &meta, &mut trainer.state, device)?;
+        trainer.best = meta.best_dice.unwrap_or(f64::NAN);
+        trainer.last = meta.last_dice.unwrap_or(f64::NAN);
+        Ok(trainer)
+    }
+
+    /// The networks, optimisers and data of `config`, about to run global step `step`.
+    fn build(config: TrainConfig, dir: RunDir, step: usize) -> Result<Self, TrainError> {
+        let data = prepare_data(&config)?;
+        let nets = Networks::build(&config, data.device)?;
+        let adam = |vars| Adam::new(vars, config.train.betas, config.train.weight_decay);
+        let state = TrainState {
+            g_opt: adam(nets.translator_side()),
+            s_opt: adam(nets.segmenter_side()),
+            d_opt: (!nets.discriminator_side().is_empty()).then(|| adam(nets.discriminator_side())),
+            pool_t: ImagePool::new(config.loss.pool_size, config.seed ^ 0x7001),
+            pool_s: ImagePool::new(config.loss.pool_size, config.seed ^ 0x7002),
+        };
+        dir.create()?;
+        if step > 0 {
+            log::truncate_after(&dir.log_file(), step)?;
+        }
+        let log = LogWriter::open(&dir.log_file())?;
+        let total = data.streams.steps_per_epoch * config.train.epochs;
+        let batches = spawn_producer(&data, step, total);
+        Ok(Self {
+            config,
+            dir,
+            data,
+            nets,
+            state,
+            log,
+            batches,
+            step,
+            first_step: step,
+            best: f64::NAN,
+            last: f64::NAN,
+            sums: BTreeMap::new(),
+            log_window: (Instant::now(), 0),
+            started: Instant::now(),
+        })
+    }
+
+    /// The run's configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The run folder.
+    pub fn run_dir(&self) -> &RunDir {
+        &self.dir
+    }
+
+    /// Global steps done.
+    pub fn steps_done(&self) -> usize {
+        self.step
+    }
+
+    /// Steps of the whole run.
+    pub fn total_steps(&self) -> usize {
+        self.data.streams.steps_per_epoch * self.config.train.epochs
+    }
+
+    /// Whether every step has run.
+    pub fn is_done(&self) -> bool {
+        self.step >= self.total_steps()
+    }
+
+    /// Whether the last step ended an epoch.
+    pub fn at_epoch_end(&self) -> bool {
+        self.step > 0 && self.step.is_multiple_of(self.data.streams.steps_per_epoch)
+    }
+
+    /// Trains one step on the next batches; logs it when `train.log_every` says so.
+    pub fn step(&mut self) -> Result<StepOutcome, TrainError> {
+        let spe = self.data.streams.steps_per_epoch;
+        let epoch = self.step / spe;
+        let lr = self.config.lr_at(epoch);
+        let (produced, (sb, tb)) = self
+            .batches
+            .recv()
+            .map_err(|_| TrainError::Data("the batch producer stopped".into()))?;
+        debug_assert_eq!(produced, self.step);
+        let device = self.data.device;
+        let to = |t: &tch::Tensor| t.to_device(device);
+        let xs = to(&sb.images);
+        let ys = sb
+            .labels
+            .as_ref()
+            .map(to)
+            .ok_or_else(|| TrainError::Data("student batch without labels".into()))?;
+        let xt = tb.as_ref().map(|b| to(&b.images));
+        let yt = tb.as_ref().and_then(|b| b.labels.as_ref().map(to));
+        // Re-seeding per step makes dropout and any sampling a function of the step: exact resume.
+        tch::manual_seed(crate::data::mix_seed(self.config.seed, 5, self.step as u64, 0) as i64);
+        let inputs = StepInputs {
+            student: &xs,
+            student_labels: &ys,
+            teacher: xt.as_ref(),
+            teacher_labels: yt.as_ref(),
+            lr,
+            step: self.step,
+        };
+        let outcome = train_step(&mut self.nets, &mut self.state, &self.config, &inputs);
+        self.step += 1;
+        self.log_window.1 += 1;
+        let losses = match outcome {
+            Err(TrainError::NonFiniteTerm { term, value, .. }) => {
+                return Ok(StepOutcome::Skipped { term, value })
+            }
+            other => other?,
+        };
+        for (n, v) in &losses {
+            let e = self.sums.entry(n).or_insert((0.0, 0));
+            e.0 += v;
+            e.1 += 1;
+        }
+        let record = if self.step.is_multiple_of(self.config.train.log_every.max(1))
+            || self.step.is_multiple_of(spe)
+        {
+            Some(self.log_step(&losses, epoch + 1, lr)?)
+        } else {
+            None
+        };
+        Ok(StepOutcome::Trained { losses, record })
+    }
+
+    fn log_step(
+        &mut self,
+        losses: &Losses,
+        epoch: usize,
+        lr: f64,
+    ) -> Result<StepRecord, TrainError> {
+        let (since, steps) = self.log_window;
+        let secs = since.elapsed().as_secs_f64().max(1e-9);
+        let record = StepRecord {
+            step: self.step,
+            epoch,
+            lr,
+            losses: losses.iter().map(|(n, v)| ((*n).to_owned(), *v)).collect(),
+            slices_per_s: (steps * self.config.train.batch) as f64 / secs,
+        };
+        self.log.write(&LogRecord::Step(record.clone()))?;
+        tracing::debug!(step = record.step, losses = ?record.losses, "step");
+        self.log_window = (Instant::now(), 0);
+        Ok(record)
+    }
+
+    /// Ends an epoch: validation, the epoch record, `latest`, and `best` when it improved.
+    pub fn end_epoch(&mut self) -> Result<EpochRecord, TrainError> {
+        let (config, data) = (&self.config, &self.data);
+        self.last = validate(
+            &self.nets,
+            &data.val,
+            config.data.classes,
+            config.train.batch.max(4),
+            data.device,
+        )?;
+        let improved = self.last.is_finite() && (self.best.is_nan() || self.last > self.best);
+        if improved {
+            self.best = self.last;
+        }
+        let epoch = self.step / data.streams.steps_per_epoch;
+        let record = EpochRecord {
+            step: self.step,
+            epoch,
+            lr: config.lr_at(epoch.saturating_sub(1)),
+            val_dice: self.last,
+            best_dice: self.best,
+            losses: self
+                .sums
+                .iter()
+                .map(|(n, (s, c))| ((*n).to_owned(), s / *c as f64))
+                .collect(),
+            wall_s: self.started.elapsed().as_secs_f64(),
+        };
+        self.log.write(&LogRecord::Epoch(record.clone()))?;
+        let total = record.losses.get("total").copied().unwrap_or(f64::NAN);
+        tracing::info!(
+            "epoch {epoch}/{}: loss {total:.4}, validation Dice {:.4} (best {:.4}), {:.0} s",
+            config.train.epochs,
+            self.last,
+            self.best,
+            record.wall_s
+        );
+        self.sums.clear();
+        self.save(&Which::Latest)?;
+        if improved || (self.data.val.is_empty() && self.is_done()) {
+            self.save(&Which::Best)?;
+        }
+        Ok(record)
+    }
+
+    /// Writes checkpoint `which` (atomically) with the current state.
+    pub fn save(&self, which: &Which) -> Result<(), TrainError> {
+        let path = self.dir.checkpoint(which);
+        checkpoint::save(&path, &self.nets, &self.state, &self.meta())?;
+        tracing::debug!(step = self.step, "saved {}", path.display());
+        Ok(())
+    }
+
+    fn meta(&self) -> CheckpointMeta {
+        let finite = |v: f64| v.is_finite().then_some(v);
+        CheckpointMeta {
+            format: CHECKPOINT_FORMAT.into(),
+            step: self.step,
+            epochs_done: self.step / self.data.streams.steps_per_epoch,
+            best_dice: finite(self.best),
+            last_dice: finite(self.last),
+            config: self.config.clone(),
+            cmedl_version: env!("CARGO_PKG_VERSION").into(),
+            pool_t_rng: self.state.pool_t.rng().clone(),
+            pool_s_rng: self.state.pool_s.rng().clone(),
+            teacher_window: self.data.teacher_window,
+        }
+    }
+
+    /// Ends training: `best` (when no epoch wrote one) and `final`.
+    pub fn finish(self) -> Result<RunSummary, TrainError> {
+        if !self.dir.checkpoint(&Which::Best).exists() {
+            self.save(&Which::Best)?;
+        }
+        self.save(&Which::Final)?;
+        Ok(RunSummary {
+            dir: self.dir.clone(),
+            best_dice: self.best,
+            final_dice: self.last,
+            steps: self.step,
+            seconds: self.started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Trains to the end (or to an interrupt), saving as the config says.
+    pub fn run(
+        mut self,
+        options: &RunOptions,
+        observer: &mut dyn Observer,
+    ) -> Result<RunSummary, TrainError> {
+        observer.started(self.step, self.total_steps());
+        let mut skipped = 0usize;
+        while !self.is_done() {
+            match self.step()? {
+                StepOutcome::Trained { losses, record } => {
+                    if let Some(r) = record {
+                        observer.record(&LogRecord::Step(r));
+                    }
+                    observer.step(&self.progress(&losses));
+                }
+                StepOutcome::Skipped { term, value } => {
+                    skipped += 1;
+                    self.on_skipped(&term, value, skipped, options.skip_nonfinite)?;
+                }
+            }
+            let epoch_end = self.at_epoch_end();
+            if epoch_end {
+                let record = self.end_epoch()?;
+                observer.record(&LogRecord::Epoch(record));
+            } else if self
+                .step
+                .is_multiple_of(self.config.train.checkpoint_every.max(1))
+            {
+                self.save(&Which::Latest)?;
+            }
+            let interrupted = options
+                .interrupt
+                .as_ref()
+                .is_some_and(|f| f.load(Ordering::SeqCst));
+            if interrupted || options.stop_at_step == Some(self.step) {
+                if !epoch_end {
+                    self.save(&Which::Latest)?;
+                }
+                return Err(TrainError::Interrupted(format!(
+                    "stopped at step {}; resume with `cmedl train --resume {}`",
+                    self.step,
+                    self.dir.path().display()
+                )));
+            }
+        }
+        self.finish()
+    }
+
+    fn progress(&self, losses: &Losses) -> StepProgress {
+        let total_loss = losses
+            .iter()
+            .find(|(n, _)| *n == "total")
+            .map_or(f64::NAN, |x| x.1);
+        let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
+        StepProgress {
+            step: self.step,
+            total_steps: self.total_steps(),
+            epoch: (self.step - 1) / self.data.streams.steps_per_epoch + 1,
+            total_loss,
+            slices_per_s: ((self.step - self.first_step) * self.config.train.batch) as f64
+                / seconds,
+        }
+    }
+
+    /// A skipped step: a warning, or the end of training past the allowed number.
+    fn on_skipped(
+        &self,
+        term: &str,
+        value: f64,
+        skipped: usize,
+        allowed: usize,
+    ) -> Result<(), TrainError> {
+        let epoch = (self.step - 1) / self.data.streams.steps_per_epoch + 1;
+        let msg = format!(
+            "loss term '{term}' is {value} at step {} (epoch {epoch})",
+            self.step
+        );
+        if skipped > allowed {
+            let latest = self.dir.checkpoint(&Which::Latest);
+            let kept = if latest.exists() {
+                format!("the last good checkpoint is {}", latest.display())
+            } else {
+                "no checkpoint had been written yet".to_owned()
+            };
+            return Err(TrainError::NonFinite(format!("{msg}; {kept}")));
+        }
+        tracing::warn!("{msg}; step skipped ({skipped} of at most {allowed} allowed)");
+        Ok(())
+    }
+}
+
+/// Prepares the batches of steps `first..total` on a background thread, a few steps ahead
+/// (read from the slice cache, augmented on the rayon pool), so the device does not wait.
+fn spawn_producer(data: &PreparedData, first: usize, total: usize) -> Receiver<(usize, BatchPair)> {
+    let (sender, batches) = std::sync::mpsc::sync_channel(4);
+    let streams = data.streams.clone();
+    std::thread::spawn(move || {
+        for s in first..total {
+            if sender.send((s, streams.batches(s))).is_err() {
+                break; // the training loop ended
+            }
+        }
+    });
+    batches
+}
