@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{cmedl, text};
+use crate::TestCommand;
 
 fn corpus(sub: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -17,17 +17,6 @@ fn corpus(sub: &str) -> Vec<PathBuf> {
     files
 }
 
-fn check(args: &[&str], name: &str) {
-    let out = cmedl(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
-    assert!(
-        stderr.contains(name),
-        "{args:?}: message does not name {name}: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-}
-
 #[test]
 fn malformed_volumes() {
     let files = corpus("nifti");
@@ -36,11 +25,11 @@ fn malformed_volumes() {
     let out = dir.path().join("out.nii.gz");
     for f in &files {
         let name = f.file_name().unwrap().to_str().unwrap();
-        check(&["info", f.to_str().unwrap()], name);
-        check(
-            &["convert", f.to_str().unwrap(), out.to_str().unwrap()],
-            name,
-        );
+        TestCommand::new("info").arg(f).fails_with(2, name);
+        TestCommand::new("convert")
+            .arg(f)
+            .arg(&out)
+            .fails_with(2, name);
         assert!(!out.exists(), "nothing is written for a bad input");
     }
 }
@@ -53,18 +42,12 @@ fn malformed_configs() {
     for f in &files {
         let name = f.file_name().unwrap().to_str().unwrap();
         let run = dir.path().join(name);
-        check(
-            &[
-                "train",
-                "--config",
-                f.to_str().unwrap(),
-                "--data",
-                "some/data",
-                "--out",
-                run.to_str().unwrap(),
-            ],
-            name,
-        );
+        TestCommand::new("train")
+            .arg("--config")
+            .arg(f)
+            .args(["--data", "some/data", "--out"])
+            .arg(&run)
+            .fails_with(2, name);
         assert!(!run.exists(), "no run folder for a bad config");
     }
 }
@@ -77,22 +60,14 @@ fn malformed_datasets() {
     for d in &dirs {
         let name = d.file_name().unwrap().to_str().unwrap();
         let run = tmp.path().join(name);
-        check(
-            &[
-                "train",
-                "--data",
-                d.to_str().unwrap(),
-                "--out",
-                run.to_str().unwrap(),
-                "--device",
-                "cpu",
-                "--set",
-                "data.size=32",
-                "--set",
-                "data.spacing=1.0",
-            ],
-            name,
-        );
+        TestCommand::new("train")
+            .arg("--data")
+            .arg(d)
+            .arg("--out")
+            .arg(&run)
+            .args(["--device", "cpu", "--set", "data.size=32"])
+            .args(["--set", "data.spacing=1.0"])
+            .fails_with(2, name);
     }
 }
 
@@ -103,14 +78,10 @@ fn malformed_dicom_series() {
     let tmp = tempfile::tempdir().unwrap();
     for d in &dirs {
         let name = d.file_name().unwrap().to_str().unwrap();
-        check(&["info", d.to_str().unwrap()], name);
-        check(
-            &[
-                "convert",
-                d.to_str().unwrap(),
-                tmp.path().join("out.nii.gz").to_str().unwrap(),
-            ],
-            name,
-        );
+        TestCommand::new("info").arg(d).fails_with(2, name);
+        TestCommand::new("convert")
+            .arg(d)
+            .arg(tmp.path().join("out.nii.gz"))
+            .fails_with(2, name);
     }
 }

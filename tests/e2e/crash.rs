@@ -1,13 +1,14 @@
 //! SIGKILL during training, ten times at varying moments: every resume starts from a complete
 //! checkpoint and `metrics.jsonl` stays valid JSON lines.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use cmedl_trainer::log::LogRecord;
+use cmedl_trainer::RunDir;
 use tch::Tensor;
 
 use crate::train::{tiny_config, tiny_phantom};
-use crate::{cmedl, text};
+use crate::TestCommand;
 
 #[test]
 fn killed_training_resumes_from_a_complete_checkpoint() {
@@ -24,26 +25,22 @@ fn killed_training_resumes_from_a_complete_checkpoint() {
     ];
     let mut resumed = 0;
     for i in 0..10u64 {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cmedl"));
-        cmd.args(["train", "--quiet"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        let mut cmd = TestCommand::new("train");
+        cmd.arg("--quiet");
         if latest.exists() {
-            cmd.args(["--resume", run.to_str().unwrap()]);
+            cmd.arg("--resume").arg(&run);
             resumed += 1;
         } else {
             if run.exists() {
                 std::fs::remove_dir_all(&run).unwrap(); // killed before its first checkpoint
             }
-            cmd.args([
-                "--config",
-                config.to_str().unwrap(),
-                "--out",
-                run.to_str().unwrap(),
-            ])
-            .args(overrides);
+            cmd.arg("--config")
+                .arg(&config)
+                .arg("--out")
+                .arg(&run)
+                .args(overrides);
         }
-        let mut child = cmd.spawn().unwrap();
+        let mut child = cmd.spawn_silent();
         // Wait until this process has logged a new step (or finished), then kill it a varying
         // moment later: during steps, log writes and checkpoint writes.
         let lines = |p: &std::path::Path| {
@@ -69,9 +66,9 @@ fn killed_training_resumes_from_a_complete_checkpoint() {
         }
         if let Ok(text) = std::fs::read_to_string(run.join("metrics.jsonl")) {
             let lines: Vec<&str> = text.lines().collect();
-            // Every line but a torn last one is valid JSON.
+            // Every line but a torn last one is a valid record.
             for l in lines.iter().take(lines.len().saturating_sub(1)) {
-                serde_json::from_str::<serde_json::Value>(l)
+                serde_json::from_str::<LogRecord>(l)
                     .unwrap_or_else(|e| panic!("kill {i}: bad line {l}: {e}"));
             }
         }
@@ -80,17 +77,28 @@ fn killed_training_resumes_from_a_complete_checkpoint() {
         resumed >= 3,
         "only {resumed} of the kills left a checkpoint to resume from"
     );
-    let out = cmedl(&["train", "--quiet", "--resume", run.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    TestCommand::new("train")
+        .arg("--quiet")
+        .arg("--resume")
+        .arg(&run)
+        .succeeds();
     assert!(run.join("checkpoints/final.safetensors").exists());
-    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-    let steps: Vec<u64> = text
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["kind"] == "step")
-        .map(|v| v["step"].as_u64().unwrap())
+    let log = RunDir::new(&run);
+    let records = log.read_log();
+    let lines = std::fs::read_to_string(log.log_file()).unwrap();
+    assert_eq!(
+        records.len(),
+        lines.lines().count(),
+        "every line is a record"
+    );
+    let steps: Vec<usize> = records
+        .into_iter()
+        .filter_map(|r| match r {
+            LogRecord::Step(s) => Some(s.step),
+            LogRecord::Epoch(_) => None,
+        })
         .collect();
-    let expected: Vec<u64> = (1..=120).collect();
+    let expected: Vec<usize> = (1..=120).collect();
     assert_eq!(
         steps, expected,
         "each step logged once, in order, after all the resumptions"

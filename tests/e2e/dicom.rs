@@ -1,7 +1,7 @@
 use cmedl_io::dicom::synthetic::{contour, write_rtstruct, write_seg, write_series, SegFrame};
 use cmedl_io::nifti::{read_mask, read_volume, ReadOptions};
 
-use crate::{cmedl, text};
+use crate::TestCommand;
 
 #[test]
 fn a_dicom_series_with_rtstruct_converts_to_nifti_on_the_same_grid() {
@@ -23,44 +23,41 @@ fn a_dicom_series_with_rtstruct_converts_to_nifti_on_the_same_grid() {
     let rs = dir.path().join("rs.dcm");
     write_rtstruct(&rs, "1.2.840.77", &[(3, "GTV-1", vec![square])]).unwrap();
 
-    let out = cmedl(&["info", ct.to_str().unwrap(), "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = TestCommand::new("info")
+        .arg(&ct)
+        .arg("--json")
+        .expect_exit(0);
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["shape"], serde_json::json!([8, 6, 4]));
     assert!(info["datatype"].as_str().unwrap().contains("1.2.840.77"));
 
     // One file of the series: a one-slice volume whose step is SpacingBetweenSlices (9.9 mm).
-    let out = cmedl(&["info", ct.join("003.dcm").to_str().unwrap(), "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = TestCommand::new("info")
+        .arg(ct.join("003.dcm"))
+        .arg("--json")
+        .expect_exit(0);
     let one: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(one["shape"], serde_json::json!([8, 6, 1]));
     assert_eq!(one["spacing"], serde_json::json!([0.8, 0.5, 9.9]));
 
-    let out = cmedl(&[
-        "convert",
-        "--list-rois",
-        "--rtstruct",
-        rs.to_str().unwrap(),
-        ct.to_str().unwrap(),
-        "unused.nii.gz",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = TestCommand::new("convert")
+        .args(["--list-rois", "--rtstruct"])
+        .arg(&rs)
+        .arg(&ct)
+        .arg("unused.nii.gz")
+        .expect_exit(0);
     assert!(String::from_utf8_lossy(&out.stdout).contains("GTV-1"));
 
     let image = dir.path().join("ct.nii.gz");
     let mask = dir.path().join("gtv.nii.gz");
-    let out = cmedl(&[
-        "convert",
-        ct.to_str().unwrap(),
-        image.to_str().unwrap(),
-        "--rtstruct",
-        rs.to_str().unwrap(),
-        "--roi",
-        "gtv-1",
-        "--mask-out",
-        mask.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    TestCommand::new("convert")
+        .arg(&ct)
+        .arg(&image)
+        .arg("--rtstruct")
+        .arg(&rs)
+        .args(["--roi", "gtv-1", "--mask-out"])
+        .arg(&mask)
+        .succeeds();
     let v = read_volume(&image, &ReadOptions::default()).unwrap().volume;
     let m = read_mask(&mask, &ReadOptions::default()).unwrap();
     assert_eq!(m.geometry, v.geometry, "the mask lies exactly on the image");
@@ -75,18 +72,14 @@ fn a_dicom_series_with_rtstruct_converts_to_nifti_on_the_same_grid() {
     assert_eq!(on, want);
 
     // An unknown ROI and an RTSTRUCT of another series are clear errors.
-    let out = cmedl(&[
-        "convert",
-        ct.to_str().unwrap(),
-        image.to_str().unwrap(),
-        "--rtstruct",
-        rs.to_str().unwrap(),
-        "--roi",
-        "Heart",
-        "--mask-out",
-        mask.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = TestCommand::new("convert")
+        .arg(&ct)
+        .arg(&image)
+        .arg("--rtstruct")
+        .arg(&rs)
+        .args(["--roi", "Heart", "--mask-out"])
+        .arg(&mask)
+        .expect_exit(2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("'GTV-1'"));
 }
 
@@ -104,46 +97,35 @@ fn a_dicom_seg_segment_converts_to_a_mask_on_the_series_grid() {
         pixels,
     };
     write_seg(&seg, &[(4, "GTV")], &[frame], 8, 6).unwrap();
-    let out = cmedl(&[
-        "convert",
-        "--list-rois",
-        "--seg",
-        seg.to_str().unwrap(),
-        ct.to_str().unwrap(),
-        "unused.nii.gz",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = TestCommand::new("convert")
+        .args(["--list-rois", "--seg"])
+        .arg(&seg)
+        .arg(&ct)
+        .arg("unused.nii.gz")
+        .expect_exit(0);
     assert!(String::from_utf8_lossy(&out.stdout).contains("GTV"));
     let (image, mask) = (dir.path().join("ct.nii"), dir.path().join("gtv.nii.gz"));
-    let out = cmedl(&[
-        "convert",
-        ct.to_str().unwrap(),
-        image.to_str().unwrap(),
-        "--seg",
-        seg.to_str().unwrap(),
-        "--roi",
-        "gtv",
-        "--mask-out",
-        mask.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    TestCommand::new("convert")
+        .arg(&ct)
+        .arg(&image)
+        .arg("--seg")
+        .arg(&seg)
+        .args(["--roi", "gtv", "--mask-out"])
+        .arg(&mask)
+        .succeeds();
     let v = read_volume(&image, &ReadOptions::default()).unwrap().volume;
     let m = read_mask(&mask, &ReadOptions::default()).unwrap();
     assert_eq!(m.geometry, v.geometry, "the mask lies exactly on the image");
     let on: Vec<usize> = (0..m.data.len()).filter(|&n| m.data[n] == 1).collect();
     assert_eq!(on, vec![m.geometry.index(3, 4, 1)]);
     // A file that is not a SEG is named with the reason.
-    let out = cmedl(&[
-        "convert",
-        ct.to_str().unwrap(),
-        image.to_str().unwrap(),
-        "--seg",
-        ct.join("003.dcm").to_str().unwrap(),
-        "--roi",
-        "gtv",
-        "--mask-out",
-        mask.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = TestCommand::new("convert")
+        .arg(&ct)
+        .arg(&image)
+        .arg("--seg")
+        .arg(ct.join("003.dcm"))
+        .args(["--roi", "gtv", "--mask-out"])
+        .arg(&mask)
+        .expect_exit(2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a DICOM SEG"));
 }

@@ -1,11 +1,12 @@
-use crate::{cmedl, text};
+use crate::TestCommand;
 
 #[test]
 fn doctor_reports_torch_2_11_and_a_passing_cpu_check() {
-    let out = cmedl(&["doctor", "--json", "--device", "cpu"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = TestCommand::new("doctor")
+        .args(["--json", "--device", "cpu"])
+        .stdout();
     let report: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("doctor --json prints JSON");
+        serde_json::from_str(&stdout).expect("doctor --json prints JSON");
     assert!(report["libtorch_build_version"]
         .as_str()
         .unwrap()
@@ -13,7 +14,7 @@ fn doctor_reports_torch_2_11_and_a_passing_cpu_check() {
     let checks = report["checks"].as_array().unwrap();
     assert_eq!(checks.len(), 1);
     assert_eq!(checks[0]["device"], "cpu");
-    assert_eq!(checks[0]["passed"], true, "{}", text(&out));
+    assert_eq!(checks[0]["passed"], true, "{stdout}");
     assert!(report["libtorch_loaded_from"]
         .as_str()
         .unwrap()
@@ -22,9 +23,7 @@ fn doctor_reports_torch_2_11_and_a_passing_cpu_check() {
 
 #[test]
 fn doctor_human_output_names_the_torch_version() {
-    let out = cmedl(&["doctor"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = TestCommand::new("doctor").stdout();
     assert!(stdout.contains("torch 2.11.0"), "{stdout}");
     assert!(stdout.contains("check cpu"), "{stdout}");
 }
@@ -34,16 +33,14 @@ fn a_missing_gpu_is_a_usage_error() {
     if tch::Cuda::device_count() > 7 {
         return; // a machine with eight GPUs has cuda:7
     }
-    let out = cmedl(&["doctor", "--device", "cuda:7"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cuda:7"), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    TestCommand::new("doctor")
+        .args(["--device", "cuda:7"])
+        .fails_with(2, "cuda:7");
 }
 
 #[test]
 fn an_unknown_device_is_a_usage_error() {
-    let out = cmedl(&["doctor", "--device", "tpu"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown device 'tpu'"));
+    TestCommand::new("doctor")
+        .args(["--device", "tpu"])
+        .fails_with(2, "unknown device 'tpu'");
 }

@@ -1,4 +1,4 @@
-use crate::{cmedl, text};
+use crate::TestCommand;
 
 #[test]
 fn a_micro_experiment_writes_a_report_with_figures() {
@@ -19,15 +19,12 @@ fn a_micro_experiment_writes_a_report_with_figures() {
     let cfg = dir.path().join("micro.json");
     std::fs::write(&cfg, exp.to_string()).unwrap();
     let out_dir = dir.path().join("exp");
-    let out = cmedl(&[
-        "experiment",
-        "--quiet",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    TestCommand::new("experiment")
+        .args(["--quiet", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out_dir)
+        .succeeds();
     let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     assert!(
@@ -57,18 +54,15 @@ fn a_micro_experiment_writes_a_report_with_figures() {
         );
     }
     // A second invocation skips the finished runs; `report` regenerates from disk.
-    let again = cmedl(&[
-        "experiment",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
-    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let again = TestCommand::new("experiment")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out_dir)
+        .expect_exit(0);
     assert!(String::from_utf8_lossy(&again.stderr).contains("finished earlier, skipped"));
     std::fs::remove_file(out_dir.join("report.md")).unwrap();
-    let out = cmedl(&["report", out_dir.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    TestCommand::new("report").arg(&out_dir).succeeds();
     assert_eq!(
         std::fs::read_to_string(out_dir.join("report.md"))
             .unwrap()
@@ -77,10 +71,8 @@ fn a_micro_experiment_writes_a_report_with_figures() {
         md.lines().count()
     );
     // A single run folder gets its own report.
-    let out = cmedl(&[
-        "report",
-        out_dir.join("runs/ct-only-unet-s0").to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    TestCommand::new("report")
+        .arg(out_dir.join("runs/ct-only-unet-s0"))
+        .succeeds();
     assert!(out_dir.join("runs/ct-only-unet-s0/report.html").exists());
 }

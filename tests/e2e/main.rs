@@ -1,4 +1,5 @@
-//! End-to-end tests of the `cmedl` binary: one test binary, one module per command.
+//! End-to-end tests of the `cmedl` binary: one test binary, one module per command, every run
+//! through [`TestCommand`].
 
 mod bad_inputs;
 mod crash;
@@ -9,22 +10,110 @@ mod predict;
 mod train;
 mod volumes;
 
-use std::process::{Command, Output};
+use std::ffi::OsStr;
+use std::process::{Child, Command, Output, Stdio};
 
-/// Runs the `cmedl` binary built for these tests.
-pub fn cmedl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cmedl"))
-        .args(args)
-        .output()
-        .expect("the cmedl binary runs")
+/// A `cmedl` invocation being built, run and checked (in the manner of ripgrep's test
+/// `TestCommand`): `TestCommand::new("info").arg(&path).arg("--json").stdout()`.
+pub struct TestCommand {
+    cmd: Command,
+    shown: Vec<String>,
 }
 
-/// Stdout and stderr of a run, for assertion messages.
-pub fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+impl TestCommand {
+    /// `cmedl SUBCOMMAND`.
+    pub fn new(subcommand: &str) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cmedl"));
+        cmd.arg(subcommand);
+        Self {
+            cmd,
+            shown: vec![subcommand.to_owned()],
+        }
+    }
+
+    /// Appends an argument (a string or a path).
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Self {
+        self.shown.push(arg.as_ref().to_string_lossy().into_owned());
+        self.cmd.arg(arg);
+        self
+    }
+
+    /// Appends arguments.
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&mut self, args: I) -> &mut Self {
+        for a in args {
+            self.arg(a);
+        }
+        self
+    }
+
+    /// Sets an environment variable of the process.
+    pub fn env(&mut self, key: &str, value: &str) -> &mut Self {
+        self.cmd.env(key, value);
+        self
+    }
+
+    /// Runs the command to its end.
+    pub fn output(&mut self) -> Output {
+        self.cmd.output().expect("the cmedl binary runs")
+    }
+
+    /// Runs the command and checks its exit code; the output comes back for more checks.
+    pub fn expect_exit(&mut self, code: i32) -> Output {
+        let out = self.output();
+        assert_eq!(out.status.code(), Some(code), "{}", self.describe(&out));
+        assert!(
+            !stderr(&out).contains("panicked"),
+            "{}",
+            self.describe(&out)
+        );
+        out
+    }
+
+    /// Runs the command, which must succeed.
+    pub fn succeeds(&mut self) -> Output {
+        self.expect_exit(0)
+    }
+
+    /// Runs the command, which must succeed, and returns its stdout.
+    pub fn stdout(&mut self) -> String {
+        String::from_utf8_lossy(&self.succeeds().stdout).into_owned()
+    }
+
+    /// Runs the command, which must exit with `code` and a message containing `needle`;
+    /// returns stderr.
+    pub fn fails_with(&mut self, code: i32, needle: &str) -> String {
+        let out = self.expect_exit(code);
+        let err = stderr(&out);
+        assert!(
+            err.contains(needle),
+            "no '{needle}' in: {}",
+            self.describe(&out)
+        );
+        err
+    }
+
+    /// Starts the command in the background with its output discarded.
+    pub fn spawn_silent(&mut self) -> Child {
+        self.cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the cmedl binary starts")
+    }
+
+    /// The command line, exit code and output, for assertion messages.
+    pub fn describe(&self, out: &Output) -> String {
+        format!(
+            "cmedl {}\nstatus {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.shown.join(" "),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            stderr(out)
+        )
+    }
+}
+
+/// The stderr of a run as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }

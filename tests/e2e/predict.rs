@@ -2,7 +2,7 @@ use cmedl_io::nifti::{read_mask, read_volume, write_volume, DataType, ReadOption
 use cmedl_io::{grid_with_spacing, resample_volume, Geometry, Interp};
 
 use crate::train::{tiny_config, tiny_phantom};
-use crate::{cmedl, text};
+use crate::TestCommand;
 
 /// Rotates a grid's affine by `angle` about z and changes its spacing: an oblique, resampled copy.
 fn oblique_copy(g: &Geometry, angle: f64, spacing: [f64; 3]) -> Geometry {
@@ -26,17 +26,13 @@ fn predict_keeps_the_input_grid_and_evaluate_scores_it() {
     let data = tiny_phantom(dir.path());
     let config = tiny_config(dir.path(), &data);
     let run = dir.path().join("run");
-    let out = cmedl(&[
-        "train",
-        "--quiet",
-        "--config",
-        config.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--mode",
-        "cmedl",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    TestCommand::new("train")
+        .args(["--quiet", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&run)
+        .args(["--mode", "cmedl"])
+        .succeeds();
 
     // An oblique test CT with another spacing than training (10 mm in-plane).
     let src = read_volume(
@@ -58,23 +54,22 @@ fn predict_keeps_the_input_grid_and_evaluate_scores_it() {
     )
     .unwrap();
     let output = dir.path().join("oblique_mask.nii.gz");
-    let out = cmedl(&[
-        "predict",
-        "--quiet",
-        "--run",
-        run.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--tta",
-        "flip",
-        "--probabilities",
-        "--largest-component",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    TestCommand::new("predict")
+        .args(["--quiet", "--run"])
+        .arg(&run)
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .args([
+            "--device",
+            "cpu",
+            "--tta",
+            "flip",
+            "--probabilities",
+            "--largest-component",
+        ])
+        .succeeds();
     let mask = read_mask(&output, &ReadOptions::default()).unwrap();
     assert_eq!(mask.geometry.shape, oblique.geometry.shape);
     assert!(
@@ -94,39 +89,32 @@ fn predict_keeps_the_input_grid_and_evaluate_scores_it() {
     // Folder prediction in two shards, then evaluation with a paired comparison.
     let preds = dir.path().join("preds");
     for shard in ["0/2", "1/2"] {
-        let out = cmedl(&[
-            "predict",
-            "--quiet",
-            "--run",
-            run.to_str().unwrap(),
-            "--checkpoint",
-            "final",
-            "--input",
-            data.join("ct/imagesTs").to_str().unwrap(),
-            "--output",
-            preds.to_str().unwrap(),
-            "--shard",
-            shard,
-        ]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        TestCommand::new("predict")
+            .args(["--quiet", "--run"])
+            .arg(&run)
+            .args(["--checkpoint", "final", "--input"])
+            .arg(data.join("ct/imagesTs"))
+            .arg("--output")
+            .arg(&preds)
+            .arg("--shard")
+            .arg(shard)
+            .succeeds();
     }
     let results = dir.path().join("results.json");
     let csv = dir.path().join("cases.csv");
     let refs = data.join("ct/labelsTs");
-    let out = cmedl(&[
-        "evaluate",
-        "--pred",
-        preds.to_str().unwrap(),
-        "--ref",
-        refs.to_str().unwrap(),
-        "--out",
-        results.to_str().unwrap(),
-        "--csv",
-        csv.to_str().unwrap(),
-        "--compare",
-        refs.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    TestCommand::new("evaluate")
+        .arg("--pred")
+        .arg(&preds)
+        .arg("--ref")
+        .arg(&refs)
+        .arg("--out")
+        .arg(&results)
+        .arg("--csv")
+        .arg(&csv)
+        .arg("--compare")
+        .arg(&refs)
+        .succeeds();
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
     assert_eq!(json["cases"].as_array().unwrap().len(), 1);
@@ -134,34 +122,29 @@ fn predict_keeps_the_input_grid_and_evaluate_scores_it() {
     assert!(json["summary"]["1"]["dice"]["n"].as_u64().is_some());
     assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 2);
     // The reference against itself: Dice 1.
-    let out = cmedl(&[
-        "evaluate",
-        "--pred",
-        refs.to_str().unwrap(),
-        "--ref",
-        refs.to_str().unwrap(),
-        "--out",
-        results.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    TestCommand::new("evaluate")
+        .arg("--pred")
+        .arg(&refs)
+        .arg("--ref")
+        .arg(&refs)
+        .arg("--out")
+        .arg(&results)
+        .succeeds();
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
     assert_eq!(json["summary"]["1"]["dice"]["mean"], 1.0);
 
     // Translation keeps the grid too.
     let pmri = dir.path().join("pmri.nii.gz");
-    let out = cmedl(&[
-        "translate",
-        "--run",
-        run.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        pmri.to_str().unwrap(),
-        "--device",
-        "cpu",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    TestCommand::new("translate")
+        .arg("--run")
+        .arg(&run)
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&pmri)
+        .args(["--device", "cpu"])
+        .succeeds();
     let t = read_volume(&pmri, &ReadOptions::default()).unwrap().volume;
     assert!(t.geometry.same_grid(&oblique.geometry, 1e-4));
 
@@ -169,22 +152,18 @@ fn predict_keeps_the_input_grid_and_evaluate_scores_it() {
     let other = dir.path().join("other");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::copy(&output, other.join("ct_test_000.nii.gz")).unwrap();
-    let out = cmedl(&[
-        "evaluate",
-        "--pred",
-        other.to_str().unwrap(),
-        "--ref",
-        refs.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = TestCommand::new("evaluate")
+        .arg("--pred")
+        .arg(&other)
+        .arg("--ref")
+        .arg(&refs)
+        .expect_exit(2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--resample-pred"));
-    let out = cmedl(&[
-        "evaluate",
-        "--pred",
-        other.to_str().unwrap(),
-        "--ref",
-        refs.to_str().unwrap(),
-        "--resample-pred",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    TestCommand::new("evaluate")
+        .arg("--pred")
+        .arg(&other)
+        .arg("--ref")
+        .arg(&refs)
+        .arg("--resample-pred")
+        .succeeds();
 }

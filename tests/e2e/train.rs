@@ -3,34 +3,21 @@ use std::path::{Path, PathBuf};
 
 use tch::Tensor;
 
-use crate::{cmedl, text};
+use cmedl_trainer::log::{EpochRecord, LogRecord, StepRecord};
+use cmedl_trainer::RunDir;
+
+use crate::TestCommand;
 
 /// A tiny phantom with both MRI contrasts and validation/test splits for every modality.
 pub fn tiny_phantom(dir: &Path) -> PathBuf {
     let root = dir.join("data");
-    let out = cmedl(&[
-        "phantom",
-        "--out",
-        root.to_str().unwrap(),
-        "--ct",
-        "2",
-        "--mr",
-        "2",
-        "--val",
-        "1",
-        "--test",
-        "1",
-        "--size",
-        "32",
-        "--slices",
-        "6",
-        "--spacing",
-        "10,10,20",
-        "--mr-contrast",
-        "both",
-        "--quiet",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    TestCommand::new("phantom")
+        .arg("--out")
+        .arg(&root)
+        .args(["--ct", "2", "--mr", "2", "--val", "1", "--test", "1"])
+        .args(["--size", "32", "--slices", "6", "--spacing", "10,10,20"])
+        .args(["--mr-contrast", "both", "--quiet"])
+        .succeeds();
     root
 }
 
@@ -54,20 +41,28 @@ pub fn tiny_config(dir: &Path, data: &Path) -> PathBuf {
     path
 }
 
-fn train(args: &[&str]) -> std::process::Output {
-    let mut all = vec!["train", "--quiet"];
-    all.extend_from_slice(args);
-    cmedl(&all)
+/// `cmedl train --quiet`.
+fn train() -> TestCommand {
+    let mut cmd = TestCommand::new("train");
+    cmd.arg("--quiet");
+    cmd
 }
 
-fn metrics_lines(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("invalid metrics line {l}: {e}"))
-        })
-        .collect()
+/// The step and epoch records of a run's log; every line must parse.
+fn log_records(run: &Path) -> (Vec<StepRecord>, Vec<EpochRecord>) {
+    let dir = RunDir::new(run);
+    let text = std::fs::read_to_string(dir.log_file()).unwrap();
+    let records = dir.read_log();
+    assert_eq!(records.len(), text.lines().count(), "{text}");
+    let mut steps = Vec::new();
+    let mut epochs = Vec::new();
+    for r in records {
+        match r {
+            LogRecord::Step(s) => steps.push(s),
+            LogRecord::Epoch(e) => epochs.push(e),
+        }
+    }
+    (steps, epochs)
 }
 
 fn tensors(path: &Path) -> HashMap<String, Tensor> {
@@ -94,43 +89,30 @@ fn every_mode_and_teacher_setting_trains_checkpoints_and_resumes() {
     ];
     for (name, extra) in cases {
         let run = dir.path().join(name);
-        let mut args = vec![
-            "--config",
-            config.to_str().unwrap(),
-            "--out",
-            run.to_str().unwrap(),
-            "--stop-at-step",
-            "3",
-        ];
-        args.extend(&extra);
-        let out = train(&args);
-        assert_eq!(out.status.code(), Some(130), "{name}: {}", text(&out));
+        train()
+            .arg("--config")
+            .arg(&config)
+            .arg("--out")
+            .arg(&run)
+            .args(["--stop-at-step", "3"])
+            .args(&extra)
+            .expect_exit(130);
         assert!(
             run.join("checkpoints/latest.safetensors").exists(),
             "{name}"
         );
-        let out = train(&["--resume", run.to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out));
+        train().arg("--resume").arg(&run).succeeds();
         for file in ["best", "final", "latest"] {
             assert!(
                 run.join(format!("checkpoints/{file}.safetensors")).exists(),
                 "{name}: {file}"
             );
         }
-        let lines = metrics_lines(&run);
-        let epochs: Vec<&serde_json::Value> =
-            lines.iter().filter(|l| l["kind"] == "epoch").collect();
-        assert_eq!(epochs.len(), 2, "{name}: {lines:?}");
-        let steps: Vec<u64> = lines
-            .iter()
-            .filter(|l| l["kind"] == "step")
-            .map(|l| l["step"].as_u64().unwrap())
-            .collect();
-        assert_eq!(steps, vec![1, 2, 3, 4], "{name}");
-        assert!(lines
-            .iter()
-            .filter(|l| l["kind"] == "step")
-            .all(|l| l["losses"]["total"].as_f64().unwrap().is_finite()));
+        let (steps, epochs) = log_records(&run);
+        assert_eq!(epochs.len(), 2, "{name}: {epochs:?}");
+        let numbers: Vec<usize> = steps.iter().map(|s| s.step).collect();
+        assert_eq!(numbers, vec![1, 2, 3, 4], "{name}");
+        assert!(steps.iter().all(|s| s.losses["total"].is_finite()));
     }
 }
 
@@ -140,24 +122,28 @@ fn resumed_training_is_bit_identical_to_uninterrupted_training() {
     let data = tiny_phantom(dir.path());
     let config = tiny_config(dir.path(), &data);
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    let out = train(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--out",
-        a.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = train(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--out",
-        b.to_str().unwrap(),
-        "--stop-at-step",
-        "3",
-    ]);
-    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
-    let out = train(&["--resume", b.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // -v shows the library's debug events: logged steps and checkpoint writes.
+    let out = train()
+        .arg("-v")
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&a)
+        .succeeds();
+    let events = crate::stderr(&out);
+    assert!(
+        events.contains("debug cmedl_trainer::trainer: step")
+            && events.contains("latest.safetensors"),
+        "{events}"
+    );
+    train()
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&b)
+        .args(["--stop-at-step", "3"])
+        .expect_exit(130);
+    train().arg("--resume").arg(&b).succeeds();
     let (ta, tb) = (
         tensors(&a.join("checkpoints/final.safetensors")),
         tensors(&b.join("checkpoints/final.safetensors")),
@@ -172,29 +158,13 @@ fn resumed_training_is_bit_identical_to_uninterrupted_training() {
 fn the_student_overfits_a_few_slices() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("data");
-    let out = cmedl(&[
-        "phantom",
-        "--out",
-        root.to_str().unwrap(),
-        "--ct",
-        "1",
-        "--mr",
-        "0",
-        "--val",
-        "0",
-        "--test",
-        "0",
-        "--size",
-        "48",
-        "--slices",
-        "8",
-        "--spacing",
-        "6,6,12",
-        "--seed",
-        "3",
-        "--quiet",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    TestCommand::new("phantom")
+        .arg("--out")
+        .arg(&root)
+        .args(["--ct", "1", "--mr", "0", "--val", "0", "--test", "0"])
+        .args(["--size", "48", "--slices", "8", "--spacing", "6,6,12"])
+        .args(["--seed", "3", "--quiet"])
+        .succeeds();
     // Validate on the training case itself.
     let index_path = root.join("dataset.json");
     let mut index: serde_json::Value =
@@ -214,17 +184,17 @@ fn the_student_overfits_a_few_slices() {
     let cfg = dir.path().join("overfit.json");
     std::fs::write(&cfg, config.to_string()).unwrap();
     let run = dir.path().join("run");
-    let out = train(&[
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let best = metrics_lines(&run)
+    train()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&run)
+        .succeeds();
+    let best = log_records(&run)
+        .1
         .iter()
-        .filter(|l| l["kind"] == "epoch")
-        .map(|l| l["val_dice"].as_f64().unwrap_or(0.0))
+        .map(|e| e.val_dice)
+        .filter(|d| d.is_finite())
         .fold(0.0, f64::max);
     assert!(best > 0.9, "best Dice {best}");
 }
@@ -234,18 +204,13 @@ fn dry_run_lists_the_paper_networks_with_their_parameter_counts() {
     let dir = tempfile::tempdir().unwrap();
     let data = tiny_phantom(dir.path());
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/paper-256.json");
-    let out = train(&[
-        "--config",
-        config,
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        "unused",
-        "--device",
-        "cpu",
-        "--dry-run",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = train()
+        .arg("--config")
+        .arg(config)
+        .arg("--data")
+        .arg(&data)
+        .args(["--out", "unused", "--device", "cpu", "--dry-run"])
+        .expect_exit(0);
     let stdout = String::from_utf8_lossy(&out.stdout);
     for (net, count) in [
         ("g_s2t", 11_365_633),
@@ -266,41 +231,65 @@ fn dry_run_lists_the_paper_networks_with_their_parameter_counts() {
 }
 
 #[test]
+fn cut_on_the_cpu_preset_takes_patchnce_layers_its_generator_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_phantom(dir.path());
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/cpu-small.json");
+    // The CPU preset's generator has 3 residual blocks: the default taps end at res3, not res4.
+    let stdout = train()
+        .arg("--config")
+        .arg(config)
+        .arg("--data")
+        .arg(&data)
+        .args([
+            "--out",
+            "unused",
+            "--device",
+            "cpu",
+            "--set",
+            "model.i2i=cut",
+        ])
+        .arg("--dry-run")
+        .stdout();
+    assert!(
+        stdout.lines().any(|l| l.trim_start().starts_with("head")),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn a_nan_loss_stops_training_naming_the_term_and_step() {
     let dir = tempfile::tempdir().unwrap();
     let data = tiny_phantom(dir.path());
     let config = tiny_config(dir.path(), &data);
     let run = dir.path().join("nan");
-    let out = train(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--mode",
-        "ct-only",
-        "--set",
-        "train.lr=1e30",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = train()
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&run)
+        .args(["--mode", "ct-only", "--set", "train.lr=1e30"])
+        .expect_exit(1);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("loss term 'seg_student'") && stderr.contains("at step"),
         "{stderr}"
     );
     let run2 = dir.path().join("skip");
-    let out = train(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--out",
-        run2.to_str().unwrap(),
-        "--mode",
-        "ct-only",
-        "--set",
-        "train.lr=1e30",
-        "--skip-nonfinite",
-        "100",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = train()
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&run2)
+        .args([
+            "--mode",
+            "ct-only",
+            "--set",
+            "train.lr=1e30",
+            "--skip-nonfinite",
+            "100",
+        ])
+        .expect_exit(0);
     assert!(String::from_utf8_lossy(&out.stderr).contains("step skipped"));
 }
 
@@ -312,7 +301,8 @@ fn bad_training_inputs_exit_2_with_a_clear_message() {
     let c = config.to_str().unwrap();
     let bad_json = dir.path().join("bad.json");
     std::fs::write(&bad_json, r#"{"train": {"epochz": 3}}"#).unwrap();
-    for (args, expect) in [
+    let nothing = dir.path().join("nothing");
+    let cases: [(Vec<&str>, &str); 7] = [
         (
             vec!["--config", c, "--out", "x", "--set", "train.nope=1"],
             "unknown key 'train.nope'",
@@ -334,18 +324,15 @@ fn bad_training_inputs_exit_2_with_a_clear_message() {
             "cuda:5",
         ),
         (
-            vec!["--resume", dir.path().join("nothing").to_str().unwrap()],
+            vec!["--resume", nothing.to_str().unwrap()],
             "no such checkpoint",
         ),
         (
             vec!["--config", c, "--out", "x", "--set", "precision=bf16"],
             "bf16",
         ),
-    ] {
-        let out = train(&args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(expect), "{args:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
+    ];
+    for (args, expect) in cases {
+        train().args(&args).fails_with(2, expect);
     }
 }

@@ -20,7 +20,7 @@ pub struct FetchArgs {
     /// Python interpreter used to create the environment.
     #[arg(long, default_value = "python3")]
     pub python: Option<String>,
-    /// Package index for pip, e.g. https://download.pytorch.org/whl/cpu for CPU-only wheels.
+    /// Package index for pip, e.g. <https://download.pytorch.org/whl/cpu> for CPU-only wheels.
     #[arg(long)]
     pub index_url: Option<String>,
 }

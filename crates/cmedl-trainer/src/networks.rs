@@ -35,6 +35,24 @@ pub struct Networks {
     pub mode: Mode,
 }
 
+/// CUT's projection head over the generator's PatchNCE layers.
+fn projection_head(
+    config: &TrainConfig,
+    g: &ResnetGenerator,
+    device: Device,
+) -> Result<Net<ProjectionHead>, TrainError> {
+    let layers = config
+        .model
+        .nce_layers()
+        .iter()
+        .map(|l| g.encoder_layer_channels(l).map(|c| (l.clone(), c)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let vs = nn::VarStore::new(device);
+    let init = config.model.generator.init;
+    let net = ProjectionHead::new(&vs.root(), &layers, config.model.nce_dim, init);
+    Ok(Net { vs, net })
+}
+
 impl Networks {
     /// Builds the networks of `config.mode` on `device`, initialised from `config.seed`.
     pub fn build(config: &TrainConfig, device: Device) -> Result<Self, TrainError> {
@@ -69,18 +87,7 @@ impl Networks {
         let d_t = disc(translator);
         let d_s = disc(cyclegan);
         let head = match (&g_s2t, cut) {
-            (Some(g), true) => {
-                let layers = config
-                    .model
-                    .nce_layers()
-                    .iter()
-                    .map(|l| g.net.encoder_layer_channels(l).map(|c| (l.clone(), c)))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let vs = nn::VarStore::new(device);
-                let net =
-                    ProjectionHead::new(&vs.root(), &layers, config.model.nce_dim, gen_cfg.init);
-                Some(Net { vs, net })
-            }
+            (Some(g), true) => Some(projection_head(config, &g.net, device)?),
             _ => None,
         };
         let seg = |channels: i64| -> Result<Net<Box<dyn SegNet>>, TrainError> {

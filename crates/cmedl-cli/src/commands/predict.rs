@@ -31,7 +31,7 @@ pub struct Args {
     /// Keep only the largest connected component of each label.
     #[arg(long)]
     largest_component: bool,
-    /// Also write each foreground class's probability map (<name>_prob<c>.nii.gz).
+    /// Also write each foreground class C's probability map as NAME_probC.nii.gz.
     #[arg(long)]
     probabilities: bool,
     /// Process only cases i, i+n, i+2n, … of a folder (0 ≤ i < n), for job arrays.

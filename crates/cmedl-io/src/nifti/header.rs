@@ -230,7 +230,7 @@ pub fn header_size(path: &Path, start: &[u8]) -> Result<(usize, bool)> {
 }
 
 impl NiftiHeader {
-    /// Parses a header whose size and byte order [`header_size`] determined.
+    /// Parses a header whose size and byte order `header_size` determined.
     pub fn parse(path: &Path, b: &[u8], big_endian: bool) -> Result<Self> {
         let r = Bytes { b, be: big_endian };
         let bad = |reason: String| IoError::format(path, reason);
