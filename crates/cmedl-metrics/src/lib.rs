@@ -31,6 +31,7 @@
 
 mod distance;
 pub mod float_serde;
+pub mod lesion;
 pub mod stats;
 mod surface;
 mod surface_element;

@@ -22,6 +22,7 @@
 //! # Ok::<(), cmedl_trainer::TrainError>(())
 //! ```
 
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
