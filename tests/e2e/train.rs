@@ -155,6 +155,46 @@ fn resumed_training_is_bit_identical_to_uninterrupted_training() {
 }
 
 #[test]
+fn without_distillation_the_student_is_the_ct_only_student() {
+    // Equal starts and the same batches: nothing but the hint term reaches the student, so
+    // cmedl-no-distill's student must be ct-only's, bit for bit.
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_phantom(dir.path());
+    let config = tiny_config(dir.path(), &data);
+    let runs = ["ct-only", "cmedl-no-distill", "cmedl"].map(|mode| {
+        let run = dir.path().join(mode);
+        train()
+            .arg("--config")
+            .arg(&config)
+            .arg("--out")
+            .arg(&run)
+            .args(["--mode", mode])
+            .succeeds();
+        tensors(&run.join("checkpoints/final.safetensors"))
+    });
+    let student = |t: &HashMap<String, Tensor>| {
+        let mut s: Vec<(String, Tensor)> = t
+            .iter()
+            .filter(|(k, _)| k.starts_with("student."))
+            .map(|(k, v)| (k.clone(), v.shallow_clone()))
+            .collect();
+        s.sort_by(|a, b| a.0.cmp(&b.0));
+        s
+    };
+    let (a, b, c) = (student(&runs[0]), student(&runs[1]), student(&runs[2]));
+    assert!(!a.is_empty());
+    assert_eq!(a.len(), b.len());
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert!(
+            x.equal(y),
+            "{name} differs between ct-only and cmedl-no-distill"
+        );
+    }
+    // The hint term does reach cmedl's student.
+    assert!(a.iter().zip(&c).any(|((_, x), (_, y))| !x.equal(y)));
+}
+
+#[test]
 fn the_student_overfits_a_few_slices() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("data");

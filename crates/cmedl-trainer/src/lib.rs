@@ -45,6 +45,10 @@ pub use device::{DeviceError, DeviceSpec};
 pub use run_dir::RunDir;
 pub use trainer::{Observer, RunOptions, RunSummary, Silent, StepProgress, Trainer};
 
+/// libtorch's random generator is global: unit tests that draw from it take turns.
+#[cfg(test)]
+pub(crate) static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Errors of training and inference.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {

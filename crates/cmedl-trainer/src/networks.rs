@@ -35,6 +35,22 @@ pub struct Networks {
     pub mode: Mode,
 }
 
+/// The seed of network `name`'s initial weights: its own stream of the master seed, so that a
+/// network starts from the same weights in every mode, whatever else the mode builds.
+pub fn init_seed(seed: u64, name: &str) -> i64 {
+    // FNV-1a of the name: stable across platforms and releases (unlike std's hasher).
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    crate::data::mix_seed(seed, 7, hash, 0) as i64
+}
+
+/// Seeds libtorch's generator with network `name`'s stream, then builds it.
+fn seeded<T>(seed: u64, name: &str, build: impl FnOnce() -> T) -> T {
+    tch::manual_seed(init_seed(seed, name));
+    build()
+}
+
 /// CUT's projection head over the generator's PatchNCE layers.
 fn projection_head(
     config: &TrainConfig,
@@ -54,9 +70,10 @@ fn projection_head(
 }
 
 impl Networks {
-    /// Builds the networks of `config.mode` on `device`, initialised from `config.seed`.
+    /// Builds the networks of `config.mode` on `device`, each initialised from its own stream
+    /// of `config.seed` ([`init_seed`]): the same network starts equal in every mode.
     pub fn build(config: &TrainConfig, device: Device) -> Result<Self, TrainError> {
-        tch::manual_seed(config.seed as i64);
+        let seed = config.seed;
         if device.is_cuda() {
             // Training and tiled prediction run fixed shapes: cuDNN's per-shape autotuning pays
             // after the first step (the PyTorch reference of the benchmark enables it too).
@@ -68,47 +85,55 @@ impl Networks {
         let translator = mode.uses_translator();
         let cyclegan = translator && config.model.i2i == I2iKind::Cyclegan;
         let cut = translator && config.model.i2i == I2iKind::Cut;
-        let gen = |on: bool| -> Option<Net<ResnetGenerator>> {
+        let gen = |on: bool, name: &str| -> Option<Net<ResnetGenerator>> {
             on.then(|| {
-                let vs = nn::VarStore::new(device);
-                let net = ResnetGenerator::new(&vs.root(), gen_cfg.clone());
-                Net { vs, net }
+                seeded(seed, name, || {
+                    let vs = nn::VarStore::new(device);
+                    let net = ResnetGenerator::new(&vs.root(), gen_cfg.clone());
+                    Net { vs, net }
+                })
             })
         };
-        let disc = |on: bool| -> Option<Net<PatchGan>> {
+        let disc = |on: bool, name: &str| -> Option<Net<PatchGan>> {
             on.then(|| {
-                let vs = nn::VarStore::new(device);
-                let net = PatchGan::new(&vs.root(), config.model.discriminator.clone());
-                Net { vs, net }
+                seeded(seed, name, || {
+                    let vs = nn::VarStore::new(device);
+                    let net = PatchGan::new(&vs.root(), config.model.discriminator.clone());
+                    Net { vs, net }
+                })
             })
         };
-        let g_s2t = gen(translator);
-        let g_t2s = gen(cyclegan);
-        let d_t = disc(translator);
-        let d_s = disc(cyclegan);
+        let g_s2t = gen(translator, "g_s2t");
+        let g_t2s = gen(cyclegan, "g_t2s");
+        let d_t = disc(translator, "d_t");
+        let d_s = disc(cyclegan, "d_s");
         let head = match (&g_s2t, cut) {
-            (Some(g), true) => Some(projection_head(config, &g.net, device)?),
+            (Some(g), true) => Some(seeded(seed, "head", || {
+                projection_head(config, &g.net, device)
+            })?),
             _ => None,
         };
-        let seg = |channels: i64| -> Result<Net<Box<dyn SegNet>>, TrainError> {
-            let vs = nn::VarStore::new(device);
-            let cfg = config
-                .model
-                .segmenter
-                .with_in_channels(channels)
-                .with_classes(classes);
-            let net = cfg.build(&vs.root())?;
-            Ok(Net { vs, net })
+        let seg = |channels: i64, name: &str| -> Result<Net<Box<dyn SegNet>>, TrainError> {
+            seeded(seed, name, || {
+                let vs = nn::VarStore::new(device);
+                let cfg = config
+                    .model
+                    .segmenter
+                    .with_in_channels(channels)
+                    .with_classes(classes);
+                let net = cfg.build(&vs.root())?;
+                Ok(Net { vs, net })
+            })
         };
         let teacher = if mode.uses_teacher() {
-            Some(seg(1)?)
+            Some(seg(1, "teacher")?)
         } else {
             None
         };
         let student = match mode {
             Mode::PmriOnly => None,
-            Mode::CtPlusPmri => Some(seg(2)?),
-            _ => Some(seg(1)?),
+            Mode::CtPlusPmri => Some(seg(2, "student")?),
+            _ => Some(seg(1, "student")?),
         };
         let nets = Self {
             g_s2t,
@@ -283,6 +308,7 @@ mod tests {
 
     #[test]
     fn channels_last_changes_the_layout_not_the_values() {
+        let _turn = crate::TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
         let t = Tensor::arange(2 * 3 * 4 * 5, (Kind::Float, Device::Cpu)).reshape([2, 3, 4, 5]);
         let cl = channels_last(&t);
         assert_eq!(cl.stride(), vec![60, 1, 15, 3]);
@@ -314,5 +340,48 @@ mod tests {
         let ga = a.g_s2t.as_ref().unwrap().net.forward_t(&x, false).unwrap();
         let gb = b.g_s2t.as_ref().unwrap().net.forward_t(&x, false).unwrap();
         assert!((ga - gb).abs().max().double_value(&[]) < 1e-5);
+    }
+
+    fn same_weights(a: &Networks, b: &Networks, name: &str) -> bool {
+        let (va, vb) = (store(a, name).variables(), store(b, name).variables());
+        va.len() == vb.len()
+            && va
+                .iter()
+                .all(|(k, t)| vb.get(k).is_some_and(|u| t.equal(u)))
+    }
+
+    #[test]
+    fn every_mode_starts_a_network_from_the_same_weights() {
+        let _turn = crate::TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        let build = |mode: Mode, i2i: I2iKind| {
+            let mut c = tiny(false);
+            c.mode = mode;
+            c.model.i2i = i2i;
+            Networks::build(&c, Device::Cpu).unwrap()
+        };
+        let ct_only = build(Mode::CtOnly, I2iKind::Cyclegan);
+        let cmedl = build(Mode::Cmedl, I2iKind::Cyclegan);
+        let no_distill = build(Mode::CmedlNoDistill, I2iKind::Cyclegan);
+        let pmri_only = build(Mode::PmriOnly, I2iKind::Cyclegan);
+        let cut = build(Mode::Cmedl, I2iKind::Cut);
+        // The student at step 0 is the same in every mode with one input channel.
+        assert!(same_weights(&ct_only, &cmedl, "student"));
+        assert!(same_weights(&ct_only, &no_distill, "student"));
+        assert!(same_weights(&ct_only, &cut, "student"));
+        // A mode's extra networks do not shift another network's draws.
+        assert!(same_weights(&cmedl, &pmri_only, "teacher"));
+        assert!(same_weights(&cmedl, &cut, "g_s2t"));
+        assert!(same_weights(&cmedl, &pmri_only, "d_t"));
+        // Different networks and seeds draw differently.
+        let (t, s) = (
+            store(&cmedl, "teacher").variables(),
+            store(&cmedl, "student").variables(),
+        );
+        assert!(t.iter().any(|(k, w)| w.dim() == 4 && !w.equal(&s[k])));
+        let mut other = tiny(false);
+        other.seed = 1;
+        let seed1 = Networks::build(&other, Device::Cpu).unwrap();
+        assert!(!same_weights(&cmedl, &seed1, "student"));
+        assert_ne!(init_seed(0, "student"), init_seed(0, "teacher"));
     }
 }

@@ -174,6 +174,7 @@ mod tests {
 
     #[test]
     fn state_round_trips() {
+        let _turn = crate::TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
         let p = Tensor::randn([3, 2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
         let mut a = Adam::new(vec![("w".into(), p.shallow_clone())], [0.5, 0.999], 0.01);
         p.square().sum(Kind::Float).backward();
