@@ -195,6 +195,54 @@ fn without_distillation_the_student_is_the_ct_only_student() {
 }
 
 #[test]
+fn distillation_options_train_and_the_teacher_is_watched() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_phantom(dir.path());
+    let config = tiny_config(dir.path(), &data);
+    let run = dir.path().join("options");
+    train()
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&run)
+        .args(["--set", "loss.distill.adaptor=true"])
+        .args(["--set", "loss.distill.gate_on_teacher=true"])
+        .args(["--set", "loss.distill.warmup_epochs=1"])
+        .args(["--set", "loss.distill.normalize=channel"])
+        .succeeds();
+    let (_, epochs) = log_records(&run);
+    assert_eq!(epochs.len(), 2);
+    for e in &epochs {
+        assert!(e.teacher_dice_pmri.is_some(), "{e:?}");
+        assert!(
+            e.teacher_dice_real.is_some(),
+            "the phantom's MR validation cases are labelled"
+        );
+    }
+    // The gate is closed in the first epoch (no validation yet): no hint term at all.
+    assert_eq!(epochs[0].distill_scale, Some(0.0));
+    assert!(!epochs[0].losses.contains_key("distill"));
+    // Then it follows the teacher: open (warm-up over) exactly when the teacher was ahead.
+    let ahead = epochs[0].teacher_dice_pmri.unwrap() > epochs[0].val_dice;
+    assert_eq!(epochs[1].distill_scale, Some(if ahead { 1.0 } else { 0.0 }));
+    let weights = tensors(&run.join("checkpoints/final.safetensors"));
+    assert!(weights.keys().any(|k| k.starts_with("adaptor.")));
+    // ct-only has no teacher to watch.
+    let plain = dir.path().join("plain");
+    train()
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&plain)
+        .args(["--mode", "ct-only"])
+        .succeeds();
+    assert!(log_records(&plain)
+        .1
+        .iter()
+        .all(|e| e.teacher_dice_pmri.is_none()));
+}
+
+#[test]
 fn the_student_overfits_a_few_slices() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("data");

@@ -28,6 +28,36 @@ pub enum DistillKind {
     },
 }
 
+/// How feature maps are normalised before they are compared.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FeatureNorm {
+    /// The raw maps (CMEDL's hint loss).
+    #[default]
+    None,
+    /// Each channel of each map standardised over its positions (zero mean, unit variance).
+    Channel,
+    /// Each position's channel vector scaled to unit L2 norm.
+    L2,
+}
+
+impl FeatureNorm {
+    /// The normalised map of `[N, C, H, W]` features.
+    pub fn apply(self, x: &Tensor) -> Tensor {
+        match self {
+            Self::None => x.shallow_clone(),
+            Self::Channel => {
+                let mean = x.mean_dim(&[2i64, 3][..], true, None::<Kind>);
+                let var = (x - &mean)
+                    .square()
+                    .mean_dim(&[2i64, 3][..], true, None::<Kind>);
+                (x - mean) / (var + 1e-5).sqrt()
+            }
+            Self::L2 => x / x.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12),
+        }
+    }
+}
+
 /// Which feature maps to distil, how, and with what weight.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -41,6 +71,16 @@ pub struct DistillSpec {
     pub weight: f64,
     /// Stop gradients into the teacher.
     pub detach_teacher: bool,
+    /// Normalisation of both maps before they are compared (not for `logit-kd`).
+    pub normalize: FeatureNorm,
+    /// Epochs over which λ_d ramps linearly from 0 to its value (0: full weight from the start).
+    pub warmup_epochs: usize,
+    /// Hold the term back (λ_d = 0) until the teacher's validation Dice on translated images
+    /// exceeds the student's, checked at each epoch end.
+    pub gate_on_teacher: bool,
+    /// A 1×1 convolution on each distilled student map, trained with the student (FitNets'
+    /// regressor), so the student's own features need not equal the teacher's.
+    pub adaptor: bool,
 }
 
 impl Default for DistillSpec {
@@ -50,6 +90,22 @@ impl Default for DistillSpec {
             kind: DistillKind::Mse,
             weight: 1.0,
             detach_teacher: true,
+            normalize: FeatureNorm::None,
+            warmup_epochs: 0,
+            gate_on_teacher: false,
+            adaptor: false,
+        }
+    }
+}
+
+impl DistillSpec {
+    /// The share of λ_d in effect at (0-based) `epoch` under the warm-up ramp: epoch e of a
+    /// ramp of W epochs uses (e + 1) / (W + 1), then 1.
+    pub fn warmup_factor(&self, epoch: usize) -> f64 {
+        if epoch >= self.warmup_epochs {
+            1.0
+        } else {
+            (epoch + 1) as f64 / (self.warmup_epochs + 1) as f64
         }
     }
 }
@@ -134,7 +190,10 @@ pub fn distill(
         } else {
             t.shallow_clone()
         };
-        let loss = distill_pair(spec.kind, s, &t);
+        let loss = match spec.kind {
+            DistillKind::LogitKd { .. } => distill_pair(spec.kind, s, &t),
+            kind => distill_pair(kind, &spec.normalize.apply(s), &spec.normalize.apply(&t)),
+        };
         total = Some(match total {
             Some(acc) => acc + loss,
             None => loss,

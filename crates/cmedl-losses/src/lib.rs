@@ -25,7 +25,7 @@ mod segmentation;
 
 use tch::{Kind, Tensor};
 
-pub use distill::{attention_map, distill, distill_pair, DistillKind, DistillSpec};
+pub use distill::{attention_map, distill, distill_pair, DistillKind, DistillSpec, FeatureNorm};
 pub use gan::{GanMode, ImagePool};
 pub use patchnce::{patch_nce, patch_nce_layer, sample_positions, PatchNceConfig};
 pub use reconstruction::{cycle_loss, identity_loss};

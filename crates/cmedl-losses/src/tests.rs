@@ -541,3 +541,35 @@ fn spec_and_configs_round_trip_json() {
     // By default the features are left to the trainer (the segmenter's last decoder maps).
     assert!(DistillSpec::default().features.is_empty());
 }
+
+#[test]
+fn feature_normalisations_by_hand() {
+    // One image, two channels, 1×2 positions: channel 0 = [1, 3], channel 1 = [0, 4].
+    let x = Tensor::from_slice(&[1f32, 3.0, 0.0, 4.0]).view([1, 2, 1, 2]);
+    let ch = Vec::<f32>::try_from(FeatureNorm::Channel.apply(&x).flatten(0, -1)).unwrap();
+    // (v − mean) / sqrt(var + 1e-5), var the population variance: 1 and 4.
+    let (one, two) = ((1.0f32 + 1e-5).sqrt(), (4.0f32 + 1e-5).sqrt());
+    for (got, w) in ch
+        .iter()
+        .zip([-1.0 / one, 1.0 / one, -2.0 / two, 2.0 / two])
+    {
+        assert!((got - w).abs() < 1e-6, "{ch:?}");
+    }
+    let l2 = Vec::<f32>::try_from(FeatureNorm::L2.apply(&x).flatten(0, -1)).unwrap();
+    // Position 0: (1, 0) → (1, 0); position 1: (3, 4) → (0.6, 0.8).
+    for (got, w) in l2.iter().zip([1.0f32, 0.6, 0.0, 0.8]) {
+        assert!((got - w).abs() < 1e-6, "{l2:?}");
+    }
+    assert!(FeatureNorm::None.apply(&x).equal(&x));
+}
+
+#[test]
+fn warmup_ramps_the_distillation_weight() {
+    let spec = DistillSpec {
+        warmup_epochs: 3,
+        ..Default::default()
+    };
+    let f: Vec<f64> = (0..5).map(|e| spec.warmup_factor(e)).collect();
+    assert_eq!(f, [0.25, 0.5, 0.75, 1.0, 1.0]);
+    assert_eq!(DistillSpec::default().warmup_factor(0), 1.0);
+}

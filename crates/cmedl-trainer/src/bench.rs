@@ -91,6 +91,7 @@ pub fn bench_train(
             teacher_labels: Some(&yt),
             lr: 2e-4,
             step,
+            distill_scale: 1.0,
         };
         train_step(&mut nets, &mut state, &config, &inputs)?;
         if per_step && step >= warmup {

@@ -43,6 +43,10 @@ pub struct CheckpointMeta {
     /// Mean intensity window of the teacher modality's training images.
     #[serde(default)]
     pub teacher_window: Option<cmedl_io::Window>,
+    /// The teacher's validation Dice on translations after the last epoch (the distillation
+    /// gate opens when it exceeds the student's).
+    #[serde(default)]
+    pub last_teacher_dice: Option<f64>,
 }
 
 /// Which checkpoint of a run.

@@ -282,6 +282,8 @@ pub struct DataConfig {
     pub mr_percentiles: [f64; 2],
     /// Share of tumour-free slices kept for training, relative to the slices with foreground.
     pub empty_share: f64,
+    /// The same share for labelled teacher-modality images (unlabelled ones keep every slice).
+    pub teacher_empty_share: f64,
     /// Augmentation.
     pub augment: AugmentConfig,
     /// Student-modality training cases to use (0: all).
@@ -299,6 +301,7 @@ impl Default for DataConfig {
             ct_window: [-1000.0, 500.0],
             mr_percentiles: [0.5, 99.5],
             empty_share: 0.25,
+            teacher_empty_share: 1.0,
             augment: AugmentConfig::default(),
             max_cases: 0,
         }

@@ -59,6 +59,16 @@ pub struct EpochRecord {
     /// Best validation Dice so far (NaN, written as null, without validation cases).
     #[serde(deserialize_with = "null_as_nan")]
     pub best_dice: f64,
+    /// The teacher's validation Dice on translations of the student's validation images
+    /// (modes with a teacher).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_dice_pmri: Option<f64>,
+    /// The teacher's validation Dice on labelled real teacher-modality images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_dice_real: Option<f64>,
+    /// Share of λ_d in effect during the epoch (warm-up and teacher gate; modes that distil).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distill_scale: Option<f64>,
     /// Mean loss terms of the epoch's steps.
     pub losses: BTreeMap<String, f64>,
     /// Seconds since this invocation of training started.

@@ -31,8 +31,87 @@ pub struct Networks {
     pub teacher: Option<Net<Box<dyn SegNet>>>,
     /// Student segmenter (two input channels in `ct+pmri`).
     pub student: Option<Net<Box<dyn SegNet>>>,
+    /// 1×1 convolutions on the student's distilled maps (`loss.distill.adaptor`).
+    pub adaptor: Option<Net<HintAdaptor>>,
     /// The mode they serve.
     pub mode: Mode,
+}
+
+/// FitNets' regressor: a 1×1 convolution per distilled student map, started as the identity so
+/// that it changes nothing until it learns.
+#[derive(Debug)]
+pub struct HintAdaptor {
+    convs: Vec<(String, nn::Conv2D)>,
+}
+
+impl HintAdaptor {
+    /// One identity-initialised 1×1 convolution per (feature name, channels).
+    pub fn new(p: &nn::Path<'_>, taps: &[(String, i64)]) -> Self {
+        let convs = taps
+            .iter()
+            .map(|(name, c)| {
+                let conv = nn::conv2d(p / name.as_str(), *c, *c, 1, Default::default());
+                tch::no_grad(|| {
+                    let eye = Tensor::eye(*c, (tch::Kind::Float, p.device())).view([*c, *c, 1, 1]);
+                    conv.ws.shallow_clone().copy_(&eye);
+                    if let Some(b) = &conv.bs {
+                        let _ = b.shallow_clone().zero_();
+                    }
+                });
+                (name.clone(), conv)
+            })
+            .collect();
+        Self { convs }
+    }
+
+    /// The student's output with its distilled maps passed through their convolutions.
+    pub fn apply(&self, out: &SegOutput) -> SegOutput {
+        let mut features: std::collections::BTreeMap<String, Tensor> = out
+            .features
+            .iter()
+            .map(|(k, v)| (k.clone(), v.shallow_clone()))
+            .collect();
+        for (name, conv) in &self.convs {
+            if let Some(f) = out.features.get(name) {
+                features.insert(name.clone(), f.apply(conv));
+            }
+        }
+        SegOutput {
+            logits: out.logits.shallow_clone(),
+            features,
+        }
+    }
+}
+
+/// The adaptor of the student's distilled maps, their channels read off one forward pass.
+fn hint_adaptor(
+    config: &TrainConfig,
+    student: &Net<Box<dyn SegNet>>,
+    device: Device,
+) -> Result<Net<HintAdaptor>, TrainError> {
+    let side = config.data.size as i64;
+    let x = Tensor::zeros(
+        [1, student.net.in_channels(), side, side],
+        (tch::Kind::Float, device),
+    );
+    let out = tch::no_grad(|| student.net.forward_t(&x, false))?;
+    let taps = config
+        .distill_spec()
+        .features
+        .iter()
+        .filter(|name| *name != "logits")
+        .map(|name| {
+            let f = out.features.get(name).ok_or_else(|| {
+                TrainError::Config(format!(
+                    "loss.distill.features: the student has no '{name}'"
+                ))
+            })?;
+            Ok((name.clone(), f.size()[1]))
+        })
+        .collect::<Result<Vec<_>, TrainError>>()?;
+    let vs = nn::VarStore::new(device);
+    let net = HintAdaptor::new(&vs.root(), &taps);
+    Ok(Net { vs, net })
 }
 
 /// The seed of network `name`'s initial weights: its own stream of the master seed, so that a
@@ -135,6 +214,12 @@ impl Networks {
             Mode::CtPlusPmri => Some(seg(2, "student")?),
             _ => Some(seg(1, "student")?),
         };
+        let adaptor = match (&student, config.distill_weight() > 0.0) {
+            (Some(s), true) if config.loss.distill.adaptor => {
+                Some(hint_adaptor(config, s, device)?)
+            }
+            _ => None,
+        };
         let nets = Self {
             g_s2t,
             g_t2s,
@@ -143,6 +228,7 @@ impl Networks {
             head,
             teacher,
             student,
+            adaptor,
             mode,
         };
         if config.channels_last {
@@ -177,6 +263,9 @@ impl Networks {
         if let Some(n) = &self.student {
             out.push(("student", &n.vs));
         }
+        if let Some(n) = &self.adaptor {
+            out.push(("adaptor", &n.vs));
+        }
         out
     }
 
@@ -187,7 +276,7 @@ impl Networks {
 
     /// Named trainable parameters of the segmenters.
     pub fn segmenter_side(&self) -> Vec<(String, Tensor)> {
-        self.named_params(&["teacher", "student"])
+        self.named_params(&["teacher", "student", "adaptor"])
     }
 
     /// Named trainable parameters of the discriminators.
@@ -236,6 +325,28 @@ impl Networks {
                 .net
                 .forward_t(x, train)?,
         })
+    }
+
+    /// The teacher on the translation of student-modality images `x` (evaluation mode).
+    pub fn teacher_on_translation(&self, x: &Tensor) -> Result<SegOutput, TrainError> {
+        let g = self
+            .g_s2t
+            .as_ref()
+            .ok_or_else(|| self.missing("translator"))?;
+        self.teacher_on(&g.net.forward_t(x, false)?)
+    }
+
+    /// The teacher on teacher-modality images `x` (evaluation mode).
+    pub fn teacher_on(&self, x: &Tensor) -> Result<SegOutput, TrainError> {
+        let t = self
+            .teacher
+            .as_ref()
+            .ok_or_else(|| self.missing("teacher"))?;
+        Ok(t.net.forward_t(x, false)?)
+    }
+
+    fn missing(&self, what: &str) -> TrainError {
+        TrainError::Checkpoint(format!("mode {} needs a {what} network", self.mode.name()))
     }
 
     /// Parameter counts per network.
@@ -383,5 +494,28 @@ mod tests {
         let seed1 = Networks::build(&other, Device::Cpu).unwrap();
         assert!(!same_weights(&cmedl, &seed1, "student"));
         assert_ne!(init_seed(0, "student"), init_seed(0, "teacher"));
+    }
+
+    #[test]
+    fn the_hint_adaptor_starts_as_the_identity() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let adaptor = HintAdaptor::new(&vs.root(), &[("dec2".to_owned(), 3)]);
+        let f = Tensor::arange(2 * 3 * 2 * 2, (Kind::Float, Device::Cpu)).view([2, 3, 2, 2]);
+        let out = SegOutput {
+            logits: f.shallow_clone(),
+            features: [
+                ("dec2".to_owned(), f.shallow_clone()),
+                ("dec1".to_owned(), f.shallow_clone()),
+            ]
+            .into(),
+        };
+        let adapted = adaptor.apply(&out);
+        assert!(adapted.features["dec2"].allclose(&f, 1e-6, 1e-6, false));
+        assert!(adapted.features["dec1"].equal(&f));
+        assert_eq!(
+            vs.variables().len(),
+            2,
+            "weight and bias of one 1×1 convolution"
+        );
     }
 }

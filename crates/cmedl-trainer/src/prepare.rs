@@ -20,6 +20,9 @@ pub struct PreparedData {
     pub streams: Arc<Streams>,
     /// Validation cases of the student modality.
     pub val: Vec<PreparedCase>,
+    /// Labelled validation cases of the teacher modality (modes with a teacher), to watch the
+    /// teacher on real images.
+    pub teacher_val: Vec<PreparedCase>,
     /// The student and teacher modality names.
     pub modalities: ModalityPair,
     /// Training cases of the student modality.
@@ -81,6 +84,14 @@ pub fn prepare_data(config: &TrainConfig) -> Result<PreparedData, TrainError> {
     } else {
         None
     };
+    let teacher_val = if config.mode.uses_teacher() {
+        let t_mod = ds.modality(modalities.teacher)?;
+        let pre = preprocessor(config, t_mod);
+        let cases = prepare_cases(&ds, &t_mod.val, &pre, labels, classes)?;
+        cases.into_iter().filter(|c| c.labels.is_some()).collect()
+    } else {
+        Vec::new()
+    };
     let mut steps_per_epoch = student.len().div_ceil(config.train.batch).max(1);
     if config.train.max_steps_per_epoch > 0 {
         steps_per_epoch = steps_per_epoch.min(config.train.max_steps_per_epoch);
@@ -106,6 +117,7 @@ pub fn prepare_data(config: &TrainConfig) -> Result<PreparedData, TrainError> {
             shard: (0, 1),
         }),
         val,
+        teacher_val,
         modalities,
         student_cases: s_cases.len(),
         teacher_cases,
@@ -153,12 +165,12 @@ fn prepare_teacher(
         lo: mean(|c| c.image.window.lo) as f32,
         hi: mean(|c| c.image.window.hi) as f32,
     };
-    let slices = SliceSet::from_cases(
-        &t_cases,
-        config.data.size,
-        if use_labels { 1.0 } else { 0.0 },
-        config.seed ^ 1,
-    );
+    let empty_share = if use_labels {
+        config.data.teacher_empty_share
+    } else {
+        0.0
+    };
+    let slices = SliceSet::from_cases(&t_cases, config.data.size, empty_share, config.seed ^ 1);
     Ok(TeacherData {
         slices,
         cases: t_cases.len(),

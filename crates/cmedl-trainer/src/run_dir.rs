@@ -178,6 +178,9 @@ mod tests {
                 lr: 1e-3,
                 val_dice,
                 best_dice: val_dice,
+                teacher_dice_pmri: None,
+                teacher_dice_real: None,
+                distill_scale: None,
                 losses: [("total".to_owned(), total)].into(),
                 wall_s: 1.0,
             })

@@ -51,6 +51,8 @@ pub struct StepInputs<'a> {
     pub lr: f64,
     /// 0-based global step (seeds the step's sampling).
     pub step: usize,
+    /// Share of λ_d in effect (warm-up ramp and teacher gate; 1: the configured weight).
+    pub distill_scale: f64,
 }
 
 impl StepInputs<'_> {
@@ -239,8 +241,16 @@ fn segmentation_terms(
         objective.add("seg_student", dice_ce(&out.logits, ys, seg)? * loss.student);
         student_out = Some(out);
     }
-    if let (true, Some(s), Some(t)) = (config.distill_weight() > 0.0, &student_out, &teacher_out) {
-        objective.add("distill", distill(&config.distill_spec(), s, t)?);
+    let scale = inputs.distill_scale;
+    if let (true, Some(s), Some(t)) = (
+        config.distill_weight() * scale > 0.0,
+        &student_out,
+        &teacher_out,
+    ) {
+        let mut spec = config.distill_spec();
+        spec.weight *= scale;
+        let adapted = nets.adaptor.as_ref().map(|a| a.net.apply(s));
+        objective.add("distill", distill(&spec, adapted.as_ref().unwrap_or(s), t)?);
     }
     Ok(())
 }

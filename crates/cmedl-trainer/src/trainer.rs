@@ -19,7 +19,7 @@ use crate::optim::Adam;
 use crate::prepare::{prepare_data, PreparedData};
 use crate::run_dir::RunDir;
 use crate::step::{train_step, Losses, StepInputs, TrainState};
-use crate::validate::validate;
+use crate::validate::{validate, validate_by, SegPath};
 use crate::TrainError;
 
 /// How [`Trainer::run`] is driven.
@@ -112,6 +112,7 @@ pub struct Trainer {
     first_step: usize,
     best: f64,
     last: f64,
+    last_teacher: f64,
     sums: BTreeMap<&'static str, (f64, usize)>,
     log_window: (Instant, usize),
     started: Instant,
@@ -143,6 +144,7 @@ impl Trainer {
         checkpoint::load_state(&tensors, &meta, &mut trainer.state, device)?;
         trainer.best = meta.best_dice.unwrap_or(f64::NAN);
         trainer.last = meta.last_dice.unwrap_or(f64::NAN);
+        trainer.last_teacher = meta.last_teacher_dice.unwrap_or(f64::NAN);
         Ok(trainer)
     }
 
@@ -177,6 +179,7 @@ impl Trainer {
             first_step: step,
             best: f64::NAN,
             last: f64::NAN,
+            last_teacher: f64::NAN,
             sums: BTreeMap::new(),
             log_window: (Instant::now(), 0),
             started: Instant::now(),
@@ -242,6 +245,7 @@ impl Trainer {
             teacher_labels: yt.as_ref(),
             lr,
             step: self.step,
+            distill_scale: self.distill_scale(epoch),
         };
         let outcome = train_step(&mut self.nets, &mut self.state, &self.config, &inputs);
         self.step += 1;
@@ -267,6 +271,18 @@ impl Trainer {
         Ok(StepOutcome::Trained { losses, record })
     }
 
+    /// The share of λ_d at (0-based) `epoch`: the warm-up ramp, times 0 while the teacher gate
+    /// is closed (the teacher's last validation Dice on translations not above the student's).
+    pub fn distill_scale(&self, epoch: usize) -> f64 {
+        let spec = &self.config.loss.distill;
+        let gate_open = !spec.gate_on_teacher || self.last_teacher > self.last;
+        if gate_open {
+            spec.warmup_factor(epoch)
+        } else {
+            0.0
+        }
+    }
+
     fn log_step(
         &mut self,
         losses: &Losses,
@@ -290,6 +306,11 @@ impl Trainer {
 
     /// Ends an epoch: validation, the epoch record, `latest`, and `best` when it improved.
     pub fn end_epoch(&mut self) -> Result<EpochRecord, TrainError> {
+        let epoch = self.step / self.data.streams.steps_per_epoch;
+        // The scale the epoch trained with, before validation may open the gate.
+        let distill_scale = (self.config.distill_weight() > 0.0)
+            .then(|| self.distill_scale(epoch.saturating_sub(1)));
+        let (teacher_pmri, teacher_real) = self.validate_teacher()?;
         let (config, data) = (&self.config, &self.data);
         self.last = validate(
             &self.nets,
@@ -298,17 +319,20 @@ impl Trainer {
             config.train.batch.max(4),
             data.device,
         )?;
+        self.last_teacher = teacher_pmri.unwrap_or(f64::NAN);
         let improved = self.last.is_finite() && (self.best.is_nan() || self.last > self.best);
         if improved {
             self.best = self.last;
         }
-        let epoch = self.step / data.streams.steps_per_epoch;
         let record = EpochRecord {
             step: self.step,
             epoch,
             lr: config.lr_at(epoch.saturating_sub(1)),
             val_dice: self.last,
             best_dice: self.best,
+            teacher_dice_pmri: teacher_pmri,
+            teacher_dice_real: teacher_real,
+            distill_scale,
             losses: self
                 .sums
                 .iter()
@@ -318,8 +342,9 @@ impl Trainer {
         };
         self.log.write(&LogRecord::Epoch(record.clone()))?;
         let total = record.losses.get("total").copied().unwrap_or(f64::NAN);
+        let teacher = teacher_pmri.map_or(String::new(), |t| format!(", teacher on pMRI {t:.4}"));
         tracing::info!(
-            "epoch {epoch}/{}: loss {total:.4}, validation Dice {:.4} (best {:.4}), {:.0} s",
+            "epoch {epoch}/{}: loss {total:.4}, validation Dice {:.4} (best {:.4}){teacher}, {:.0} s",
             config.train.epochs,
             self.last,
             self.best,
@@ -331,6 +356,34 @@ impl Trainer {
             self.save(&Which::Best)?;
         }
         Ok(record)
+    }
+
+    /// The teacher's validation Dice on translated student-modality images and on labelled real
+    /// teacher-modality images (none for modes without a teacher or without such cases).
+    fn validate_teacher(&self) -> Result<(Option<f64>, Option<f64>), TrainError> {
+        if !self.config.mode.uses_teacher() {
+            return Ok((None, None));
+        }
+        let (config, data) = (&self.config, &self.data);
+        let dice = |path, cases: &[crate::data::PreparedCase]| -> Result<Option<f64>, TrainError> {
+            if cases.is_empty() {
+                return Ok(None);
+            }
+            let batch = config.train.batch.max(4);
+            let d = validate_by(
+                &self.nets,
+                path,
+                cases,
+                config.data.classes,
+                batch,
+                data.device,
+            )?;
+            Ok(Some(d))
+        };
+        Ok((
+            dice(SegPath::TeacherOnTranslation, &data.val)?,
+            dice(SegPath::Teacher, &data.teacher_val)?,
+        ))
     }
 
     /// Writes checkpoint `which` (atomically) with the current state.
@@ -354,6 +407,7 @@ impl Trainer {
             pool_t_rng: self.state.pool_t.rng().clone(),
             pool_s_rng: self.state.pool_s.rng().clone(),
             teacher_window: self.data.teacher_window,
+            last_teacher_dice: finite(self.last_teacher),
         }
     }
 

@@ -6,8 +6,19 @@ use crate::data::PreparedCase;
 use crate::networks::Networks;
 use crate::TrainError;
 
-/// Class probabilities `[nz, C, H, W]` of a prepared volume, in batches of `batch` slices;
-/// `tta_flip` averages with the left-right flipped input.
+/// Which network path segments a volume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegPath {
+    /// The mode's test-time path (the student, or the teacher on translations in `pmri-only`).
+    TestTime,
+    /// The teacher on the translation of a student-modality image (pMRI).
+    TeacherOnTranslation,
+    /// The teacher on a real teacher-modality image.
+    Teacher,
+}
+
+/// Class probabilities `[nz, C, H, W]` of a prepared volume by the mode's test-time path, in
+/// batches of `batch` slices; `tta_flip` averages with the left-right flipped input.
 pub fn probabilities(
     nets: &Networks,
     data: &[f32],
@@ -16,6 +27,32 @@ pub fn probabilities(
     device: Device,
     tta_flip: bool,
 ) -> Result<Tensor, TrainError> {
+    probabilities_by(
+        nets,
+        SegPath::TestTime,
+        data,
+        shape,
+        batch,
+        device,
+        tta_flip,
+    )
+}
+
+/// Class probabilities `[nz, C, H, W]` of a prepared volume by `path`.
+fn probabilities_by(
+    nets: &Networks,
+    path: SegPath,
+    data: &[f32],
+    shape: [usize; 3],
+    batch: usize,
+    device: Device,
+    tta_flip: bool,
+) -> Result<Tensor, TrainError> {
+    let segment = |x: &Tensor| match path {
+        SegPath::TestTime => nets.segment(x, false),
+        SegPath::TeacherOnTranslation => nets.teacher_on_translation(x),
+        SegPath::Teacher => nets.teacher_on(x),
+    };
     let [nx, ny, nz] = shape;
     let n = nx * ny;
     let mut parts = Vec::new();
@@ -25,10 +62,9 @@ pub fn probabilities(
             let x = Tensor::from_slice(&data[start * n..end * n])
                 .view([(end - start) as i64, 1, ny as i64, nx as i64])
                 .to_device(device);
-            let mut p = nets.segment(&x, false)?.logits.softmax(1, Kind::Float);
+            let mut p = segment(&x)?.logits.softmax(1, Kind::Float);
             if tta_flip {
-                let flipped = nets
-                    .segment(&x.flip([3]), false)?
+                let flipped = segment(&x.flip([3]))?
                     .logits
                     .softmax(1, Kind::Float)
                     .flip([3]);
@@ -65,9 +101,22 @@ pub fn case_dice(pred: &[u8], truth: &[u8], classes: i64) -> f64 {
     }
 }
 
-/// Mean validation Dice over cases with foreground in truth or prediction.
+/// Mean validation Dice of the mode's test-time path over cases with foreground in truth or
+/// prediction (NaN when there is none).
 pub fn validate(
     nets: &Networks,
+    cases: &[PreparedCase],
+    classes: i64,
+    batch: usize,
+    device: Device,
+) -> Result<f64, TrainError> {
+    validate_by(nets, SegPath::TestTime, cases, classes, batch, device)
+}
+
+/// Mean validation Dice of `path` over cases with foreground in truth or prediction.
+pub fn validate_by(
+    nets: &Networks,
+    path: SegPath,
     cases: &[PreparedCase],
     classes: i64,
     batch: usize,
@@ -76,14 +125,8 @@ pub fn validate(
     let mut dices = Vec::new();
     for c in cases {
         let Some(truth) = &c.labels else { continue };
-        let probs = probabilities(
-            nets,
-            &c.image.data,
-            c.image.geometry.shape,
-            batch,
-            device,
-            false,
-        )?;
+        let shape = c.image.geometry.shape;
+        let probs = probabilities_by(nets, path, &c.image.data, shape, batch, device, false)?;
         let d = case_dice(&argmax_labels(&probs), truth, classes);
         if d.is_finite() {
             dices.push(d);

@@ -69,6 +69,7 @@ pub fn write_experiment_report(dir: &ExperimentDir) -> Result<ReportFiles, Exper
     results_section(&mut b, &runs, &results, exp.tolerance_mm);
     location_section(&mut b, &ds, &runs, &results);
     comparison_section(&mut b, &runs, &results);
+    teacher_section(&mut b, dir, &runs);
     figure_sections(&mut b, dir, &runs);
     b.push(Block::Heading(2, "Configuration".into()));
     b.push(Block::Code(exp_text.trim().to_owned()));
@@ -235,6 +236,55 @@ fn comparison_section(b: &mut Vec<Block>, runs: &[RunPlan], results: &Results) {
             rows,
         ));
     }
+}
+
+/// "–" for a missing or NaN value, else the value with 3 decimals.
+fn fmt_dice(v: Option<f64>) -> String {
+    match v {
+        Some(d) if d.is_finite() => format!("{d:.3}"),
+        _ => "–".into(),
+    }
+}
+
+/// The student's and the teacher's validation Dice at the student's best epoch and at the last.
+fn teacher_section(b: &mut Vec<Block>, dir: &ExperimentDir, runs: &[RunPlan]) {
+    let with_teacher: Vec<&RunPlan> = runs.iter().filter(|r| r.mode.uses_teacher()).collect();
+    if with_teacher.is_empty() {
+        return;
+    }
+    b.push(Block::Heading(
+        2,
+        "Student and teacher on the validation split".into(),
+    ));
+    b.push(Block::Para("Validation Dice per epoch of the student (the mode's test-time path) and of the teacher on the translations of the same validation images (pMRI) and on real labelled teacher-modality images. A student can only gain from a teacher that segments better than it does.".into()));
+    let mut rows = Vec::new();
+    for r in with_teacher {
+        let epochs = dir.run(&r.name).epochs();
+        let best = epochs
+            .iter()
+            .filter(|e| e.val_dice.is_finite())
+            .max_by(|a, b| a.val_dice.total_cmp(&b.val_dice));
+        for (which, e) in [("best", best), ("last", epochs.last())] {
+            let Some(e) = e else { continue };
+            rows.push(vec![
+                r.name.clone(),
+                format!("{which} ({})", e.epoch),
+                fmt_dice(Some(e.val_dice)),
+                fmt_dice(e.teacher_dice_pmri),
+                fmt_dice(e.teacher_dice_real),
+            ]);
+        }
+    }
+    b.push(Block::Table(
+        header(&[
+            "run",
+            "epoch",
+            "student",
+            "teacher on pMRI",
+            "teacher on real images",
+        ]),
+        rows,
+    ));
 }
 
 fn figure_sections(b: &mut Vec<Block>, dir: &ExperimentDir, runs: &[RunPlan]) {
