@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::anatomy::{LocationShares, Patient, Tissue, TumourKind};
-use crate::imaging::{render, Acquisition, Contrast};
+use crate::imaging::{render, Acquisition, Contrast, CtSettings};
 use crate::stats::{tumour_cnr, TumourCnr};
 use crate::PhantomError;
 
@@ -52,6 +52,8 @@ pub struct CohortConfig {
     pub seed: u64,
     /// Shares of tumour locations.
     pub locations: LocationShares,
+    /// CT acquisition: tumour contrast and noise.
+    pub ct_imaging: CtSettings,
 }
 
 impl Default for CohortConfig {
@@ -67,6 +69,7 @@ impl Default for CohortConfig {
             spacing: [2.5, 2.5, 5.0],
             seed: 0,
             locations: LocationShares::default(),
+            ct_imaging: CtSettings::default(),
         }
     }
 }
@@ -209,7 +212,7 @@ pub fn generate_case(config: &CohortConfig, id: &str, seed: u64, contrasts: &[Co
     let images = contrasts
         .iter()
         .map(|&contrast| {
-            let acq = Acquisition::draw(&mut rng, contrast);
+            let acq = Acquisition::draw(&mut rng, contrast, &config.ct_imaging);
             let data = render(&patient, &acq, shape, &centre, s, &mut rng);
             acquisitions.push(acq);
             let data = if contrast == Contrast::Ct {
@@ -362,6 +365,19 @@ pub fn write_cohort(
         return Err(PhantomError::Config(
             "a cohort needs at least one CT training patient".into(),
         ));
+    }
+    let ct = &config.ct_imaging;
+    let [lo, hi] = ct.noise_hu;
+    if !(ct.tumour_offset_hu.is_finite()
+        && lo.is_finite()
+        && hi.is_finite()
+        && 0.0 <= lo
+        && lo <= hi)
+    {
+        return Err(PhantomError::Config(format!(
+            "ct_imaging: tumour_offset_hu must be finite and noise_hu a range 0 ≤ lo ≤ hi; got {} and {:?}",
+            ct.tumour_offset_hu, ct.noise_hu
+        )));
     }
     let plans = plan(config);
     let done = std::sync::atomic::AtomicUsize::new(0);

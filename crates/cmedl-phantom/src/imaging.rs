@@ -88,13 +88,43 @@ pub struct Acquisition {
     pub noise_sigma: f64,
     /// Bias field coefficients (MRI only): linear in u, v, w and quadratic in u, v.
     pub bias: [f64; 5],
+    /// CT number of tumour tissue in HU (CT only).
+    #[serde(default = "default_tumour_hu")]
+    pub tumour_hu: f64,
+}
+
+fn default_tumour_hu() -> f64 {
+    ct_hu(Tissue::Tumour)
+}
+
+/// How CT images are acquired: the knobs that set how visible a tumour is on CT.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CtSettings {
+    /// Tumour CT number minus the default 45 HU (mediastinal soft tissue is 40–50 HU, so this
+    /// sets the tumour's contrast against its surroundings).
+    pub tumour_offset_hu: f64,
+    /// Range of the per-image Gaussian noise standard deviation in HU (drawn uniformly).
+    pub noise_hu: [f64; 2],
+}
+
+impl Default for CtSettings {
+    fn default() -> Self {
+        Self {
+            tumour_offset_hu: 0.0,
+            noise_hu: [10.0, 30.0],
+        }
+    }
 }
 
 impl Acquisition {
     /// Draws the settings of one image.
-    pub fn draw(rng: &mut ChaCha8Rng, contrast: Contrast) -> Self {
+    pub fn draw(rng: &mut ChaCha8Rng, contrast: Contrast, ct: &CtSettings) -> Self {
         let noise_sigma = match contrast {
-            Contrast::Ct => rng.gen_range(10.0..30.0),
+            Contrast::Ct if ct.noise_hu[0] < ct.noise_hu[1] => {
+                rng.gen_range(ct.noise_hu[0]..ct.noise_hu[1])
+            }
+            Contrast::Ct => ct.noise_hu[0],
             _ => rng.gen_range(0.008..0.016),
         };
         let mut bias = [0.0; 5];
@@ -107,6 +137,7 @@ impl Acquisition {
             contrast,
             noise_sigma,
             bias,
+            tumour_hu: ct_hu(Tissue::Tumour) + ct.tumour_offset_hu,
         }
     }
 
@@ -150,7 +181,7 @@ pub fn render(
                                 c[1] + dv * step[1],
                                 c[2] + dw * step[2],
                             ];
-                            acc += mr_or_ct(patient.tissue(p), acq.contrast);
+                            acc += mr_or_ct(patient.tissue(p), acq);
                         }
                     }
                 }
@@ -179,10 +210,11 @@ pub fn render(
         .collect()
 }
 
-fn mr_or_ct(t: Tissue, c: Contrast) -> f64 {
-    match c {
-        Contrast::Ct => ct_hu(t),
-        _ => mr_signal(t, c),
+fn mr_or_ct(t: Tissue, acq: &Acquisition) -> f64 {
+    match (acq.contrast, t) {
+        (Contrast::Ct, Tissue::Tumour) => acq.tumour_hu,
+        (Contrast::Ct, _) => ct_hu(t),
+        (c, _) => mr_signal(t, c),
     }
 }
 

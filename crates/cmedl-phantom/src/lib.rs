@@ -57,7 +57,7 @@ pub use anatomy::{LocationShares, Patient, Tissue, TumourKind};
 pub use cohort::{
     generate_case, plan, write_cohort, Case, CaseMeta, CohortConfig, CohortSummary, MrContrast,
 };
-pub use imaging::Contrast;
+pub use imaging::{Contrast, CtSettings};
 
 /// Errors of the phantom generator.
 #[derive(Debug, thiserror::Error)]

@@ -184,3 +184,37 @@ fn mediastinal_tumours_hide_on_ct_and_show_on_t2() {
     assert!(t2_med > 3.0, "T2 CNR of mediastinal tumours {t2_med}");
     assert!(ct_par > 10.0, "CT CNR of parenchymal tumours {ct_par}");
 }
+
+#[test]
+fn the_ct_tumour_contrast_knob_sets_the_mediastinal_cnr() {
+    let cnr = |offset: f64, noise: f64| {
+        let cfg = CohortConfig {
+            locations: LocationShares {
+                parenchymal: 0.0,
+                mediastinal: 1.0,
+                chest_wall: 0.0,
+            },
+            size: 96,
+            slices: 24,
+            spacing: [3.5, 3.5, 7.0],
+            ct_imaging: CtSettings {
+                tumour_offset_hu: offset,
+                noise_hu: [noise, noise],
+            },
+            ..Default::default()
+        };
+        let mut all = Vec::new();
+        for i in 0..6u64 {
+            let seed = cohort::patient_seed(42, 1, i);
+            all.extend(tumour_cnr(&generate_case(&cfg, "c", seed, &[Contrast::Ct])));
+        }
+        let table = summarize(&all);
+        let row = table.iter().find(|r| r.1 == TumourKind::Mediastinal).unwrap();
+        assert!(row.2 >= 3, "{table:?}");
+        row.3
+    };
+    let (plain, visible, loud) = (cnr(0.0, 20.0), cnr(40.0, 20.0), cnr(40.0, 10.0));
+    assert!(plain < 1.0, "default contrast stays hidden: {plain}");
+    assert!(visible > plain + 0.5, "+40 HU shows: {plain} → {visible}");
+    assert!(loud > visible, "less noise, more CNR: {visible} → {loud}");
+}

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 use cmedl_io::{nifti, Window};
 use cmedl_phantom::{
-    generate_case, plan, preview, stats, write_cohort, CohortConfig, Contrast, LocationShares,
-    MrContrast,
+    generate_case, plan, preview, stats, write_cohort, CohortConfig, Contrast, CtSettings,
+    LocationShares, MrContrast,
 };
 
 use crate::common::parse_spacing;
@@ -53,6 +53,12 @@ pub struct Args {
     /// Shares of tumour locations: parenchymal,mediastinal,chest-wall.
     #[arg(long, default_value = "0.4,0.35,0.25", value_parser = parse_shares)]
     locations: LocationShares,
+    /// Tumour CT number minus the default 45 HU: its contrast against mediastinal soft tissue.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    ct_tumour_offset: f64,
+    /// Range LO,HI of the CT noise standard deviation in HU.
+    #[arg(long, default_value = "10,30", value_parser = parse_range)]
+    ct_noise: [f64; 2],
     /// Print the measured tumour contrast-to-noise ratios.
     #[arg(long)]
     stats: bool,
@@ -67,6 +73,18 @@ enum MrContrastArg {
     T2,
     T1,
     Both,
+}
+
+fn parse_range(s: &str) -> Result<[f64; 2], String> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("'{s}' is not LO,HI"))?;
+    match v.as_slice() {
+        [lo, hi] if lo.is_finite() && hi.is_finite() && 0.0 <= *lo && lo <= hi => Ok([*lo, *hi]),
+        _ => Err(format!("'{s}' must be two numbers 0 ≤ LO ≤ HI")),
+    }
 }
 
 fn parse_shares(s: &str) -> Result<LocationShares, String> {
@@ -107,6 +125,10 @@ pub fn run(args: Args, global: &Global) -> CmdResult {
         spacing: args.spacing,
         seed: args.seed,
         locations: args.locations,
+        ct_imaging: CtSettings {
+            tumour_offset_hu: args.ct_tumour_offset,
+            noise_hu: args.ct_noise,
+        },
     };
     write(&config, &args.out, args.stats, args.preview, global.quiet)
 }
