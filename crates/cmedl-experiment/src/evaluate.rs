@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use cmedl_io::nifti::{is_nifti_path, read_mask, stem, ReadOptions};
-use cmedl_io::resample_mask;
+use cmedl_io::{resample_mask, Mask};
 use cmedl_metrics::stats::{
     bootstrap_mean_difference, summarize, wilcoxon_signed_rank, MeanDifference, Summary, Wilcoxon,
 };
@@ -103,6 +103,20 @@ pub struct Comparison {
     pub difference: Option<MeanDifference>,
 }
 
+/// What the evaluation of a run wrote: per-case metrics, per-lesion metrics and per-case lesion
+/// counts (`results/<run>.json`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunResults {
+    /// Per-case (and label) metrics.
+    pub cases: Vec<CaseRow>,
+    /// Per-lesion metrics.
+    #[serde(default)]
+    pub lesions: Vec<crate::lesions::LesionRow>,
+    /// Lesion counts per case (and label).
+    #[serde(default)]
+    pub case_lesions: Vec<crate::lesions::CaseLesions>,
+}
+
 /// Summaries by label, then by metric name.
 pub type Summaries = BTreeMap<u8, BTreeMap<String, Summary>>;
 
@@ -187,15 +201,26 @@ pub fn evaluate_pair(
         }
         p = resample_mask(&p, &r.geometry)?;
     }
+    evaluate_masks(&p, &r, name, labels, options).map_err(|e| ExperimentError::input(pred, e))
+}
+
+/// Metrics of a prediction against a reference on the same grid, for each of `labels`.
+pub fn evaluate_masks(
+    pred: &Mask,
+    reference: &Mask,
+    name: &str,
+    labels: &[u8],
+    options: &MetricOptions,
+) -> Result<Vec<CaseRow>, cmedl_metrics::MetricsError> {
+    let g = &reference.geometry;
     let out = label_metrics(
-        &p.data,
-        &r.data,
-        r.geometry.shape,
-        r.geometry.spacing,
+        &pred.data,
+        &reference.data,
+        g.shape,
+        g.spacing,
         labels,
         options,
-    )
-    .map_err(|e| ExperimentError::input(pred, e))?;
+    )?;
     Ok(out
         .into_iter()
         .map(|(label, metrics)| CaseRow {

@@ -7,7 +7,7 @@
 //!   data/                        the phantom cohort, when the experiment generates one
 //!   runs/<run>/                  each run's folder (see cmedl_trainer::RunDir)
 //!   predictions/<run>/<case>.nii.gz   test-split predictions of each run
-//!   results/<run>.json           per-case metrics of each run (CaseRow list)
+//!   results/<run>.json           per-case and per-lesion metrics of each run (RunResults)
 //!   figures/                     curves-<run>.png, montage-<run>.png, montage.json
 //!   wall_time_s                  seconds spent in `cmedl experiment`, summed over invocations
 //!   report.md, report.html
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use cmedl_trainer::RunDir;
 
-use crate::{CaseRow, ExperimentError};
+use crate::{ExperimentError, RunResults};
 
 /// An experiment folder.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,8 +106,8 @@ impl ExperimentDir {
         std::fs::write(&path, format!("{total}\n")).map_err(|e| ExperimentError::write(&path, e))
     }
 
-    /// The per-case metrics of run `name`, when it has been evaluated.
-    pub fn read_results(&self, name: &str) -> Result<Option<Vec<CaseRow>>, ExperimentError> {
+    /// The results of run `name`, when it has been evaluated.
+    pub fn read_results(&self, name: &str) -> Result<Option<RunResults>, ExperimentError> {
         let path = self.results_file(name);
         if !path.exists() {
             return Ok(None);

@@ -20,9 +20,11 @@
 //! # Ok::<(), cmedl_experiment::ExperimentError>(())
 //! ```
 
+pub mod arms;
 mod config;
 mod evaluate;
 mod layout;
+pub mod lesions;
 mod plan;
 pub mod report;
 mod runner;
@@ -31,8 +33,8 @@ use std::path::{Path, PathBuf};
 
 pub use config::{BaseConfig, ExperimentConfig, ExperimentData};
 pub use evaluate::{
-    compare, evaluate_dirs, evaluate_pair, nifti_files, summaries, write_csv, CaseRow, Comparison,
-    Metric, Summaries,
+    compare, evaluate_dirs, evaluate_masks, evaluate_pair, nifti_files, summaries, write_csv,
+    CaseRow, Comparison, Metric, RunResults, Summaries,
 };
 pub use layout::ExperimentDir;
 pub use plan::{plan, RunPlan};

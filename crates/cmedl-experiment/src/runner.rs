@@ -8,15 +8,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cmedl_io::dataset::Dataset;
-use cmedl_io::nifti::{read_volume, write_mask, ReadOptions};
+use cmedl_io::nifti::{read_mask, read_volume, write_mask, ReadOptions};
+use cmedl_metrics::lesion::LesionOptions;
 use cmedl_metrics::MetricOptions;
 use cmedl_phantom::write_cohort;
 use cmedl_trainer::checkpoint::Which;
 use cmedl_trainer::infer::Predictor;
 use cmedl_trainer::{RunOptions, Silent, Trainer};
 
+use crate::lesions::{score_lesions, tumour_positions};
 use crate::report::{self, ReportFiles};
-use crate::{plan, CaseRow, ExperimentConfig, ExperimentDir, ExperimentError, RunPlan};
+use crate::{plan, ExperimentConfig, ExperimentDir, ExperimentError, RunPlan, RunResults};
 
 /// How an experiment is driven.
 #[derive(Clone, Default)]
@@ -135,7 +137,7 @@ fn evaluate_run(
         ..Default::default()
     };
     let labels: Vec<u8> = (1..r.config.data.classes as u8).collect();
-    let mut rows: Vec<CaseRow> = Vec::new();
+    let mut results = RunResults::default();
     for case in &modality.test {
         let Some(label) = &case.label else { continue };
         let pred_path = pred_dir.join(format!("{}.nii.gz", case.id));
@@ -144,15 +146,29 @@ fn evaluate_run(
             let seg = predictor.segment(&volume, 16, false, false)?;
             write_mask(&pred_path, &seg.labels)?;
         }
-        rows.extend(crate::evaluate_pair(
-            &pred_path,
-            &ds.path(label),
+        let pred = read_mask(&pred_path, &ReadOptions::default())?;
+        let reference = read_mask(&ds.path(label), &ReadOptions::default())?;
+        if !pred.geometry.same_grid(&reference.geometry, 1e-3) {
+            return Err(ExperimentError::input(
+                &pred_path,
+                "the prediction is not on its reference's grid",
+            ));
+        }
+        let rows = crate::evaluate_masks(&pred, &reference, &case.id, &labels, &options)
+            .map_err(|e| ExperimentError::input(&pred_path, e))?;
+        let positions = tumour_positions(ds, case);
+        let (lesions, counts) = score_lesions(
+            &pred,
+            &reference,
             &case.id,
             &labels,
-            &options,
-            false,
-        )?);
+            &positions,
+            &LesionOptions::default(),
+        )?;
+        results.cases.extend(rows);
+        results.lesions.extend(lesions);
+        results.case_lesions.extend(counts);
     }
     crate::create_dir(&dir.results())?;
-    crate::write_json(&dir.results_file(&r.name), &rows)
+    crate::write_json(&dir.results_file(&r.name), &results)
 }

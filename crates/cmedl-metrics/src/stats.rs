@@ -237,6 +237,139 @@ pub fn bootstrap_mean_difference(
     })
 }
 
+/// Holm's step-down adjustment of p values for the family `p` (in their order; each adjusted
+/// value is at least the one before it in the sorted order, and at most 1). NaN stays NaN.
+pub fn holm(p: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..p.len()).filter(|&i| p[i].is_finite()).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let m = order.len();
+    let mut out = vec![f64::NAN; p.len()];
+    let mut running = 0.0f64;
+    for (rank, &i) in order.iter().enumerate() {
+        running = running.max(((m - rank) as f64 * p[i]).min(1.0));
+        out[i] = running;
+    }
+    out
+}
+
+/// Mean of every value of every group, with a bootstrap interval that resamples whole groups
+/// (e.g. the lesions of a case, which are not independent of each other).
+pub fn cluster_bootstrap_mean(
+    groups: &[Vec<f64>],
+    resamples: usize,
+    level: f64,
+    seed: u64,
+) -> Option<MeanDifference> {
+    let groups: Vec<Vec<f64>> = groups
+        .iter()
+        .map(|g| {
+            g.iter()
+                .copied()
+                .filter(|v| v.is_finite())
+                .collect::<Vec<f64>>()
+        })
+        .filter(|g| !g.is_empty())
+        .collect();
+    let n: usize = groups.iter().map(Vec::len).sum();
+    if n == 0 || resamples == 0 {
+        return None;
+    }
+    let pooled = |pick: &mut dyn FnMut() -> usize| {
+        let (mut sum, mut count) = (0.0, 0usize);
+        for _ in 0..groups.len() {
+            let g = &groups[pick()];
+            sum += g.iter().sum::<f64>();
+            count += g.len();
+        }
+        sum / count as f64
+    };
+    let mut next = 0;
+    let mean = pooled(&mut || {
+        next += 1;
+        next - 1
+    });
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let k = groups.len();
+    let mut means: Vec<f64> = (0..resamples)
+        .map(|_| pooled(&mut || rng.gen_range(0..k)))
+        .collect();
+    means.sort_by(f64::total_cmp);
+    let alpha = (1.0 - level) / 2.0;
+    Some(MeanDifference {
+        n,
+        mean,
+        low: quantile(&means, alpha),
+        high: quantile(&means, 1.0 - alpha),
+        level,
+    })
+}
+
+/// The standard normal quantile (Acklam's rational approximation, relative error < 1.2e-9).
+pub fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969683028665376e1,
+        2.209460984245205e2,
+        -2.759285104469687e2,
+        1.383_577_518_672_69e2,
+        -3.066479806614716e1,
+        2.506628277459239,
+    ];
+    const B: [f64; 5] = [
+        -5.447609879822406e1,
+        1.615858368580409e2,
+        -1.556989798598866e2,
+        6.680131188771972e1,
+        -1.328068155288572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784894002430293e-3,
+        -3.223964580411365e-1,
+        -2.400758277161838,
+        -2.549732539343734,
+        4.374664141464968,
+        2.938163982698783,
+    ];
+    const D: [f64; 4] = [
+        7.784695709041462e-3,
+        3.224671290700398e-1,
+        2.445134137142996,
+        3.754408661907416,
+    ];
+    if !(p > 0.0 && p < 1.0) {
+        return if p == 0.0 {
+            f64::NEG_INFINITY
+        } else if p == 1.0 {
+            f64::INFINITY
+        } else {
+            f64::NAN
+        };
+    }
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    if p < 0.02425 {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - 0.02425 {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    }
+}
+
+/// The smallest true mean difference a two-sided paired test at level `alpha` detects with
+/// probability `power`, for `n` pairs whose differences have standard deviation `sd` (normal
+/// approximation: (z₁₋α/₂ + z_power) · sd / √n).
+pub fn detectable_difference(sd: f64, n: usize, alpha: f64, power: f64) -> f64 {
+    if n == 0 {
+        return f64::NAN;
+    }
+    (normal_quantile(1.0 - alpha / 2.0) + normal_quantile(power)) * sd / (n as f64).sqrt()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,5 +493,41 @@ mod tests {
             (constant.mean, constant.low, constant.high),
             (0.5, 0.5, 0.5)
         );
+    }
+
+    #[test]
+    fn holm_by_hand() {
+        // Sorted: 0.01·3 = 0.03, 0.03·2 = 0.06, 0.04·1 = 0.04 → kept at 0.06 (monotone).
+        assert_eq!(holm(&[0.01, 0.04, 0.03]), vec![0.03, 0.06, 0.06]);
+        assert_eq!(holm(&[0.6, 0.5]), vec![1.0, 1.0]);
+        let with_nan = holm(&[f64::NAN, 0.02]);
+        assert!(with_nan[0].is_nan());
+        assert_eq!(with_nan[1], 0.02);
+    }
+
+    #[test]
+    fn normal_quantiles_and_detectable_differences() {
+        assert!((normal_quantile(0.975) - 1.959_963_985).abs() < 1e-8);
+        assert!((normal_quantile(0.8) - 0.841_621_234).abs() < 1e-8);
+        assert!((normal_quantile(0.01) + 2.326_347_874).abs() < 1e-8);
+        assert_eq!(normal_quantile(0.5), 0.0);
+        // 2.8016 · 0.08 / √35 ≈ 0.0379: the "~35 cases to see +0.04 at SD 0.08".
+        let d = detectable_difference(0.08, 35, 0.05, 0.8);
+        assert!(
+            (d - 2.801_585_219 * 0.08 / 35f64.sqrt()).abs() < 1e-9,
+            "{d}"
+        );
+        assert!(detectable_difference(0.08, 0, 0.05, 0.8).is_nan());
+    }
+
+    #[test]
+    fn cluster_bootstrap_pools_values_and_resamples_groups() {
+        let groups = vec![vec![1.0, 3.0], vec![5.0], vec![f64::NAN]];
+        let m = cluster_bootstrap_mean(&groups, 2000, 0.95, 1).unwrap();
+        // Pooled mean of the finite values: (1 + 3 + 5) / 3; the NaN-only group is dropped.
+        assert_eq!((m.n, m.mean), (3, 3.0));
+        // Resampled means are 2 (group 1 twice), 3 (both), 5 (group 2 twice).
+        assert!(m.low >= 2.0 && m.high <= 5.0 && m.low < m.mean && m.mean < m.high);
+        assert!(cluster_bootstrap_mean(&[], 10, 0.95, 1).is_none());
     }
 }

@@ -209,7 +209,10 @@ fn the_ct_tumour_contrast_knob_sets_the_mediastinal_cnr() {
             all.extend(tumour_cnr(&generate_case(&cfg, "c", seed, &[Contrast::Ct])));
         }
         let table = summarize(&all);
-        let row = table.iter().find(|r| r.1 == TumourKind::Mediastinal).unwrap();
+        let row = table
+            .iter()
+            .find(|r| r.1 == TumourKind::Mediastinal)
+            .unwrap();
         assert!(row.2 >= 3, "{table:?}");
         row.3
     };

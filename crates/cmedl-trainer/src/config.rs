@@ -12,7 +12,9 @@ use crate::device::DeviceSpec;
 use crate::TrainError;
 
 /// What is trained and what runs at test time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// The student alone, on the student modality.
@@ -132,7 +134,9 @@ impl LabelSet {
 }
 
 /// The image-to-image translator.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum I2iKind {
     /// Two generators and two discriminators with cycle consistency.

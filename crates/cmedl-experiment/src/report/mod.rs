@@ -15,9 +15,11 @@ use cmedl_trainer::RunDir;
 pub use figures::{make_figures, MontageSlice};
 pub use render::{html, markdown, montage, training_curves, write, Block, Panel, ReportFiles};
 
+use crate::arms::{compare_arms, ArmComparison};
+use crate::lesions::count_lesions;
 use crate::plan::i2i_name;
 use crate::{
-    compare, CaseRow, Comparison, ExperimentConfig, ExperimentDir, ExperimentError, Metric, RunPlan,
+    CaseRow, ExperimentConfig, ExperimentDir, ExperimentError, Metric, RunPlan, RunResults,
 };
 
 /// Writes the report of `dir`: an experiment folder's, or else a run folder's.
@@ -31,7 +33,7 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, ExperimentError> {
 }
 
 /// Results of every evaluated run, by run name.
-type Results = BTreeMap<String, Vec<CaseRow>>;
+type Results = BTreeMap<String, RunResults>;
 
 /// Writes `report.md` and `report.html` of an experiment folder from the files in it.
 pub fn write_experiment_report(dir: &ExperimentDir) -> Result<ReportFiles, ExperimentError> {
@@ -48,8 +50,8 @@ pub fn write_experiment_report(dir: &ExperimentDir) -> Result<ReportFiles, Exper
     let ds = Dataset::open(&first.config.data.root)?;
     let mut results = Results::new();
     for r in &runs {
-        if let Some(rows) = dir.read_results(&r.name)? {
-            results.insert(r.name.clone(), rows);
+        if let Some(res) = dir.read_results(&r.name)? {
+            results.insert(r.name.clone(), res);
         }
     }
     let mut b: Vec<Block> = Vec::new();
@@ -65,9 +67,9 @@ pub fn write_experiment_report(dir: &ExperimentDir) -> Result<ReportFiles, Exper
         exp.seeds,
         env!("CARGO_PKG_VERSION")
     )));
-    data_section(&mut b, &ds);
+    data_section(&mut b, &ds, first.config.teacher.modalities().student);
     results_section(&mut b, &runs, &results, exp.tolerance_mm);
-    location_section(&mut b, &ds, &runs, &results);
+    lesion_section(&mut b, &runs, &results);
     comparison_section(&mut b, &runs, &results);
     teacher_section(&mut b, dir, &runs);
     figure_sections(&mut b, dir, &runs);
@@ -84,8 +86,29 @@ fn header(names: &[&str]) -> Vec<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
 
-fn data_section(b: &mut Vec<Block>, ds: &Dataset) {
+/// Reference lesions in the label maps of some cases ("?" when one cannot be read).
+fn lesions_in(ds: &Dataset, cases: &[cmedl_io::dataset::CaseEntry]) -> String {
+    let mut total = 0;
+    for c in cases {
+        let Some(label) = &c.label else { continue };
+        match count_lesions(&ds.path(label)) {
+            Ok(n) => total += n,
+            Err(_) => return "?".into(),
+        }
+    }
+    total.to_string()
+}
+
+fn data_section(b: &mut Vec<Block>, ds: &Dataset, student: &str) {
     b.push(Block::Heading(2, "Data".into()));
+    if let Ok(m) = ds.modality(student) {
+        b.push(Block::Para(format!(
+            "Reference lesions (26-connected components) of the '{student}' label maps: {} in train, {} in val, {} in test.",
+            lesions_in(ds, &m.train),
+            lesions_in(ds, &m.val),
+            lesions_in(ds, &m.test)
+        )));
+    }
     let rows = ds
         .index
         .modalities
@@ -116,7 +139,7 @@ fn results_section(b: &mut Vec<Block>, runs: &[RunPlan], results: &Results, tol:
         let Some(rs) = results.get(&r.name) else {
             continue;
         };
-        let mine: Vec<&CaseRow> = rs.iter().filter(|c| c.label == 1).collect();
+        let mine: Vec<&CaseRow> = rs.cases.iter().filter(|c| c.label == 1).collect();
         let col = |m: Metric| mine.iter().map(|c| m.of(&c.metrics)).collect::<Vec<f64>>();
         let (dm, dmed) = fmt_summary(&col(Metric::Dice), 3);
         let (sm, smed) = fmt_summary(&col(Metric::SurfaceDice), 3);
@@ -156,23 +179,56 @@ fn results_section(b: &mut Vec<Block>, runs: &[RunPlan], results: &Results, tol:
     ));
 }
 
-/// DSC per location of the largest tumour, where the data set records it.
-fn location_section(b: &mut Vec<Block>, ds: &Dataset, runs: &[RunPlan], results: &Results) {
-    let Some(first) = runs.first() else { return };
-    let modality = first.config.teacher.modalities().student;
-    let locations: BTreeMap<String, String> = results
-        .values()
-        .flatten()
-        .filter_map(|c| case_location(ds, modality, &c.case).map(|l| (c.case.clone(), l)))
-        .collect();
-    if locations.is_empty() {
+/// Lesion-wise results per run, and by the location class of each lesion where the dataset
+/// records one.
+fn lesion_section(b: &mut Vec<Block>, runs: &[RunPlan], results: &Results) {
+    if results.values().all(|r| r.case_lesions.is_empty()) {
         return;
     }
-    b.push(Block::Heading(
-        3,
-        "DSC by location of the largest tumour".into(),
+    b.push(Block::Heading(3, "Lesions".into()));
+    b.push(Block::Para("Reference lesions are the 26-connected components of label 1. A lesion's prediction is every predicted component within one voxel of it; its Dice is taken against that prediction only, and it is detected when the prediction covers at least one of its voxels. A predicted component near no lesion is a false positive.".into()));
+    let mut rows = Vec::new();
+    let mut kinds: BTreeSet<String> = BTreeSet::new();
+    for r in runs {
+        let Some(rs) = results.get(&r.name) else {
+            continue;
+        };
+        let counts: Vec<_> = rs.case_lesions.iter().filter(|c| c.label == 1).collect();
+        let lesions: usize = counts.iter().map(|c| c.lesions).sum();
+        let detected: usize = counts.iter().map(|c| c.detected).sum();
+        let fp: usize = counts.iter().map(|c| c.false_positives).sum();
+        let dice: Vec<f64> = rs
+            .lesions
+            .iter()
+            .filter(|l| l.label == 1)
+            .map(|l| l.metrics.dice)
+            .collect();
+        let (dm, _) = fmt_summary(&dice, 3);
+        kinds.extend(rs.lesions.iter().filter_map(|l| l.location.clone()));
+        rows.push(vec![
+            r.name.clone(),
+            lesions.to_string(),
+            format!(
+                "{detected} ({:.0} %)",
+                100.0 * detected as f64 / lesions.max(1) as f64
+            ),
+            dm,
+            format!("{:.2}", fp as f64 / counts.len().max(1) as f64),
+        ]);
+    }
+    b.push(Block::Table(
+        header(&[
+            "run",
+            "lesions",
+            "detected",
+            "lesion DSC mean ± sd",
+            "false-positive components per case",
+        ]),
+        rows,
     ));
-    let kinds: BTreeSet<&String> = locations.values().collect();
+    if kinds.is_empty() {
+        return;
+    }
     let mut rows = Vec::new();
     for r in runs {
         let Some(rs) = results.get(&r.name) else {
@@ -180,62 +236,52 @@ fn location_section(b: &mut Vec<Block>, ds: &Dataset, runs: &[RunPlan], results:
         };
         let mut row = vec![r.name.clone()];
         for k in &kinds {
-            let v: Vec<f64> = rs
+            let mine: Vec<_> = rs
+                .lesions
                 .iter()
-                .filter(|c| c.label == 1 && locations.get(&c.case) == Some(*k))
-                .map(|c| c.metrics.dice)
+                .filter(|l| l.label == 1 && l.location.as_ref() == Some(k))
                 .collect();
-            let s = summarize(&v);
+            let dice: Vec<f64> = mine.iter().map(|l| l.metrics.dice).collect();
+            let hit = mine.iter().filter(|l| l.metrics.detected).count();
+            let s = summarize(&dice);
             row.push(if s.n > 0 {
-                format!("{:.3} (n = {})", s.mean, s.n)
+                format!("{:.3} ({hit}/{} detected)", s.mean, mine.len())
             } else {
                 "–".into()
             });
         }
         rows.push(row);
     }
-    let mut head = vec!["run".to_owned()];
-    head.extend(kinds.iter().map(|k| (*k).clone()));
+    let mut head = vec!["lesion DSC by location".to_owned()];
+    head.extend(kinds.iter().cloned());
     b.push(Block::Table(head, rows));
 }
 
 fn comparison_section(b: &mut Vec<Block>, runs: &[RunPlan], results: &Results) {
     b.push(Block::Heading(2, "Paired comparison with ct-only".into()));
-    b.push(Block::Para("Differences are (mode − ct-only) on the same test cases, with a 95 % bootstrap interval (10 000 resamples); p is the two-sided Wilcoxon signed-rank test (exact up to 25 pairs); r is the matched-pairs rank-biserial correlation. 'significant' means p < 0.05 for that single test, without correction for multiple comparisons.".into()));
-    let mut rows = Vec::new();
-    for r in runs.iter().filter(|r| r.mode != Mode::CtOnly) {
-        let Some(base_run) = r.baseline(runs) else {
-            continue;
-        };
-        let (Some(a), Some(bb)) = (results.get(&r.name), results.get(&base_run.name)) else {
-            continue;
-        };
-        let shown = [Metric::Dice, Metric::SurfaceDice, Metric::Hd95];
-        for c in compare(a, bb, r.seed)
-            .iter()
-            .filter(|c| c.label == 1 && shown.contains(&c.metric))
-        {
-            rows.push(comparison_row(&r.name, c));
-        }
-    }
-    if rows.is_empty() {
+    b.push(Block::Para("Each arm (mode, segmenter, translator) against ct-only with the same segmenter: differences (arm − ct-only) per case, or per lesion for lesion Dice, averaged over the seeds both have. The interval is a 95 % bootstrap over cases (10 000 resamples; the lesions of a case are resampled together); p is the two-sided Wilcoxon signed-rank test over cases (per-case means for lesions; exact up to 25 pairs), and Holm's method adjusts it across the arms compared on the same outcome. The verdict follows the Holm-adjusted p at 0.05. 'detectable' is the difference a paired test at 5 % would find 80 % of the time with these n and standard deviation (normal approximation). cmedl-no-distill is a check of the set-up, not an arm: with equal starts and the same batches its student must be ct-only's.".into()));
+    let cmp = compare_arms(runs, results, 0);
+    if cmp.is_empty() {
         b.push(Block::Para(
             "No comparison: the experiment has no ct-only run to compare with.".into(),
         ));
-    } else {
-        b.push(Block::Table(
-            header(&[
-                "run",
-                "metric",
-                "n",
-                "mean difference [95 % CI]",
-                "Wilcoxon p",
-                "r",
-                "verdict",
-            ]),
-            rows,
-        ));
+        return;
     }
+    let rows = cmp.iter().map(comparison_row).collect();
+    b.push(Block::Table(
+        header(&[
+            "arm",
+            "outcome",
+            "seeds",
+            "n",
+            "mean difference [95 % CI]",
+            "Wilcoxon p",
+            "Holm p",
+            "detectable (80 %)",
+            "verdict",
+        ]),
+        rows,
+    ));
 }
 
 /// "–" for a missing or NaN value, else the value with 3 decimals.
@@ -334,34 +380,49 @@ fn finite_max(values: &[f64]) -> f64 {
         .fold(f64::NAN, f64::max)
 }
 
-fn comparison_row(name: &str, c: &Comparison) -> Vec<String> {
-    let (n, p, verdict) = match &c.wilcoxon {
-        Some(w) => (
-            w.n.to_string(),
-            format!(
-                "{:.4}{}",
-                w.p_value,
-                if w.exact { "" } else { " (approx.)" }
-            ),
-            if w.p_value < 0.05 {
-                "significant"
-            } else {
-                "not significant"
-            },
-        ),
-        None => ("0".into(), "–".into(), "no differing pairs"),
+fn comparison_row(c: &ArmComparison) -> Vec<String> {
+    let p = c.wilcoxon.as_ref().map_or("–".into(), |w| {
+        format!(
+            "{:.4}{}",
+            w.p_value,
+            if w.exact { "" } else { " (approx.)" }
+        )
+    });
+    let verdict = if c.arm.mode == Mode::CmedlNoDistill {
+        if c.identical {
+            "set-up check: identical to ct-only"
+        } else {
+            "set-up check FAILED: differs from ct-only"
+        }
+    } else if c.wilcoxon.is_none() {
+        "no differing cases"
+    } else if c.p_holm < 0.05 {
+        "significant"
+    } else {
+        "not significant"
     };
     let diff = c.difference.as_ref().map_or("–".into(), |d| {
         format!("{:+.3} [{:+.3}, {:+.3}]", d.mean, d.low, d.high)
     });
-    let r = c.rank_biserial.map_or("–".into(), |r| format!("{r:+.2}"));
+    let holm = if c.p_holm.is_finite() {
+        format!("{:.4}", c.p_holm)
+    } else {
+        "–".into()
+    };
+    let detectable = if c.detectable.is_finite() {
+        format!("±{:.3}", c.detectable)
+    } else {
+        "–".into()
+    };
     vec![
-        name.to_owned(),
-        c.metric.name().to_owned(),
-        n,
+        c.arm.name(),
+        c.outcome.name().to_owned(),
+        c.seeds.to_string(),
+        format!("{} {}s", c.n, c.outcome.unit()),
         diff,
         p,
-        r,
+        holm,
+        detectable,
         verdict.to_owned(),
     ]
 }
@@ -389,19 +450,6 @@ fn cpu_model() -> String {
                 .map(|s| s.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".into())
-}
-
-/// Location kind of a case: that of its largest tumour, from the phantom's metadata.
-fn case_location(ds: &Dataset, modality: &str, case: &str) -> Option<String> {
-    let m = ds.modality(modality).ok()?;
-    let entry = m.test.iter().find(|c| c.id == case)?;
-    let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(ds.path(entry.meta.as_ref()?)).ok()?).ok()?;
-    meta["tumours"]
-        .as_array()?
-        .iter()
-        .max_by_key(|t| t["voxels"].as_u64().unwrap_or(0))
-        .and_then(|t| t["kind"].as_str().map(str::to_owned))
 }
 
 /// Writes `report.md`/`report.html` for a single run folder: curves, epochs, config.
