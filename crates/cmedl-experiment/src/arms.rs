@@ -65,6 +65,8 @@ pub struct Arm {
     pub segmenter: String,
     /// Translator kind.
     pub i2i: Option<I2iKind>,
+    /// Distillation variant.
+    pub variant: Option<String>,
 }
 
 impl Arm {
@@ -73,14 +75,19 @@ impl Arm {
             mode: r.mode,
             segmenter: r.segmenter.clone(),
             i2i: r.i2i,
+            variant: r.variant.clone(),
         }
     }
 
-    /// `mode/segmenter/translator`, e.g. `cmedl/unet/cyclegan`.
+    /// `mode[+variant]/segmenter/translator`, e.g. `cmedl/unet/cyclegan`.
     pub fn name(&self) -> String {
+        let mode = match &self.variant {
+            Some(v) => format!("{}+{v}", self.mode.name()),
+            None => self.mode.name().to_owned(),
+        };
         match self.i2i {
-            Some(k) => format!("{}/{}/{}", self.mode.name(), self.segmenter, i2i_name(k)),
-            None => format!("{}/{}", self.mode.name(), self.segmenter),
+            Some(k) => format!("{mode}/{}/{}", self.segmenter, i2i_name(k)),
+            None => format!("{mode}/{}", self.segmenter),
         }
     }
 }
@@ -285,6 +292,7 @@ mod tests {
             segmenter: "unet".into(),
             i2i: mode.uses_translator().then_some(I2iKind::Cyclegan),
             seed,
+            variant: None,
             config: TrainConfig::default(),
         }
     }

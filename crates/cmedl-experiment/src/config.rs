@@ -73,6 +73,10 @@ pub struct ExperimentConfig {
     /// `section.key=value` overrides applied to every run.
     #[serde(default)]
     pub overrides: Vec<String>,
+    /// Named sets of `section.key=value` overrides of the distillation (e.g. a hint adaptor):
+    /// every `cmedl` run is trained once more per variant, as `cmedl+<name>`.
+    #[serde(default)]
+    pub variants: std::collections::BTreeMap<String, Vec<String>>,
     /// Surface Dice tolerance in mm.
     #[serde(default = "default_tolerance")]
     pub tolerance_mm: f64,
@@ -93,6 +97,17 @@ impl ExperimentConfig {
         let exp: Self = crate::read_json(path)?;
         if exp.modes.is_empty() {
             return Err(ExperimentError::input(path, "'modes' is empty"));
+        }
+        if let Some(bad) = exp.variants.keys().find(|k| {
+            k.is_empty()
+                || !k
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        }) {
+            return Err(ExperimentError::input(
+                path,
+                format!("variant name '{bad}': use lowercase letters, digits and '-'"),
+            ));
         }
         if !(exp.tolerance_mm.is_finite() && exp.tolerance_mm >= 0.0) {
             return Err(ExperimentError::input(
@@ -133,7 +148,7 @@ mod tests {
         assert_eq!(exp.base, BaseConfig::Path("../cpu-small.json".into()));
         assert_eq!(
             (exp.seeds.as_slice(), exp.tolerance_mm),
-            ([0].as_slice(), 2.0)
+            ([0, 1].as_slice(), 2.0)
         );
         let exp: ExperimentConfig = serde_json::from_str(
             r#"{"name":"a","data":{"root":"d"},"base":{"seed":3},"modes":["ct-only"]}"#,

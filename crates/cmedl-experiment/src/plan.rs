@@ -21,11 +21,22 @@ pub struct RunPlan {
     pub i2i: Option<I2iKind>,
     /// Seed.
     pub seed: u64,
+    /// The experiment's distillation variant this run trains, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// Resolved training config.
     pub config: TrainConfig,
 }
 
 impl RunPlan {
+    /// The mode as reports show it: `cmedl`, or `cmedl+<variant>`.
+    pub fn label(&self) -> String {
+        match &self.variant {
+            Some(v) => format!("{}+{v}", self.mode.name()),
+            None => self.mode.name().to_owned(),
+        }
+    }
+
     /// The `ct-only` run this run is compared with: same segmenter and seed.
     pub fn baseline<'a>(&self, runs: &'a [RunPlan]) -> Option<&'a RunPlan> {
         runs.iter().find(|x| {
@@ -70,8 +81,18 @@ pub fn plan(
                 } else {
                     vec![None]
                 };
-                for i2i in kinds {
-                    let mut config = with_overrides.clone();
+                let mut variants: Vec<Option<(&String, &Vec<String>)>> = vec![None];
+                if mode == Mode::Cmedl {
+                    variants.extend(exp.variants.iter().map(Some));
+                }
+                for (i2i, variant) in kinds
+                    .iter()
+                    .flat_map(|k| variants.iter().map(move |v| (*k, *v)))
+                {
+                    let mut config = match variant {
+                        Some((_, overrides)) => with_overrides.with_overrides(overrides)?,
+                        None => with_overrides.clone(),
+                    };
                     config.mode = mode;
                     config.seed = seed;
                     config.model.segmenter = seg.clone();
@@ -79,7 +100,10 @@ pub fn plan(
                         config.model.i2i = k;
                     }
                     config.data.root = data_root.to_path_buf();
-                    let mode_name = mode.name().replace('+', "-");
+                    let mut mode_name = mode.name().replace('+', "-");
+                    if let Some((v, _)) = variant {
+                        mode_name = format!("{mode_name}+{v}");
+                    }
                     let name = match i2i {
                         Some(k) => format!("{mode_name}-{}-{}-s{seed}", seg.kind(), i2i_name(k)),
                         None => format!("{mode_name}-{}-s{seed}", seg.kind()),
@@ -90,6 +114,7 @@ pub fn plan(
                         segmenter: seg.kind().to_owned(),
                         i2i,
                         seed,
+                        variant: variant.map(|(v, _)| v.clone()),
                         config,
                     });
                 }
@@ -118,6 +143,7 @@ mod tests {
             i2i: Vec::new(),
             seeds: vec![0, 7],
             overrides: vec!["train.epochs=3".into()],
+            variants: Default::default(),
             tolerance_mm: 2.0,
         }
     }
@@ -164,6 +190,30 @@ mod tests {
                 (Mode::CtOnly, r.seed, &r.segmenter)
             );
         }
+    }
+
+    #[test]
+    fn variants_add_cmedl_runs_with_their_overrides() {
+        let mut exp = experiment(vec![Mode::CtOnly, Mode::Cmedl]);
+        exp.seeds = vec![0];
+        exp.variants = [(
+            "adaptor".to_owned(),
+            vec!["loss.distill.adaptor=true".to_owned()],
+        )]
+        .into();
+        let runs = plan(&exp, &TrainConfig::default(), Path::new("d")).unwrap();
+        let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "ct-only-unet-s0",
+                "cmedl-unet-cyclegan-s0",
+                "cmedl+adaptor-unet-cyclegan-s0"
+            ]
+        );
+        assert!(!runs[1].config.loss.distill.adaptor && runs[2].config.loss.distill.adaptor);
+        assert_eq!(runs[2].label(), "cmedl+adaptor");
+        assert_eq!(runs[2].baseline(&runs).unwrap().name, "ct-only-unet-s0");
     }
 
     #[test]

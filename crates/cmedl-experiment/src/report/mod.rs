@@ -146,7 +146,7 @@ fn results_section(b: &mut Vec<Block>, runs: &[RunPlan], results: &Results, tol:
         let hd = col(Metric::Hd95);
         let (hm, hmed) = fmt_summary(&hd, 2);
         rows.push(vec![
-            r.mode.name().into(),
+            r.label(),
             r.segmenter.clone(),
             r.i2i.map_or("–", i2i_name).into(),
             r.seed.to_string(),
