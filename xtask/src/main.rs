@@ -8,11 +8,13 @@
 //!   warnings denied, a check of the fuzz targets, the `rust-version` check, the tests (with the
 //!   fixture tests).
 //! * `cargo xtask demo` runs the main job: the CMEDL vs CT-only experiment on the phantom.
+//! * `cargo xtask phantom-study` runs the phantom study and summarises it.
 
 mod bench;
 mod fixtures;
 mod libtorch;
 mod msrv;
+mod study;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -71,6 +73,8 @@ enum Task {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// The phantom study: CMEDL against ct-only across CT tumour contrasts (summary.md).
+    PhantomStudy(study::StudyArgs),
     /// Run the main job: build `cmedl` in release mode, generate the phantom cohort, train
     /// `ct-only` and `cmedl` on the CPU, evaluate them and write the report (runs/demo).
     Demo {
@@ -94,6 +98,7 @@ fn run(cli: Cli) -> Result<()> {
         Task::Fixtures(args) => fixtures::fetch(&root, &args),
         Task::Ci { tests_only } => ci(&root, tests_only),
         Task::Demo { out } => demo(&root, &out),
+        Task::PhantomStudy(args) => study::run(&root, &args),
         Task::Fuzz { time, target } => fuzz(&root, time, target.as_deref()),
         Task::Bench {
             quick,

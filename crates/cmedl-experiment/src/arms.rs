@@ -21,37 +21,46 @@ use crate::plan::i2i_name;
 use crate::{Metric, RunPlan, RunResults};
 
 /// What a comparison measures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// A per-case metric.
     Case(Metric),
-    /// Per-lesion Dice.
-    LesionDice,
+    /// Per-lesion Dice, of every lesion or of the lesions of one location class.
+    LesionDice(Option<String>),
 }
 
 impl Outcome {
-    /// The outcomes every arm is compared on.
-    pub const ALL: [Outcome; 4] = [
-        Self::Case(Metric::Dice),
-        Self::Case(Metric::SurfaceDice),
-        Self::Case(Metric::Hd95),
-        Self::LesionDice,
-    ];
+    /// The outcomes of these results: Dice, surface Dice and HD95 per case, lesion Dice, and
+    /// lesion Dice per location class where lesions have one.
+    pub fn all<'a>(results: impl Iterator<Item = &'a RunResults>) -> Vec<Outcome> {
+        let mut out = vec![
+            Self::Case(Metric::Dice),
+            Self::Case(Metric::SurfaceDice),
+            Self::Case(Metric::Hd95),
+            Self::LesionDice(None),
+        ];
+        let locations: std::collections::BTreeSet<String> = results
+            .flat_map(|r| r.lesions.iter().filter_map(|l| l.location.clone()))
+            .collect();
+        out.extend(locations.into_iter().map(|l| Self::LesionDice(Some(l))));
+        out
+    }
 
     /// Name in tables.
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> String {
         match self {
-            Self::Case(m) => m.name(),
-            Self::LesionDice => "lesion dice",
+            Self::Case(m) => m.name().to_owned(),
+            Self::LesionDice(None) => "lesion dice".to_owned(),
+            Self::LesionDice(Some(l)) => format!("lesion dice, {l}"),
         }
     }
 
     /// The unit a value belongs to.
-    pub fn unit(self) -> &'static str {
+    pub fn unit(&self) -> &'static str {
         match self {
             Self::Case(_) => "case",
-            Self::LesionDice => "lesion",
+            Self::LesionDice(_) => "lesion",
         }
     }
 }
@@ -122,7 +131,7 @@ pub struct ArmComparison {
 /// Per-unit differences averaged over seeds, keyed by (case, lesion) (lesion 0: the case).
 type Differences = BTreeMap<(String, usize), Vec<f64>>;
 
-fn differences(a: &RunResults, b: &RunResults, outcome: Outcome, into: &mut Differences) {
+fn differences(a: &RunResults, b: &RunResults, outcome: &Outcome, into: &mut Differences) {
     match outcome {
         Outcome::Case(m) => {
             for ra in a.cases.iter().filter(|c| c.label == 1) {
@@ -132,8 +141,14 @@ fn differences(a: &RunResults, b: &RunResults, outcome: Outcome, into: &mut Diff
                 }
             }
         }
-        Outcome::LesionDice => {
-            for la in a.lesions.iter().filter(|l| l.label == 1) {
+        Outcome::LesionDice(location) => {
+            let wanted = |l: &&crate::lesions::LesionRow| {
+                l.label == 1
+                    && location
+                        .as_ref()
+                        .is_none_or(|w| l.location.as_ref() == Some(w))
+            };
+            for la in a.lesions.iter().filter(wanted) {
                 let same = |l: &&crate::lesions::LesionRow| {
                     l.label == 1 && l.case == la.case && l.lesion == la.lesion
                 };
@@ -161,7 +176,7 @@ fn mean(v: &[f64]) -> f64 {
 fn compare_arm(
     arm: &Arm,
     pairs: &[(&RunResults, &RunResults)],
-    outcome: Outcome,
+    outcome: &Outcome,
     seed: u64,
 ) -> ArmComparison {
     let mut by_unit = Differences::new();
@@ -183,7 +198,7 @@ fn compare_arm(
     let sd = summarize(&values).sd;
     ArmComparison {
         arm: arm.clone(),
-        outcome,
+        outcome: outcome.clone(),
         seeds: pairs.len(),
         n: values.len(),
         cases: groups.len(),
@@ -212,10 +227,10 @@ pub fn compare_arms(
         }
     }
     let mut out = Vec::new();
-    for outcome in Outcome::ALL {
+    for outcome in Outcome::all(results.values()) {
         let mut family: Vec<ArmComparison> = arms
             .iter()
-            .map(|(arm, pairs)| compare_arm(arm, pairs, outcome, seed))
+            .map(|(arm, pairs)| compare_arm(arm, pairs, &outcome, seed))
             .collect();
         // The set-up check (cmedl-no-distill) is not a hypothesis of the family.
         let tested: Vec<usize> = (0..family.len())
@@ -348,7 +363,7 @@ mod tests {
         let expected = holm(&[p1, p2]);
         assert_eq!((dice.p_holm, pmri.p_holm), (expected[0], expected[1]));
         // Lesions: differences 0.1, 0.2, 0 in both seeds; cases c0 (two) and c1 (one).
-        let lesion = get(Mode::Cmedl, Outcome::LesionDice);
+        let lesion = get(Mode::Cmedl, Outcome::LesionDice(None));
         assert_eq!((lesion.n, lesion.cases), (3, 2));
         assert!((lesion.difference.as_ref().unwrap().mean - 0.1).abs() < 1e-12);
         // The set-up check: identical, outside the Holm family.

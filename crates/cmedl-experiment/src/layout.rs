@@ -8,6 +8,7 @@
 //!   runs/<run>/                  each run's folder (see cmedl_trainer::RunDir)
 //!   predictions/<run>/<case>.nii.gz   test-split predictions of each run
 //!   results/<run>.json           per-case and per-lesion metrics of each run (RunResults)
+//!   comparisons.json             every arm against ct-only (ArmComparison list)
 //!   figures/                     curves-<run>.png, montage-<run>.png, montage.json
 //!   wall_time_s                  seconds spent in `cmedl experiment`, summed over invocations
 //!   report.md, report.html
@@ -74,6 +75,11 @@ impl ExperimentDir {
     /// The per-case metrics file of run `name`.
     pub fn results_file(&self, name: &str) -> PathBuf {
         self.results().join(format!("{name}.json"))
+    }
+
+    /// `comparisons.json`: every arm against ct-only (written with the report).
+    pub fn comparisons_file(&self) -> PathBuf {
+        self.root.join("comparisons.json")
     }
 
     /// `figures/`.

@@ -70,7 +70,9 @@ pub fn write_experiment_report(dir: &ExperimentDir) -> Result<ReportFiles, Exper
     data_section(&mut b, &ds, first.config.teacher.modalities().student);
     results_section(&mut b, &runs, &results, exp.tolerance_mm);
     lesion_section(&mut b, &runs, &results);
-    comparison_section(&mut b, &runs, &results);
+    let comparisons = compare_arms(&runs, &results, 0);
+    crate::write_json(&dir.comparisons_file(), &comparisons)?;
+    comparison_section(&mut b, &comparisons);
     teacher_section(&mut b, dir, &runs);
     figure_sections(&mut b, dir, &runs);
     b.push(Block::Heading(2, "Configuration".into()));
@@ -257,10 +259,9 @@ fn lesion_section(b: &mut Vec<Block>, runs: &[RunPlan], results: &Results) {
     b.push(Block::Table(head, rows));
 }
 
-fn comparison_section(b: &mut Vec<Block>, runs: &[RunPlan], results: &Results) {
+fn comparison_section(b: &mut Vec<Block>, cmp: &[ArmComparison]) {
     b.push(Block::Heading(2, "Paired comparison with ct-only".into()));
     b.push(Block::Para("Each arm (mode, segmenter, translator) against ct-only with the same segmenter: differences (arm − ct-only) per case, or per lesion for lesion Dice, averaged over the seeds both have. The interval is a 95 % bootstrap over cases (10 000 resamples; the lesions of a case are resampled together); p is the two-sided Wilcoxon signed-rank test over cases (per-case means for lesions; exact up to 25 pairs), and Holm's method adjusts it across the arms compared on the same outcome. The verdict follows the Holm-adjusted p at 0.05. 'detectable' is the difference a paired test at 5 % would find 80 % of the time with these n and standard deviation (normal approximation). cmedl-no-distill is a check of the set-up, not an arm: with equal starts and the same batches its student must be ct-only's.".into()));
-    let cmp = compare_arms(runs, results, 0);
     if cmp.is_empty() {
         b.push(Block::Para(
             "No comparison: the experiment has no ct-only run to compare with.".into(),
