@@ -211,13 +211,11 @@ fn compare_arm(
     }
 }
 
-/// Every arm but `ct-only` against `ct-only` with the same segmenter, on every outcome, with
-/// Holm-adjusted p values per outcome; `seed` drives the bootstraps.
-pub fn compare_arms(
+/// The runs of each arm paired with their ct-only runs (seed by seed, both evaluated).
+fn arm_pairs<'a>(
     runs: &[RunPlan],
-    results: &BTreeMap<String, RunResults>,
-    seed: u64,
-) -> Vec<ArmComparison> {
+    results: &'a BTreeMap<String, RunResults>,
+) -> BTreeMap<Arm, Vec<(&'a RunResults, &'a RunResults)>> {
     let mut arms: BTreeMap<Arm, Vec<(&RunResults, &RunResults)>> = BTreeMap::new();
     for r in runs.iter().filter(|r| r.mode != Mode::CtOnly) {
         let base = r.baseline(runs);
@@ -226,6 +224,44 @@ pub fn compare_arms(
             arms.entry(Arm::of(r)).or_default().push(pair);
         }
     }
+    arms
+}
+
+/// Per arm, one point per case: ct-only's Dice and the arm's Dice difference, each averaged
+/// over the seeds both have.
+pub fn case_differences(
+    runs: &[RunPlan],
+    results: &BTreeMap<String, RunResults>,
+) -> BTreeMap<Arm, Vec<(f64, f64)>> {
+    let mut out = BTreeMap::new();
+    for (arm, pairs) in arm_pairs(runs, results) {
+        let mut by_case: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+        for (a, b) in &pairs {
+            for ra in a.cases.iter().filter(|c| c.label == 1) {
+                if let Some(rb) = b.cases.iter().find(|c| c.label == 1 && c.case == ra.case) {
+                    let e = by_case.entry(&rb.case).or_default();
+                    e.0.push(rb.metrics.dice);
+                    e.1.push(ra.metrics.dice - rb.metrics.dice);
+                }
+            }
+        }
+        let points = by_case
+            .values()
+            .map(|(base, d)| (mean(base), mean(d)))
+            .collect();
+        out.insert(arm, points);
+    }
+    out
+}
+
+/// Every arm but `ct-only` against `ct-only` with the same segmenter, on every outcome, with
+/// Holm-adjusted p values per outcome; `seed` drives the bootstraps.
+pub fn compare_arms(
+    runs: &[RunPlan],
+    results: &BTreeMap<String, RunResults>,
+    seed: u64,
+) -> Vec<ArmComparison> {
+    let arms = arm_pairs(runs, results);
     let mut out = Vec::new();
     for outcome in Outcome::all(results.values()) {
         let mut family: Vec<ArmComparison> = arms

@@ -39,7 +39,10 @@ pub fn run_experiment(
     let dir = ExperimentDir::new(out);
     crate::create_dir(dir.path())?;
     crate::write_json(&dir.experiment_file(), &exp)?;
+    // Absolute, so that `cmedl report` finds the data from any working folder.
     let data_root = data_root(&exp, &dir, config_path)?;
+    let data_root =
+        std::path::absolute(&data_root).map_err(|e| ExperimentError::input(&data_root, e))?;
     let runs = plan(&exp, &base, &data_root)?;
     crate::write_json(&dir.plan_file(), &runs)?;
     let ds = Dataset::open(&data_root)?;

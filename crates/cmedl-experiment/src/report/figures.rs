@@ -65,6 +65,14 @@ fn shown_slice(ds: &Dataset, student: &str) -> Result<Option<Shown>, ExperimentE
     }))
 }
 
+/// The teacher's validation Dice on translations per epoch (NaN where not logged).
+pub fn teacher_curve(run: &cmedl_trainer::RunDir) -> Vec<f64> {
+    run.epochs()
+        .iter()
+        .map(|e| e.teacher_dice_pmri.unwrap_or(f64::NAN))
+        .collect()
+}
+
 /// Draws `figures/curves-<run>.png` and `figures/montage-<run>.png` for every run.
 pub fn make_figures(
     ds: &Dataset,
@@ -81,8 +89,15 @@ pub fn make_figures(
     };
     for r in runs {
         run_montage(dir, r, &shown)?;
-        let (loss, dice) = dir.run(&r.name).epoch_curves();
-        training_curves(&figs.join(format!("curves-{}.png", r.name)), &loss, &dice)?;
+        let run = dir.run(&r.name);
+        let (loss, dice) = run.epoch_curves();
+        let teacher = teacher_curve(&run);
+        training_curves(
+            &figs.join(format!("curves-{}.png", r.name)),
+            &loss,
+            &dice,
+            &teacher,
+        )?;
     }
     crate::write_json(
         &figs.join("montage.json"),

@@ -1,6 +1,7 @@
 //! Reports of experiment and run folders, written from the files in them (so `cmedl report`
 //! can rebuild them): Markdown and self-contained HTML with figures.
 
+pub mod chart;
 mod figures;
 mod render;
 
@@ -13,9 +14,11 @@ use cmedl_trainer::config::Mode;
 use cmedl_trainer::RunDir;
 
 pub use figures::{make_figures, MontageSlice};
-pub use render::{html, markdown, montage, training_curves, write, Block, Panel, ReportFiles};
+pub use render::{
+    html, markdown, montage, paired_differences, training_curves, write, Block, Panel, ReportFiles,
+};
 
-use crate::arms::{compare_arms, ArmComparison};
+use crate::arms::{case_differences, compare_arms, ArmComparison};
 use crate::lesions::count_lesions;
 use crate::plan::i2i_name;
 use crate::{
@@ -73,6 +76,7 @@ pub fn write_experiment_report(dir: &ExperimentDir) -> Result<ReportFiles, Exper
     let comparisons = compare_arms(&runs, &results, 0);
     crate::write_json(&dir.comparisons_file(), &comparisons)?;
     comparison_section(&mut b, &comparisons);
+    paired_figures(&mut b, dir, &runs, &results)?;
     teacher_section(&mut b, dir, &runs);
     figure_sections(&mut b, dir, &runs);
     b.push(Block::Heading(2, "Configuration".into()));
@@ -285,6 +289,26 @@ fn comparison_section(b: &mut Vec<Block>, cmp: &[ArmComparison]) {
     ));
 }
 
+/// One figure per arm: every case's Dice difference against ct-only's Dice.
+fn paired_figures(
+    b: &mut Vec<Block>,
+    dir: &ExperimentDir,
+    runs: &[RunPlan],
+    results: &Results,
+) -> Result<(), ExperimentError> {
+    crate::create_dir(&dir.figures())?;
+    for (arm, points) in case_differences(runs, results) {
+        if arm.mode == Mode::CmedlNoDistill || points.is_empty() {
+            continue;
+        }
+        let name = arm.name();
+        let file = format!("figures/paired-{}.png", name.replace('/', "-"));
+        paired_differences(&dir.path().join(&file), &points, &name)?;
+        b.push(Block::Image(file, format!("{name}: one dot per test case, its Dice difference against ct-only (y; above 0 the arm is better) over ct-only's Dice (x), each averaged over the seeds; {} cases", points.len())));
+    }
+    Ok(())
+}
+
 /// "–" for a missing or NaN value, else the value with 3 decimals.
 fn fmt_dice(v: Option<f64>) -> String {
     match v {
@@ -461,7 +485,8 @@ pub fn write_run_report(run: &RunDir) -> Result<ReportFiles, ExperimentError> {
     let (loss, dice) = run.epoch_curves();
     let figs = run.figures();
     crate::create_dir(&figs)?;
-    let (lo, hi) = training_curves(&figs.join("curves.png"), &loss, &dice)?;
+    let teacher = figures::teacher_curve(run);
+    let (lo, hi) = training_curves(&figs.join("curves.png"), &loss, &dice, &teacher)?;
     let best = finite_max(&dice);
     let name = run
         .path()

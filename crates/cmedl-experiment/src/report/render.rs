@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use image::{Rgb, RgbImage};
-use plotters::prelude::*;
+
+use super::chart::{padded_range, Canvas, Plot, BLACK, COLOURS};
 
 use crate::ExperimentError;
 
@@ -117,17 +118,16 @@ pub fn write(dir: &Path, title: &str, blocks: &[Block]) -> Result<ReportFiles, E
 /// Size of the training-curve figures.
 pub const CURVE_SIZE: (u32, u32) = (800, 300);
 
-/// Two panels: mean total loss per epoch (left, blue) and validation Dice per epoch (right,
-/// green, axis 0–1). Returns the loss range drawn, for the caption.
+/// Two panels with labelled axes: mean total loss per epoch (left, blue) and validation Dice
+/// per epoch (right, green, axis 0–1; the teacher's on translations in orange when given).
+/// Returns the loss range drawn, for the caption.
 pub fn training_curves(
     path: &Path,
     loss: &[f64],
     dice: &[f64],
+    teacher: &[f64],
 ) -> Result<(f64, f64), ExperimentError> {
-    let err = |e: String| ExperimentError::Figure(format!("{}: {e}", path.display()));
-    let root = BitMapBackend::new(path, CURVE_SIZE).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let (left, right) = root.split_horizontally(CURVE_SIZE.0 / 2);
+    let mut canvas = Canvas::new(CURVE_SIZE.0, CURVE_SIZE.1);
     let n = loss.len().max(dice.len()).max(2) as f64;
     let finite: Vec<f64> = loss.iter().copied().filter(|v| v.is_finite()).collect();
     let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
@@ -138,43 +138,63 @@ pub fn training_curves(
         (0.0, 1.0)
     };
     let pad = (hi - lo) * 0.05;
-    for (area, values, range, colour) in [
-        (&left, loss, (lo - pad, hi + pad), BLUE),
-        (&right, dice, (0.0, 1.0), GREEN),
-    ] {
-        let (w, h) = area.dim_in_pixel();
-        area.draw(&Rectangle::new(
-            [(4, 4), (w as i32 - 5, h as i32 - 5)],
-            BLACK.stroke_width(1),
-        ))
-        .map_err(|e| err(e.to_string()))?;
-        let mut chart = ChartBuilder::on(area)
-            .margin(12)
-            .x_label_area_size(0)
-            .y_label_area_size(0)
-            .build_cartesian_2d(1f64..n, range.0..range.1)
-            .map_err(|e| err(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_labels(0)
-            .y_labels(0)
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
-        let pts: Vec<(f64, f64)> = values
-            .iter()
+    let epochs = |v: &[f64]| -> Vec<(f64, f64)> {
+        v.iter()
             .enumerate()
-            .filter(|(_, v)| v.is_finite())
-            .map(|(i, v)| (i as f64 + 1.0, *v))
-            .collect();
-        chart
-            .draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2)))
-            .map_err(|e| err(e.to_string()))?;
-        chart
-            .draw_series(pts.iter().map(|p| Circle::new(*p, 3, colour.filled())))
-            .map_err(|e| err(e.to_string()))?;
+            .map(|(i, y)| (i as f64 + 1.0, *y))
+            .collect()
+    };
+    let left = Plot {
+        frame: (60, 30, 380, 255),
+        x: (1.0, n),
+        y: (lo - pad, hi + pad),
+    };
+    left.axes(&mut canvas, "epoch", "mean total training loss");
+    left.line_series(&mut canvas, &epochs(loss), COLOURS[0]);
+    let right = Plot {
+        frame: (460, 30, 780, 255),
+        x: (1.0, n),
+        y: (0.0, 1.0),
+    };
+    right.axes(&mut canvas, "epoch", "validation dice");
+    right.line_series(&mut canvas, &epochs(dice), COLOURS[1]);
+    let mut legend = vec![("student", COLOURS[1])];
+    if teacher.iter().any(|v| v.is_finite()) {
+        right.line_series(&mut canvas, &epochs(teacher), COLOURS[4]);
+        legend.push(("teacher on pmri", COLOURS[4]));
     }
-    root.present().map_err(|e| err(e.to_string()))?;
+    right.legend(&mut canvas, &legend);
+    canvas.save(path)?;
     Ok((lo, hi))
+}
+
+/// One dot per case: the baseline's Dice (x) against the arm's paired difference (y), with
+/// the zero line.
+pub fn paired_differences(
+    path: &Path,
+    points: &[(f64, f64)],
+    arm: &str,
+) -> Result<(), ExperimentError> {
+    let mut canvas = Canvas::new(480, 320);
+    let (ylo, yhi) = padded_range(points.iter().map(|p| p.1).chain([0.0]));
+    let plot = Plot {
+        frame: (60, 30, 460, 270),
+        x: (0.0, 1.0),
+        y: (ylo, yhi),
+    };
+    plot.axes(
+        &mut canvas,
+        "ct-only dice of the case (mean over seeds)",
+        &format!("dice difference: {arm} - ct-only"),
+    );
+    plot.hline(&mut canvas, 0.0, BLACK);
+    for &(x, y) in points
+        .iter()
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+    {
+        canvas.dot(plot.at(x, y), 2, COLOURS[2]);
+    }
+    canvas.save(path)
 }
 
 /// One montage panel: a grey slice with contours of masks in colours.
