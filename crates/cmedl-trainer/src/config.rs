@@ -484,8 +484,67 @@ impl TrainConfig {
                 self.data.size
             ));
         }
+        self.validate_ranges()?;
         if self.data.root.as_os_str().is_empty() {
             return bad("data.root is empty: set it in the config or with --data DIR".into());
+        }
+        Ok(())
+    }
+
+    /// Ranges and orderings of values a network, loss or preprocessing step would otherwise
+    /// fail on later (inside libtorch, or as a silent NaN).
+    fn validate_ranges(&self) -> Result<(), TrainError> {
+        let bad = |m: String| Err(TrainError::Config(m));
+        let [lo, hi] = self.data.ct_window;
+        if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+            return bad(format!(
+                "data.ct_window must be [lo, hi] with lo < hi, got [{lo}, {hi}]"
+            ));
+        }
+        let [plo, phi] = self.data.mr_percentiles;
+        if !(0.0 <= plo && plo < phi && phi <= 100.0) {
+            return bad(format!(
+                "data.mr_percentiles must be [lo, hi] with 0 ≤ lo < hi ≤ 100, got [{plo}, {phi}]"
+            ));
+        }
+        for (name, v) in [
+            ("data.empty_share", self.data.empty_share),
+            ("data.teacher_empty_share", self.data.teacher_empty_share),
+            ("loss.adversarial", self.loss.adversarial),
+            ("loss.cycle", self.loss.cycle),
+            ("loss.identity", self.loss.identity),
+            ("loss.nce", self.loss.nce),
+            ("loss.teacher", self.loss.teacher),
+            ("loss.student", self.loss.student),
+            ("loss.distill.weight", self.loss.distill.weight),
+            ("train.weight_decay", self.train.weight_decay),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(format!("{name} must be a finite number ≥ 0, got {v}"));
+            }
+        }
+        for (name, v) in [
+            ("model.generator.ngf", self.model.generator.ngf),
+            ("model.discriminator.ndf", self.model.discriminator.ndf),
+            ("model.nce_dim", self.model.nce_dim),
+        ] {
+            if v < 1 {
+                return bad(format!("{name} must be at least 1, got {v}"));
+            }
+        }
+        if let SegmenterConfig::Unet(u) = &self.model.segmenter {
+            if u.base < 1 || u.depth < 1 {
+                return bad(format!(
+                    "model.segmenter: a U-Net needs base ≥ 1 and depth ≥ 1, got base {} and depth {}",
+                    u.base, u.depth
+                ));
+            }
+        }
+        if self.train.betas.iter().any(|b| !(0.0..1.0).contains(b)) {
+            return bad(format!(
+                "train.betas must lie in [0, 1), got {:?}",
+                self.train.betas
+            ));
         }
         Ok(())
     }
