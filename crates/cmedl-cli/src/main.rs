@@ -62,6 +62,8 @@ enum Command {
     Experiment(experiment::Args),
     /// Regenerate report.md and report.html of an experiment or run folder from its files.
     Report(report::Args),
+    /// Summarise experiments that differ in one data setting: a table and a figure per arm.
+    Study(study::Args),
     /// Measure training, prediction and loader throughput (JSON lines; see `cargo xtask bench`).
     #[command(hide = true)]
     Bench(bench::Args),
@@ -95,6 +97,7 @@ fn dispatch(cli: Cli) -> CmdResult {
         Command::Evaluate(a) => evaluate::run(a, g),
         Command::Experiment(a) => experiment::run(a, g),
         Command::Report(a) => report::run(a, g),
+        Command::Study(a) => study::run(a, g),
         Command::Bench(a) => bench::run(a, g),
         Command::Info(a) => info::run(a, g),
         Command::Convert(a) => convert::run(a, g),

@@ -28,6 +28,7 @@ pub mod lesions;
 mod plan;
 pub mod report;
 mod runner;
+pub mod study;
 
 use std::path::{Path, PathBuf};
 

@@ -347,7 +347,38 @@ pub struct CohortSummary {
     pub cnr: Vec<TumourCnr>,
 }
 
-/// Generates the cohort on all cores and writes it under `out` with its `dataset.json`.
+/// The measured tumour contrast of one image kind and location, as `contrast.json` records it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContrastStat {
+    /// Image contrast (`ct`, `t2`, `t1`).
+    pub contrast: Contrast,
+    /// Tumour location class.
+    pub location: TumourKind,
+    /// Tumours measured.
+    pub tumours: usize,
+    /// Mean contrast-to-noise ratio against the tumour's surroundings.
+    pub mean_cnr: f64,
+}
+
+/// Writes `contrast.json`: the mean tumour CNR per image contrast and location of the cohort.
+fn write_contrast_stats(out: &Path, cnrs: &[TumourCnr]) -> Result<(), PhantomError> {
+    let stats: Vec<ContrastStat> = crate::stats::summarize(cnrs)
+        .into_iter()
+        .map(|(contrast, location, tumours, mean_cnr)| ContrastStat {
+            contrast,
+            location,
+            tumours,
+            mean_cnr,
+        })
+        .collect();
+    let path = out.join("contrast.json");
+    let text =
+        serde_json::to_string_pretty(&stats).map_err(|e| PhantomError::Config(e.to_string()))?;
+    std::fs::write(&path, text + "\n").map_err(|e| PhantomError::io(&path, e))
+}
+
+/// Generates the cohort on all cores and writes it under `out` with its `dataset.json` (and
+/// `contrast.json`, the measured tumour CNR per image contrast and location).
 ///
 /// `progress(done, total)` is called after each case.
 pub fn write_cohort(
@@ -475,6 +506,7 @@ pub fn write_cohort(
         modalities,
         generator: serde_json::to_value(config).map_err(|e| PhantomError::Config(e.to_string()))?,
     };
+    write_contrast_stats(out, &cnrs)?;
     let path = out.join("dataset.json");
     let text =
         serde_json::to_string_pretty(&index).map_err(|e| PhantomError::Config(e.to_string()))?;

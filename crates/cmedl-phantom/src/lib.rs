@@ -55,7 +55,8 @@ use std::path::{Path, PathBuf};
 
 pub use anatomy::{LocationShares, Patient, Tissue, TumourKind};
 pub use cohort::{
-    generate_case, plan, write_cohort, Case, CaseMeta, CohortConfig, CohortSummary, MrContrast,
+    generate_case, plan, write_cohort, Case, CaseMeta, CohortConfig, CohortSummary, ContrastStat,
+    MrContrast,
 };
 pub use imaging::{Contrast, CtSettings};
 

@@ -9,5 +9,6 @@ pub mod info;
 pub mod phantom;
 pub mod predict;
 pub mod report;
+pub mod study;
 pub mod train;
 pub mod translate;

@@ -1,0 +1,184 @@
+//! A study: experiments that differ in one setting of the data, summarised together. Each
+//! experiment's arms are compared with ct-only as in its report; the summary tabulates them
+//! against the measured mediastinal CT tumour CNR of the experiment's phantom (its
+//! `contrast.json`) and draws, per arm, the lesion Dice difference by location against it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use cmedl_phantom::ContrastStat;
+use cmedl_trainer::config::Mode;
+
+use crate::arms::{compare_arms, Arm, ArmComparison, Outcome};
+use crate::report::chart::{padded_range, Canvas, Plot, COLOURS};
+use crate::{ExperimentDir, ExperimentError, RunPlan, RunResults};
+
+/// One experiment of a study, compared.
+pub struct StudyPoint {
+    /// The experiment folder's name.
+    pub name: String,
+    /// Mean CT CNR of the mediastinal tumours of its cohort, when recorded.
+    pub mediastinal_cnr: Option<f64>,
+    /// Its arms against ct-only.
+    pub comparisons: Vec<ArmComparison>,
+}
+
+/// Reads and compares one experiment folder.
+pub fn study_point(dir: &Path) -> Result<StudyPoint, ExperimentError> {
+    let exp = ExperimentDir::new(dir);
+    let runs: Vec<RunPlan> = crate::read_json(&exp.plan_file())?;
+    let mut results: BTreeMap<String, RunResults> = BTreeMap::new();
+    for r in &runs {
+        if let Some(res) = exp.read_results(&r.name)? {
+            results.insert(r.name.clone(), res);
+        }
+    }
+    let mediastinal_cnr = runs.first().and_then(|r| {
+        let path = r.config.data.root.join("contrast.json");
+        let stats: Vec<ContrastStat> = crate::read_json(&path).ok()?;
+        stats
+            .iter()
+            .find(|s| {
+                s.contrast == cmedl_phantom::Contrast::Ct
+                    && s.location == cmedl_phantom::TumourKind::Mediastinal
+            })
+            .map(|s| s.mean_cnr)
+    });
+    Ok(StudyPoint {
+        name: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        mediastinal_cnr,
+        comparisons: compare_arms(&runs, &results, 0),
+    })
+}
+
+fn table_row(p: &StudyPoint, c: &ArmComparison) -> String {
+    let cnr = p.mediastinal_cnr.map_or("?".into(), |v| format!("{v:.2}"));
+    let diff = c.difference.as_ref().map_or("–".into(), |d| {
+        format!("{:+.3} [{:+.3}, {:+.3}]", d.mean, d.low, d.high)
+    });
+    let p_value = c
+        .wilcoxon
+        .as_ref()
+        .map_or("–".into(), |w| format!("{:.4}", w.p_value));
+    let (holm, verdict) = if c.p_holm.is_finite() {
+        let v = if c.p_holm < 0.05 {
+            "significant"
+        } else {
+            "not significant"
+        };
+        (format!("{:.4}", c.p_holm), v)
+    } else {
+        ("–".into(), "no test")
+    };
+    format!(
+        "| {} | {cnr} | {} | {} | {} | {} {}s | {diff} | {p_value} | {holm} | ±{:.3} | {verdict} |",
+        p.name,
+        c.arm.name(),
+        c.outcome.name(),
+        c.seeds,
+        c.n,
+        c.outcome.unit(),
+        c.detectable
+    )
+}
+
+/// The markdown table of every arm and outcome of every experiment (cmedl-no-distill, the
+/// set-up check, left out).
+pub fn study_table(points: &[StudyPoint]) -> String {
+    let mut lines = vec![
+        "| experiment | mediastinal CT CNR | arm | outcome | seeds | n | mean difference vs ct-only [95 % CI] | Wilcoxon p | Holm p | detectable (80 %) | verdict |".to_owned(),
+        "|---|---|---|---|---|---|---|---|---|---|---|".to_owned(),
+    ];
+    for p in points {
+        for c in p
+            .comparisons
+            .iter()
+            .filter(|c| c.arm.mode != Mode::CmedlNoDistill)
+        {
+            lines.push(table_row(p, c));
+        }
+    }
+    lines.join("\n") + "\n"
+}
+
+/// Per arm, `study-<arm>.png`: the lesion Dice difference (with its 95 % interval) against the
+/// mediastinal CT CNR, one series per lesion location and one for all lesions. Returns the
+/// files written.
+pub fn study_figures(points: &[StudyPoint], out: &Path) -> Result<Vec<PathBuf>, ExperimentError> {
+    let mut by_arm: BTreeMap<Arm, Vec<(f64, &ArmComparison)>> = BTreeMap::new();
+    for p in points {
+        let Some(cnr) = p.mediastinal_cnr else {
+            continue;
+        };
+        for c in &p.comparisons {
+            if c.arm.mode != Mode::CmedlNoDistill && matches!(c.outcome, Outcome::LesionDice(_)) {
+                by_arm.entry(c.arm.clone()).or_default().push((cnr, c));
+            }
+        }
+    }
+    let mut files = Vec::new();
+    for (arm, entries) in by_arm {
+        let path = out.join(format!("study-{}.png", arm.name().replace('/', "-")));
+        draw_arm(&path, &arm, &entries)?;
+        files.push(path);
+    }
+    Ok(files)
+}
+
+fn draw_arm(
+    path: &Path,
+    arm: &Arm,
+    entries: &[(f64, &ArmComparison)],
+) -> Result<(), ExperimentError> {
+    let mut series: BTreeMap<String, Vec<(f64, f64, f64, f64)>> = BTreeMap::new();
+    for (cnr, c) in entries {
+        if let Some(d) = &c.difference {
+            series
+                .entry(c.outcome.name())
+                .or_default()
+                .push((*cnr, d.mean, d.low, d.high));
+        }
+    }
+    let (xlo, xhi) = padded_range(entries.iter().map(|e| e.0));
+    let (ylo, yhi) = padded_range(
+        series
+            .values()
+            .flatten()
+            .flat_map(|p| [p.2, p.3])
+            .chain([0.0]),
+    );
+    let mut canvas = Canvas::new(640, 380);
+    let plot = Plot {
+        frame: (70, 30, 620, 320),
+        x: (xlo, xhi),
+        y: (ylo, yhi),
+    };
+    plot.axes(
+        &mut canvas,
+        "mean mediastinal ct tumour cnr of the cohort",
+        &format!("lesion dice difference: {} - ct-only (95 % ci)", arm.name()),
+    );
+    plot.hline(&mut canvas, 0.0, crate::report::chart::BLACK);
+    let mut legend = Vec::new();
+    // Series side by side around each CNR, so their bars do not hide each other.
+    let width = (xhi - xlo) * 0.012;
+    let count = series.len() as f64;
+    for (i, (name, mut pts)) in series.into_iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        let shift = (i as f64 - (count - 1.0) / 2.0) * width;
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for &(x, _, lo, hi) in &pts {
+            plot.error_bar(&mut canvas, x + shift, lo, hi, colour);
+        }
+        let line: Vec<(f64, f64)> = pts.iter().map(|p| (p.0 + shift, p.1)).collect();
+        plot.line_series(&mut canvas, &line, colour);
+        legend.push((name, colour));
+    }
+    let entries: Vec<(&str, image::Rgb<u8>)> =
+        legend.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+    plot.legend(&mut canvas, &entries);
+    canvas.save(path)
+}
