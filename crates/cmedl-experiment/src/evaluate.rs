@@ -115,6 +115,20 @@ pub struct RunResults {
     /// Lesion counts per case (and label).
     #[serde(default)]
     pub case_lesions: Vec<crate::lesions::CaseLesions>,
+    /// The translation of each case against the same patient's image in the teacher
+    /// modality, where the dataset has it (runs with a translator).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fidelity: Vec<FidelityRow>,
+}
+
+/// How close a case's translation is to the same patient's real teacher-modality image.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FidelityRow {
+    /// Case name.
+    pub case: String,
+    /// The comparison.
+    #[serde(flatten)]
+    pub similarity: cmedl_metrics::similarity::Similarity,
 }
 
 /// Summaries by label, then by metric name.

@@ -7,15 +7,17 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cmedl_io::dataset::Dataset;
+use cmedl_io::dataset::{CaseEntry, Dataset};
 use cmedl_io::nifti::{read_mask, read_volume, write_mask, ReadOptions};
 use cmedl_metrics::lesion::LesionOptions;
+use cmedl_metrics::similarity::{similarity, SimilarityOptions};
 use cmedl_metrics::MetricOptions;
 use cmedl_phantom::write_cohort;
 use cmedl_trainer::checkpoint::Which;
 use cmedl_trainer::infer::Predictor;
 use cmedl_trainer::{RunOptions, Silent, Trainer};
 
+use crate::evaluate::FidelityRow;
 use crate::lesions::{score_lesions, tumour_positions};
 use crate::report::{self, ReportFiles};
 use crate::{plan, ExperimentConfig, ExperimentDir, ExperimentError, RunPlan, RunResults};
@@ -135,43 +137,99 @@ fn evaluate_run(
         .resolve()
         .map_err(cmedl_trainer::TrainError::from)?;
     let predictor = Predictor::load(dir.run(&r.name).path(), &Which::Best, device)?;
-    let options = MetricOptions {
-        tolerance_mm: tolerance,
-        ..Default::default()
+    let scoring = Scoring {
+        ds,
+        predictor: &predictor,
+        metrics: MetricOptions {
+            tolerance_mm: tolerance,
+            ..Default::default()
+        },
+        labels: (1..r.config.data.classes as u8).collect(),
+        pred_dir: &pred_dir,
     };
-    let labels: Vec<u8> = (1..r.config.data.classes as u8).collect();
     let mut results = RunResults::default();
     for case in &modality.test {
-        let Some(label) = &case.label else { continue };
-        let pred_path = pred_dir.join(format!("{}.nii.gz", case.id));
+        scoring.case(case, &mut results)?;
+    }
+    crate::create_dir(&dir.results())?;
+    crate::write_json(&dir.results_file(&r.name), &results)
+}
+
+/// What scoring a run's test cases needs.
+struct Scoring<'a> {
+    ds: &'a Dataset,
+    predictor: &'a Predictor,
+    metrics: MetricOptions,
+    labels: Vec<u8>,
+    pred_dir: &'a Path,
+}
+
+impl Scoring<'_> {
+    /// Predicts one test case (unless its prediction exists) and adds its case, lesion and
+    /// translation-fidelity rows to `results`.
+    fn case(&self, case: &CaseEntry, results: &mut RunResults) -> Result<(), ExperimentError> {
+        let Some(label) = &case.label else {
+            return Ok(());
+        };
+        let pred_path = self.pred_dir.join(format!("{}.nii.gz", case.id));
+        let mut volume = None;
+        let image = || -> Result<cmedl_io::Volume, ExperimentError> {
+            let path = self.ds.path(&case.image);
+            Ok(read_volume(&path, &ReadOptions::default())?.volume)
+        };
         if !pred_path.exists() {
-            let volume = read_volume(&ds.path(&case.image), &ReadOptions::default())?.volume;
-            let seg = predictor.segment(&volume, 16, false, false)?;
+            let v = image()?;
+            let seg = self.predictor.segment(&v, 16, false, false)?;
             write_mask(&pred_path, &seg.labels)?;
+            volume = Some(v);
         }
         let pred = read_mask(&pred_path, &ReadOptions::default())?;
-        let reference = read_mask(&ds.path(label), &ReadOptions::default())?;
+        let reference = read_mask(&self.ds.path(label), &ReadOptions::default())?;
         if !pred.geometry.same_grid(&reference.geometry, 1e-3) {
             return Err(ExperimentError::input(
                 &pred_path,
                 "the prediction is not on its reference's grid",
             ));
         }
-        let rows = crate::evaluate_masks(&pred, &reference, &case.id, &labels, &options)
+        let rows = crate::evaluate_masks(&pred, &reference, &case.id, &self.labels, &self.metrics)
             .map_err(|e| ExperimentError::input(&pred_path, e))?;
-        let positions = tumour_positions(ds, case);
+        let positions = tumour_positions(self.ds, case);
+        let options = LesionOptions::default();
         let (lesions, counts) = score_lesions(
             &pred,
             &reference,
             &case.id,
-            &labels,
+            &self.labels,
             &positions,
-            &LesionOptions::default(),
+            &options,
         )?;
         results.cases.extend(rows);
         results.lesions.extend(lesions);
         results.case_lesions.extend(counts);
+        if let (Some(window), Some(counterpart)) =
+            (self.predictor.teacher_window, &case.counterpart)
+        {
+            let v = match volume {
+                Some(v) => v,
+                None => image()?,
+            };
+            let translated = self.predictor.translate(&v, 16, window)?;
+            let path = self.ds.path(counterpart);
+            let real = read_volume(&path, &ReadOptions::default())?.volume;
+            let tumour: Vec<bool> = reference.data.iter().map(|&l| l > 0).collect();
+            let s = similarity(
+                &translated.data,
+                &real.data,
+                Some(&tumour),
+                reference.geometry.shape,
+                &SimilarityOptions::default(),
+            )
+            .map_err(|e| ExperimentError::input(&path, e))?;
+            results.fidelity.push(FidelityRow {
+                case: case.id.clone(),
+                similarity: s,
+            });
+        }
+        Ok(())
     }
-    crate::create_dir(&dir.results())?;
-    crate::write_json(&dir.results_file(&r.name), &results)
 }

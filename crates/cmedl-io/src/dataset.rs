@@ -27,6 +27,10 @@ pub struct CaseEntry {
     /// Per-case metadata JSON (e.g. tumour locations), relative to the root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<String>,
+    /// The same patient imaged in another modality, on the same grid, relative to the root:
+    /// for evaluation only (e.g. of a translation); training never reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counterpart: Option<String>,
 }
 
 /// The imaging modality of a dataset entry, which decides its intensity normalisation.
@@ -147,6 +151,7 @@ impl Dataset {
                     case.label.as_ref(),
                     case.organs.as_ref(),
                     case.meta.as_ref(),
+                    case.counterpart.as_ref(),
                 ]
                 .into_iter()
                 .flatten()

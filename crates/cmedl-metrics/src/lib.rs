@@ -32,6 +32,7 @@
 mod distance;
 pub mod float_serde;
 pub mod lesion;
+pub mod similarity;
 pub mod stats;
 mod surface;
 mod surface_element;

@@ -284,22 +284,32 @@ pub struct Plan {
     pub contrasts: Vec<Contrast>,
     /// Split: `train`, `val` or `test`.
     pub split: &'static str,
+    /// The MRI contrast also rendered of a CT validation or test patient, for evaluating
+    /// translations against the same patient (never listed for training).
+    pub counterpart: Option<Contrast>,
 }
 
 /// The cases of a cohort; CT and MR patients draw from disjoint seed streams.
 pub fn plan(config: &CohortConfig) -> Vec<Plan> {
     let mut out = Vec::new();
+    let counterpart = match config.mr_contrast {
+        MrContrast::T1 => Contrast::T1,
+        MrContrast::T2 | MrContrast::Both => Contrast::T2,
+    };
     for (split, count, group) in [
         ("train", config.ct, 1u64),
         ("val", config.val, 2),
         ("test", config.test, 3),
     ] {
         for i in 0..count {
+            let counterpart = (split != "train").then_some(counterpart);
             out.push(Plan {
                 id: format!("ct_{split}_{i:03}"),
                 seed: patient_seed(config.seed, group, i as u64),
-                contrasts: vec![Contrast::Ct],
+                // The CT is rendered first, so the counterpart leaves it unchanged.
+                contrasts: std::iter::once(Contrast::Ct).chain(counterpart).collect(),
                 split,
+                counterpart,
             });
         }
     }
@@ -319,6 +329,7 @@ pub fn plan(config: &CohortConfig) -> Vec<Plan> {
                 seed: patient_seed(config.seed, group, i as u64),
                 contrasts: mr.clone(),
                 split,
+                counterpart: None,
             });
         }
     }
@@ -415,8 +426,24 @@ pub fn write_cohort(
     let results: Vec<Result<Written, PhantomError>> = plans
         .par_iter()
         .map(|p| {
-            let case = generate_case(config, &p.id, p.seed, &p.contrasts);
+            let mut case = generate_case(config, &p.id, p.seed, &p.contrasts);
             let (img_dir, lab_dir, org_dir) = folder(p.split);
+            let counterpart = match p.counterpart {
+                Some(_) => case.images.pop(),
+                None => None,
+            };
+            let counterpart_path = match &counterpart {
+                Some((_, volume)) => {
+                    let rel = format!("ct/{img_dir}Counterpart/{}.nii.gz", p.id);
+                    let options = WriteOptions {
+                        datatype: DataType::F32,
+                        ..Default::default()
+                    };
+                    write_volume(&out.join(&rel), volume, &options)?;
+                    Some(rel)
+                }
+                None => None,
+            };
             let mut entries = Vec::new();
             for (contrast, volume) in &case.images {
                 let modality = match (contrast, config.mr_contrast) {
@@ -448,6 +475,7 @@ pub fn write_cohort(
                         label: Some(rel(lab_dir)),
                         organs: Some(rel(org_dir)),
                         meta: Some(format!("meta/{}.json", p.id)),
+                        counterpart: counterpart_path.clone(),
                     },
                 ));
             }
