@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cmedl_phantom::ContrastStat;
-use cmedl_trainer::config::Mode;
+use cmedl_trainer::config::{Mode, TeacherSetting};
 
 use crate::arms::{compare_arms, Arm, ArmComparison, Outcome};
 use crate::report::chart::{padded_range, Canvas, Plot, COLOURS};
@@ -19,6 +19,8 @@ pub struct StudyPoint {
     pub name: String,
     /// Mean CT CNR of the mediastinal tumours of its cohort, when recorded.
     pub mediastinal_cnr: Option<f64>,
+    /// Which modality teaches which in its runs.
+    pub teacher: TeacherSetting,
     /// Its arms against ct-only.
     pub comparisons: Vec<ArmComparison>,
 }
@@ -50,6 +52,7 @@ pub fn study_point(dir: &Path) -> Result<StudyPoint, ExperimentError> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
         mediastinal_cnr,
+        teacher: runs.first().map(|r| r.config.teacher).unwrap_or_default(),
         comparisons: compare_arms(&runs, &results, 0),
     })
 }
@@ -73,9 +76,12 @@ fn table_row(p: &StudyPoint, c: &ArmComparison) -> String {
     } else {
         ("–".into(), "no test")
     };
+    let pair = p.teacher.modalities();
     format!(
-        "| {} | {cnr} | {} | {} | {} | {} {}s | {diff} | {p_value} | {holm} | ±{:.3} | {verdict} |",
+        "| {} | {} → {} | {cnr} | {} | {} | {} | {} {}s | {diff} | {p_value} | {holm} | ±{:.3} | {verdict} |",
         p.name,
+        pair.teacher,
+        pair.student,
         c.arm.name(),
         c.outcome.name(),
         c.seeds,
@@ -89,8 +95,8 @@ fn table_row(p: &StudyPoint, c: &ArmComparison) -> String {
 /// set-up check, left out).
 pub fn study_table(points: &[StudyPoint]) -> String {
     let mut lines = vec![
-        "| experiment | mediastinal CT CNR | arm | outcome | seeds | n | mean difference vs ct-only [95 % CI] | Wilcoxon p | Holm p | detectable (80 %) | verdict |".to_owned(),
-        "|---|---|---|---|---|---|---|---|---|---|---|".to_owned(),
+        "| experiment | teacher → student | mediastinal CT CNR | arm | outcome | seeds | n | mean difference vs student alone [95 % CI] | Wilcoxon p | Holm p | detectable (80 %) | verdict |".to_owned(),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|".to_owned(),
     ];
     for p in points {
         for c in p
@@ -105,8 +111,8 @@ pub fn study_table(points: &[StudyPoint]) -> String {
 }
 
 /// Per arm, `study-<arm>.png`: the lesion Dice difference (with its 95 % interval) against the
-/// mediastinal CT CNR, one series per lesion location and one for all lesions. Returns the
-/// files written.
+/// mediastinal CT CNR, one series per lesion location and one for all lesions, over the
+/// experiments of the informative setting (MRI teaching CT). Returns the files written.
 pub fn study_figures(points: &[StudyPoint], out: &Path) -> Result<Vec<PathBuf>, ExperimentError> {
     let mut by_arm: BTreeMap<Arm, Vec<(f64, &ArmComparison)>> = BTreeMap::new();
     for p in points {
