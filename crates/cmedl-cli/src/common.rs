@@ -2,6 +2,8 @@
 //! supported input, checks on input and output paths, and value parsers of options.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use cmedl_io::nifti::{is_nifti_path, read_volume, ReadOptions};
 use cmedl_trainer::checkpoint::Which;
@@ -110,4 +112,18 @@ pub fn check_not_same(input: &Path, output: &Path) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+/// A Ctrl-C flag: the first interrupt asks the work to save and stop (saying `saving`), a
+/// second ends the process at once with 130.
+pub fn interrupt_flag(saving: &'static str) -> Arc<AtomicBool> {
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: {saving}…");
+    });
+    interrupt
 }

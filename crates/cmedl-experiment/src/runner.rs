@@ -131,12 +131,7 @@ fn evaluate_run(
             format!("the '{student}' modality has no test cases to evaluate"),
         ));
     }
-    let device = r
-        .config
-        .device
-        .resolve()
-        .map_err(cmedl_trainer::TrainError::from)?;
-    let predictor = Predictor::load(dir.run(&r.name).path(), &Which::Best, device)?;
+    let predictor = load_best(dir, r)?;
     let scoring = Scoring {
         ds,
         predictor: &predictor,
@@ -153,6 +148,20 @@ fn evaluate_run(
     }
     crate::create_dir(&dir.results())?;
     crate::write_json(&dir.results_file(&r.name), &results)
+}
+
+/// The best checkpoint of a run, on the run's device.
+pub(crate) fn load_best(dir: &ExperimentDir, r: &RunPlan) -> Result<Predictor, ExperimentError> {
+    let device = r
+        .config
+        .device
+        .resolve()
+        .map_err(cmedl_trainer::TrainError::from)?;
+    Ok(Predictor::load(
+        dir.run(&r.name).path(),
+        &Which::Best,
+        device,
+    )?)
 }
 
 /// What scoring a run's test cases needs.

@@ -223,18 +223,23 @@ pub fn bootstrap_mean_difference(
     }
     let mean = d.iter().sum::<f64>() / n as f64;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut means: Vec<f64> = (0..resamples)
+    let means: Vec<f64> = (0..resamples)
         .map(|_| (0..n).map(|_| d[rng.gen_range(0..n)]).sum::<f64>() / n as f64)
         .collect();
+    Some(percentile_interval(n, mean, means, level))
+}
+
+/// The mean with the percentile interval at `level` of its bootstrap replicates `means`.
+fn percentile_interval(n: usize, mean: f64, mut means: Vec<f64>, level: f64) -> MeanDifference {
     means.sort_by(f64::total_cmp);
     let alpha = (1.0 - level) / 2.0;
-    Some(MeanDifference {
+    MeanDifference {
         n,
         mean,
         low: quantile(&means, alpha),
         high: quantile(&means, 1.0 - alpha),
         level,
-    })
+    }
 }
 
 /// Holm's step-down adjustment of p values for the family `p` (in their order; each adjusted
@@ -290,18 +295,10 @@ pub fn cluster_bootstrap_mean(
     });
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let k = groups.len();
-    let mut means: Vec<f64> = (0..resamples)
+    let means: Vec<f64> = (0..resamples)
         .map(|_| pooled(&mut || rng.gen_range(0..k)))
         .collect();
-    means.sort_by(f64::total_cmp);
-    let alpha = (1.0 - level) / 2.0;
-    Some(MeanDifference {
-        n,
-        mean,
-        low: quantile(&means, alpha),
-        high: quantile(&means, 1.0 - alpha),
-        level,
-    })
+    Some(percentile_interval(n, mean, means, level))
 }
 
 /// The standard normal quantile (Acklam's rational approximation, relative error < 1.2e-9).

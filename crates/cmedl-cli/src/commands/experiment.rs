@@ -2,11 +2,10 @@
 //! split, compare every mode with `ct-only`, and write the report.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use cmedl_experiment::{run_experiment, ExperimentOptions};
 
+use crate::common::interrupt_flag;
 use crate::failure::CmdResult;
 use crate::Global;
 
@@ -23,17 +22,10 @@ pub struct Args {
 
 /// Runs `cmedl experiment`.
 pub fn run(args: Args, _global: &Global) -> CmdResult {
-    let interrupt = Arc::new(AtomicBool::new(false));
-    let flag = interrupt.clone();
-    // A second Ctrl-C while saving still ends the process.
-    let _ = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\ninterrupt: saving the latest checkpoint of the run in training…");
-    });
     let options = ExperimentOptions {
-        interrupt: Some(interrupt),
+        interrupt: Some(interrupt_flag(
+            "saving the latest checkpoint of the run in training",
+        )),
     };
     let report = run_experiment(&args.config, &args.out, &options)?;
     eprintln!("report: {}", report.markdown.display());

@@ -1,8 +1,6 @@
 //! `cmedl train`: a new run from a config, or `--resume` of a run folder.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use clap::ValueEnum;
 use cmedl_trainer::checkpoint::{self, Which};
@@ -13,6 +11,7 @@ use cmedl_trainer::{
     DeviceSpec, Mode, Observer, RunDir, RunOptions, StepProgress, TrainConfig, Trainer,
 };
 
+use crate::common::interrupt_flag;
 use crate::failure::{CmdResult, Failure};
 use crate::progress::Progress;
 use crate::Global;
@@ -219,20 +218,6 @@ impl Observer for Display {
     }
 }
 
-/// A Ctrl-C flag: the first interrupt asks training to save and stop, a second ends the
-/// process at once.
-fn interrupt_flag() -> Arc<AtomicBool> {
-    let interrupt = Arc::new(AtomicBool::new(false));
-    let flag = interrupt.clone();
-    let _ = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\ninterrupt: saving the latest checkpoint…");
-    });
-    interrupt
-}
-
 fn start(args: &Args) -> Result<Trainer, Failure> {
     match (&args.resume, &args.out) {
         (Some(dir), _) => Ok(Trainer::resume(dir)?),
@@ -258,7 +243,7 @@ pub fn run(args: Args, global: &Global) -> CmdResult {
     let trainer = start(&args)?;
     let options = RunOptions {
         skip_nonfinite: args.skip_nonfinite,
-        interrupt: Some(interrupt_flag()),
+        interrupt: Some(interrupt_flag("saving the latest checkpoint")),
         stop_at_step: args.stop_at_step,
     };
     let json = args.machine_log();

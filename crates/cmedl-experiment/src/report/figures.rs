@@ -4,8 +4,6 @@
 use cmedl_io::dataset::{Dataset, Modality};
 use cmedl_io::nifti::{read_mask, read_volume, ReadOptions};
 use cmedl_io::{Mask, Volume, Window};
-use cmedl_trainer::checkpoint::Which;
-use cmedl_trainer::infer::Predictor;
 use serde::{Deserialize, Serialize};
 
 use super::render::{montage, training_curves, Panel};
@@ -132,12 +130,7 @@ fn run_montage(dir: &ExperimentDir, r: &RunPlan, shown: &Shown) -> Result<(), Ex
     }];
     let translated;
     if r.mode.uses_translator() {
-        let device = r
-            .config
-            .device
-            .resolve()
-            .map_err(cmedl_trainer::TrainError::from)?;
-        let predictor = Predictor::load(dir.run(&r.name).path(), &Which::Best, device)?;
+        let predictor = crate::runner::load_best(dir, r)?;
         if let Some(w) = predictor.teacher_window {
             translated = predictor.translate(&shown.image, 16, w)?;
             panels.push(Panel {
