@@ -1,5 +1,8 @@
+use std::path::Path;
+
 use cmedl_io::nifti::{read_mask, read_volume, write_volume, DataType, ReadOptions, WriteOptions};
-use cmedl_io::{grid_with_spacing, resample_volume, Geometry, Interp};
+use cmedl_io::orientation::{axcodes, Reorientation};
+use cmedl_io::{grid_with_spacing, resample_volume, Geometry, Interp, Volume};
 
 use crate::train::{tiny_config, tiny_phantom};
 use crate::TestCommand;
@@ -18,6 +21,103 @@ fn oblique_copy(g: &Geometry, angle: f64, spacing: [f64; 3]) -> Geometry {
         affine: m,
         ..target
     }
+}
+
+/// The same voxels stored in another order: target axis t is source axis `perm[t]`, reversed
+/// when `flip[t]`; every voxel keeps its world position.
+fn restored(v: &Volume, perm: [usize; 3], flip: [bool; 3]) -> Volume {
+    let g = &v.geometry;
+    let shape = perm.map(|s| g.shape[s]);
+    let mut affine = g.affine;
+    let mut first = [0.0; 3];
+    for t in 0..3 {
+        let sign = if flip[t] { -1.0 } else { 1.0 };
+        for r in 0..3 {
+            affine[r][t] = sign * g.affine[r][perm[t]];
+        }
+        if flip[t] {
+            first[perm[t]] = (g.shape[perm[t]] - 1) as f64;
+        }
+    }
+    let origin = g.world(first);
+    for r in 0..3 {
+        affine[r][3] = origin[r];
+    }
+    let mut data = Vec::with_capacity(v.data.len());
+    for k in 0..shape[2] {
+        for j in 0..shape[1] {
+            for i in 0..shape[0] {
+                let mut src = [0; 3];
+                for (t, c) in [i, j, k].into_iter().enumerate() {
+                    src[perm[t]] = if flip[t] { shape[t] - 1 - c } else { c };
+                }
+                data.push(v.data[g.index(src[0], src[1], src[2])]);
+            }
+        }
+    }
+    Volume {
+        geometry: Geometry {
+            shape,
+            spacing: perm.map(|s| g.spacing[s]),
+            affine,
+        },
+        data,
+    }
+}
+
+/// A trained run predicts the same mask whatever the voxel order the scan is stored in.
+fn predictions_do_not_depend_on_storage_order(dir: &Path, run: &Path, src: &Volume) {
+    let predict = |v: &Volume, name: &str| {
+        let input = dir.join(format!("{name}.nii.gz"));
+        let options = WriteOptions {
+            datatype: DataType::F32,
+            ..Default::default()
+        };
+        write_volume(&input, v, &options).unwrap();
+        let output = dir.join(format!("{name}_mask.nii.gz"));
+        TestCommand::new("predict")
+            .args(["--quiet", "--device", "cpu", "--run"])
+            .arg(run)
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&output)
+            .succeeds();
+        let mask = read_mask(&output, &ReadOptions::default()).unwrap();
+        assert!(
+            mask.geometry.same_grid(&v.geometry, 1e-6),
+            "{name}: the input's grid"
+        );
+        mask
+    };
+    let original = predict(src, "stored_lps");
+    assert_eq!(axcodes(&src.geometry.affine), ['L', 'P', 'S']);
+    for (name, perm, flip, codes) in [
+        (
+            "stored_ras",
+            [0, 1, 2],
+            [true, true, false],
+            ['R', 'A', 'S'],
+        ),
+        ("stored_xy_swapped", [1, 0, 2], [false; 3], ['P', 'L', 'S']),
+        (
+            "stored_slices_first",
+            [2, 0, 1],
+            [false; 3],
+            ['S', 'L', 'P'],
+        ),
+    ] {
+        let copy = restored(src, perm, flip);
+        assert_eq!(axcodes(&copy.geometry.affine), codes);
+        let mask = predict(&copy, name);
+        let back = Reorientation::to_canonical(&mask.geometry).mask(&mask);
+        assert!(back.geometry.same_grid(&original.geometry, 1e-6), "{name}");
+        assert_eq!(back.data, original.data, "{name}: another prediction");
+    }
+    assert!(
+        original.data.iter().any(|&l| l > 0),
+        "the check needs some foreground"
+    );
 }
 
 #[test]
@@ -41,6 +141,7 @@ fn predict_keeps_the_input_grid_and_evaluate_scores_it() {
     )
     .unwrap()
     .volume;
+    predictions_do_not_depend_on_storage_order(dir.path(), &run, &src);
     let grid = oblique_copy(&src.geometry, 0.3, [7.0, 8.0, 20.0]);
     let oblique = resample_volume(&src, &grid, Interp::Linear).unwrap();
     let input = dir.path().join("oblique.nii.gz");

@@ -21,6 +21,7 @@ mod error;
 mod geometry;
 mod intensity;
 pub mod nifti;
+pub mod orientation;
 mod resample;
 mod volume;
 

@@ -3,6 +3,7 @@
 
 use cmedl_io::dataset::{CaseEntry, Dataset, Modality};
 use cmedl_io::nifti::{read_mask, read_volume, ReadOptions};
+use cmedl_io::orientation::Reorientation;
 use cmedl_io::{
     crop_or_pad_grid, crop_or_pad_plane, grid_with_spacing, resample_mask, resample_volume,
     Geometry, Interp, Mask, Volume, Window,
@@ -136,6 +137,9 @@ pub fn prepare_case(
     let img = read_volume(&image_path, &opts)
         .map_err(TrainError::from)?
         .volume;
+    // Slices are axial and in-plane axes in a fixed anatomical order, whatever the storage.
+    let orientation = Reorientation::to_canonical(&img.geometry);
+    let img = orientation.volume(&img);
     let image = pre.image(&img).map_err(|e| e.in_file(&image_path))?;
     let label_file = match labels {
         LabelSet::Organs => case.organs.as_ref(),
@@ -145,6 +149,17 @@ pub fn prepare_case(
         Some(rel) => {
             let path = ds.path(rel);
             let m = read_mask(&path, &opts)?;
+            if !m.geometry.same_grid(orientation.source(), 1e-3) {
+                return Err(TrainError::Data(format!(
+                    "{}: label grid (shape {:?}, affine {:?}) differs from its image's ({:?}, {:?})",
+                    path.display(),
+                    m.geometry.shape,
+                    m.geometry.affine,
+                    orientation.source().shape,
+                    orientation.source().affine
+                )));
+            }
+            let m = orientation.mask(&m);
             if m.geometry.shape != img.geometry.shape {
                 return Err(TrainError::Data(format!(
                     "{}: label shape {:?} differs from its image's {:?}",

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use cmedl_io::orientation::Reorientation;
 use cmedl_io::{resample_volume_with, Interp, Mask, Volume};
 use tch::{Device, Kind, Tensor};
 
@@ -69,8 +70,26 @@ impl Predictor {
     }
 
     /// Segments a volume: preprocess as in training, run the mode's test-time path on every
-    /// slice, map probabilities back onto the input grid, and take the argmax.
+    /// slice, map probabilities back onto the input grid, and take the argmax. The network sees
+    /// the volume in the canonical voxel order (LPS, axial slices), whatever its storage order,
+    /// and the result is put back into the input's own order.
     pub fn segment(
+        &self,
+        volume: &Volume,
+        batch: usize,
+        tta_flip: bool,
+        keep_probabilities: bool,
+    ) -> Result<Segmentation, TrainError> {
+        let r = Reorientation::to_canonical(&volume.geometry);
+        let seg = self.segment_canonical(&r.volume(volume), batch, tta_flip, keep_probabilities)?;
+        Ok(Segmentation {
+            labels: r.mask_back(&seg.labels),
+            probabilities: seg.probabilities.iter().map(|p| r.volume_back(p)).collect(),
+        })
+    }
+
+    /// [`Predictor::segment`] of a volume already in the canonical voxel order.
+    fn segment_canonical(
         &self,
         volume: &Volume,
         batch: usize,
@@ -128,8 +147,21 @@ impl Predictor {
     }
 
     /// Translates a student-modality volume into the teacher modality (e.g. CT → pseudo-MRI),
-    /// scaled back from [-1, 1] with the teacher modality's intensity range and on the input grid.
+    /// scaled back from [-1, 1] with the teacher modality's intensity range and on the input grid
+    /// (computed in the canonical voxel order, like [`Predictor::segment`]).
     pub fn translate(
+        &self,
+        volume: &Volume,
+        batch: usize,
+        out_window: cmedl_io::Window,
+    ) -> Result<Volume, TrainError> {
+        let r = Reorientation::to_canonical(&volume.geometry);
+        let translated = self.translate_canonical(&r.volume(volume), batch, out_window)?;
+        Ok(r.volume_back(&translated))
+    }
+
+    /// [`Predictor::translate`] of a volume already in the canonical voxel order.
+    fn translate_canonical(
         &self,
         volume: &Volume,
         batch: usize,

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use cmedl_io::orientation::{axcodes, is_oblique};
 use serde_json::json;
 
 use crate::common::load_volume;
@@ -39,6 +40,8 @@ fn info(path: &Path, as_json: bool, index: Option<usize>) -> CmdResult {
         other => other?,
     };
     let v = &volume;
+    let codes: String = axcodes(&v.geometry.affine).iter().collect();
+    let oblique = is_oblique(&v.geometry.affine);
     let (min, max, mean) = v.stats();
     let integer = v.data.iter().all(|x| x.fract() == 0.0);
     let labels = (integer && min >= 0.0 && max <= 255.0).then(|| {
@@ -54,6 +57,8 @@ fn info(path: &Path, as_json: bool, index: Option<usize>) -> CmdResult {
             "shape": v.geometry.shape,
             "spacing": v.geometry.spacing,
             "affine": v.geometry.affine,
+            "orientation": codes,
+            "oblique": oblique,
             "datatype": datatype,
             "min": min,
             "max": max,
@@ -76,6 +81,14 @@ fn info(path: &Path, as_json: bool, index: Option<usize>) -> CmdResult {
     outln!("shape     {:?}", v.geometry.shape);
     outln!("spacing   {:?} mm", v.geometry.spacing);
     outln!("datatype  {datatype}");
+    outln!(
+        "orientation {codes}{}",
+        if oblique {
+            " (oblique: the closest axes; cmedl reorients to LPS by permutations and flips only)"
+        } else {
+            ""
+        }
+    );
     outln!("affine    (voxel → RAS+ mm)");
     for row in &v.geometry.affine {
         outln!(
