@@ -29,8 +29,8 @@ pub use error::{IoError, Result};
 pub use geometry::{flip_lps_ras, identity, Affine, Geometry};
 pub use intensity::Window;
 pub use resample::{
-    centre_offset, crop_or_pad_grid, crop_or_pad_plane, grid_with_spacing, invert_affine,
-    resample_mask, resample_volume, resample_volume_with, Interp,
+    centre_offset, crop_or_pad_grid, crop_or_pad_plane, crop_or_pad_plane_at, grid_with_spacing,
+    invert_affine, resample_mask, resample_volume, resample_volume_with, Interp,
 };
 pub use volume::{Mask, Volume};
 

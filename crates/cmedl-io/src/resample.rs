@@ -171,6 +171,20 @@ pub fn crop_or_pad_plane<T: Copy>(
 ) -> (Geometry, Vec<T>) {
     let s = geometry.shape;
     let off = [centre_offset(s[0], size[0]), centre_offset(s[1], size[1])];
+    crop_or_pad_plane_at(geometry, data, size, off, fill)
+}
+
+/// Crops or pads the axial plane to `size` starting at in-plane voxel `off` of the source
+/// (negative: padding before it), filling new voxels with `fill`; voxels keep their world
+/// position.
+pub fn crop_or_pad_plane_at<T: Copy>(
+    geometry: &Geometry,
+    data: &[T],
+    size: [usize; 2],
+    off: [i64; 2],
+    fill: T,
+) -> (Geometry, Vec<T>) {
+    let s = geometry.shape;
     let shape = [size[0], size[1], s[2]];
     let mut out = Vec::with_capacity(shape.iter().product());
     for k in 0..s[2] {
@@ -186,5 +200,5 @@ pub fn crop_or_pad_plane<T: Copy>(
             }
         }
     }
-    (crop_or_pad_grid(geometry, size), out)
+    (geometry.shifted([off[0], off[1], 0], shape), out)
 }

@@ -5,7 +5,7 @@ use cmedl_io::dataset::{CaseEntry, Dataset, Modality};
 use cmedl_io::nifti::{read_mask, read_volume, ReadOptions};
 use cmedl_io::orientation::Reorientation;
 use cmedl_io::{
-    crop_or_pad_grid, crop_or_pad_plane, grid_with_spacing, resample_mask, resample_volume,
+    centre_offset, crop_or_pad_plane_at, grid_with_spacing, resample_mask, resample_volume,
     Geometry, Interp, Mask, Volume, Window,
 };
 use rand::seq::SliceRandom;
@@ -47,6 +47,20 @@ impl Normalization {
     }
 }
 
+/// Which part of the axial plane the network sees.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Field {
+    /// Training: a `size × size` window centred on the body (or padding, for smaller planes).
+    #[default]
+    BodyCrop,
+    /// Prediction: the whole plane, padded to at least `size` and to a multiple of 32, so
+    /// nothing outside the training field is left out.
+    WholePlane,
+}
+
+/// Normalised values above this are body (CT: above −625 HU with the default window).
+const BODY_LEVEL: f32 = -0.5;
+
 /// Resampling and cropping that turn a volume into slices of the network's size.
 #[derive(Clone, Debug)]
 pub struct Preprocessor {
@@ -56,6 +70,8 @@ pub struct Preprocessor {
     pub spacing: f64,
     /// Intensity normalisation.
     pub normalization: Normalization,
+    /// Which part of the plane is kept.
+    pub field: Field,
 }
 
 /// A volume in network space: normalised, resampled in-plane, cropped/padded to `size`.
@@ -67,14 +83,61 @@ pub struct PreparedImage {
     pub data: Vec<f32>,
     /// The intensity window applied (to map translated images back to units).
     pub window: Window,
+    /// In-plane voxel of the resampled plane where the prepared plane starts (negative:
+    /// padding), so that labels are cut the same way.
+    pub offset: [i64; 2],
+}
+
+/// The in-plane bounding box of the voxels above `level` over all slices, as
+/// ([i_lo, j_lo], [i_hi, j_hi]); none when no voxel is.
+fn plane_box(data: &[f32], shape: [usize; 3], level: f32) -> Option<([usize; 2], [usize; 2])> {
+    let [nx, ny, _] = shape;
+    let mut lo = [usize::MAX; 2];
+    let mut hi = [0usize; 2];
+    for (n, _) in data.iter().enumerate().filter(|(_, v)| **v > level) {
+        let (i, j) = (n % nx, (n / nx) % ny);
+        lo = [lo[0].min(i), lo[1].min(j)];
+        hi = [hi[0].max(i), hi[1].max(j)];
+    }
+    (lo[0] != usize::MAX).then_some((lo, hi))
 }
 
 impl Preprocessor {
-    /// The prepared grid for a source grid: in-plane spacing changed, z kept, then cropped/padded.
-    pub fn grid(&self, source: &Geometry) -> (Geometry, Geometry) {
-        let resampled = grid_with_spacing(source, [self.spacing, self.spacing, source.spacing[2]]);
-        let cropped = crop_or_pad_grid(&resampled, [self.size, self.size]);
-        (resampled, cropped)
+    /// The source grid resampled to the in-plane spacing, z kept.
+    pub fn resampled_grid(&self, source: &Geometry) -> Geometry {
+        grid_with_spacing(source, [self.spacing, self.spacing, source.spacing[2]])
+    }
+
+    /// The prepared plane's size and offset for a resampled plane of `shape` whose body (the
+    /// normalised voxels) is `data`.
+    fn window_of(&self, shape: [usize; 3], data: &[f32]) -> ([usize; 2], [i64; 2]) {
+        let n = [shape[0], shape[1]];
+        match self.field {
+            Field::WholePlane => {
+                let side = |a: usize| n[a].next_multiple_of(32).max(self.size);
+                let size = [side(0), side(1)];
+                (
+                    size,
+                    [centre_offset(n[0], size[0]), centre_offset(n[1], size[1])],
+                )
+            }
+            Field::BodyCrop => {
+                let size = [self.size, self.size];
+                let centred = [centre_offset(n[0], size[0]), centre_offset(n[1], size[1])];
+                let Some((lo, hi)) = plane_box(data, shape, BODY_LEVEL) else {
+                    return (size, centred);
+                };
+                // Larger planes: the window centred on the body, inside the plane.
+                let at = |a: usize| {
+                    if n[a] <= size[a] {
+                        return centred[a];
+                    }
+                    let centre = (lo[a] + hi[a]) as i64 / 2;
+                    (centre - size[a] as i64 / 2).clamp(0, (n[a] - size[a]) as i64)
+                };
+                (size, [at(0), at(1)])
+            }
+        }
     }
 
     /// Prepares an image.
@@ -86,23 +149,29 @@ impl Preprocessor {
             )));
         }
         let window = self.normalization.window(&v.data);
-        let (resampled, _) = self.grid(&v.geometry);
+        let resampled = self.resampled_grid(&v.geometry);
         let r = resample_volume(v, &resampled, Interp::Linear)?;
         let normalised = window.apply_all(&r.data);
-        let (geometry, data) =
-            crop_or_pad_plane(&resampled, &normalised, [self.size, self.size], -1.0);
+        let (size, offset) = self.window_of(resampled.shape, &normalised);
+        let (geometry, data) = crop_or_pad_plane_at(&resampled, &normalised, size, offset, -1.0);
         Ok(PreparedImage {
             geometry,
             data,
             window,
+            offset,
         })
     }
 
-    /// Prepares a label map onto the same grid as its image.
-    pub fn labels(&self, m: &Mask) -> Result<Vec<u8>, TrainError> {
-        let (resampled, _) = self.grid(&m.geometry);
+    /// Prepares a label map onto the grid of its prepared image; also returns the labelled
+    /// voxels the window leaves out.
+    pub fn labels(&self, m: &Mask, image: &PreparedImage) -> Result<(Vec<u8>, usize), TrainError> {
+        let resampled = self.resampled_grid(&m.geometry);
         let r = resample_mask(m, &resampled)?;
-        Ok(crop_or_pad_plane(&resampled, &r.data, [self.size, self.size], 0).1)
+        let size = [image.geometry.shape[0], image.geometry.shape[1]];
+        let (_, cut) = crop_or_pad_plane_at(&resampled, &r.data, size, image.offset, 0);
+        let total = r.data.iter().filter(|&&l| l > 0).count();
+        let kept = cut.iter().filter(|&&l| l > 0).count();
+        Ok((cut, total - kept))
     }
 }
 
@@ -174,7 +243,16 @@ pub fn prepare_case(
                     path.display()
                 )));
             }
-            Some(pre.labels(&m).map_err(|e| e.in_file(&path))?)
+            let (labels, dropped) = pre.labels(&m, &image).map_err(|e| e.in_file(&path))?;
+            if dropped > 0 {
+                tracing::warn!(
+                    "{}: {dropped} labelled voxels lie outside the {size}×{size} training field at {spacing} mm and are left out; raise data.size or data.spacing",
+                    path.display(),
+                    size = pre.size,
+                    spacing = pre.spacing
+                );
+            }
+            Some(labels)
         }
         None => None,
     };
@@ -472,6 +550,97 @@ pub fn open_dataset(config: &DataConfig) -> Result<Dataset, TrainError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An 80×80×2 CT at 2 mm: air, a 20×20 body block near the right edge (x 56..76) with a
+    /// 2×2 tumour at its outer border.
+    fn off_centre_case() -> (Volume, Mask) {
+        let g = Geometry::axis_aligned([80, 80, 2], [2.0, 2.0, 5.0]);
+        let mut data = vec![-1000.0f32; g.len()];
+        let mut labels = vec![0u8; g.len()];
+        for k in 0..2 {
+            for j in 30..50 {
+                for i in 56..76 {
+                    data[g.index(i, j, k)] = 40.0;
+                }
+            }
+            for (i, j) in [(74, 40), (75, 40), (74, 41), (75, 41)] {
+                labels[g.index(i, j, k)] = 1;
+            }
+        }
+        (
+            Volume::new(g.clone(), data).unwrap(),
+            Mask::new(g, labels).unwrap(),
+        )
+    }
+
+    fn pre(size: usize, field: Field) -> Preprocessor {
+        Preprocessor {
+            size,
+            spacing: 2.0,
+            normalization: Normalization::Window(Window {
+                lo: -1000.0,
+                hi: 500.0,
+            }),
+            field,
+        }
+    }
+
+    #[test]
+    fn training_crops_follow_the_body_and_count_what_they_leave_out() {
+        let (v, m) = off_centre_case();
+        // A centred 48-px window (x 16..64) would cut the body and drop the tumour.
+        let p = pre(48, Field::BodyCrop);
+        let image = p.image(&v).unwrap();
+        assert_eq!(image.geometry.shape, [48, 48, 2]);
+        // Body x 56..=75 and y 30..=49, centres 65 and 39: the window starts at 65 − 24 = 41,
+        // kept inside the plane (at most 80 − 48 = 32), and at 39 − 24 = 15.
+        assert_eq!(image.offset, [32, 15]);
+        let (labels, dropped) = p.labels(&m, &image).unwrap();
+        assert_eq!(dropped, 0);
+        assert_eq!(labels.iter().filter(|&&l| l > 0).count(), 8);
+        // The voxels keep their world positions.
+        assert_eq!(
+            image.geometry.world([0.0, 0.0, 0.0]),
+            v.geometry.world([32.0, 15.0, 0.0])
+        );
+        // A field too small for the body: what is left out is counted.
+        let small = pre(16, Field::BodyCrop);
+        let image = small.image(&v).unwrap();
+        let (_, dropped) = small.labels(&m, &image).unwrap();
+        // x 65 − 8 = 57, y 39 − 8 = 31: the window x 57..=72 leaves the tumour (x 74–75, 4
+        // voxels on each of 2 slices) out.
+        assert_eq!(image.offset, [57, 31]);
+        assert_eq!(dropped, 8);
+    }
+
+    #[test]
+    fn prediction_sees_the_whole_plane() {
+        let (v, _) = off_centre_case();
+        let image = pre(48, Field::WholePlane).image(&v).unwrap();
+        // 80 → the next multiple of 32, centred: 8 voxels of padding on each side.
+        assert_eq!(image.geometry.shape, [96, 96, 2]);
+        assert_eq!(image.offset, [-8, -8]);
+        let inside = |i: usize, j: usize| image.data[i + 96 * j];
+        assert!(
+            inside(75 + 8, 40 + 8) > -0.5,
+            "the body at the edge is kept"
+        );
+        assert_eq!(inside(0, 0), -1.0, "padding is air");
+        // Smaller planes are padded to the training size, as before.
+        let small = Volume::new(
+            Geometry::axis_aligned([20, 20, 1], [2.0, 2.0, 5.0]),
+            vec![0.0; 400],
+        )
+        .unwrap();
+        assert_eq!(
+            pre(48, Field::WholePlane)
+                .image(&small)
+                .unwrap()
+                .geometry
+                .shape,
+            [48, 48, 1]
+        );
+    }
 
     fn streams(n: usize, batch: usize, shard: (usize, usize)) -> Streams {
         let set = SliceSet {

@@ -8,7 +8,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::checkpoint::{self, Which};
 use crate::config::TrainConfig;
-use crate::data::{Normalization, Preprocessor};
+use crate::data::{Field, Normalization, Preprocessor};
 use crate::networks::Networks;
 use crate::validate::probabilities;
 use crate::TrainError;
@@ -59,6 +59,7 @@ impl Predictor {
             size: config.data.size,
             spacing: config.data.spacing,
             normalization: Normalization::for_modality(kind, &config.data),
+            field: Field::WholePlane,
         };
         Self {
             config,
@@ -106,8 +107,8 @@ impl Predictor {
             tta_flip,
         )?;
         let classes = probs.size()[1];
-        // Each class's probability map goes back to the input grid; outside the network's field
-        // of view everything is background.
+        // Each class's probability map goes back to the input grid. The prepared plane covers
+        // the whole input plane; only slices beyond the input (none) would be background.
         let mut per_class = Vec::with_capacity(classes as usize);
         for c in 0..classes {
             let plane = probs

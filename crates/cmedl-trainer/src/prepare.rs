@@ -8,7 +8,8 @@ use tch::Device;
 
 use crate::config::{ModalityPair, TrainConfig};
 use crate::data::{
-    open_dataset, prepare_cases, Normalization, PreparedCase, Preprocessor, SliceSet, Streams,
+    open_dataset, prepare_cases, Field, Normalization, PreparedCase, Preprocessor, SliceSet,
+    Streams,
 };
 use crate::TrainError;
 
@@ -38,6 +39,7 @@ fn preprocessor(config: &TrainConfig, modality: &ModalityEntry) -> Preprocessor 
         size: config.data.size,
         spacing: config.data.spacing,
         normalization: Normalization::for_modality(modality.kind, &config.data),
+        field: Field::BodyCrop,
     }
 }
 
