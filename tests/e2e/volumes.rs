@@ -76,3 +76,82 @@ fn bad_volume_inputs_exit_2_naming_the_file() {
         .args(["--out", "x", "--locations", "0,0,0"])
         .fails_with(2, "0,0,0");
 }
+
+/// The phantom CT written by hand as NRRD (LPS space) and MetaImage: `info` reports the same
+/// grid and orientation as for the NIfTI, and `convert` gives back the same voxels.
+#[test]
+fn nrrd_and_metaimage_read_like_nifti() {
+    use cmedl_io::nifti::{read_volume, ReadOptions};
+    use std::io::Write;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = tiny_phantom(dir.path());
+    let nifti = root.join("ct/imagesTs/ct_test_000.nii.gz");
+    let v = read_volume(&nifti, &ReadOptions::default()).unwrap().volume;
+    let g = &v.geometry;
+    let bytes: Vec<u8> = v
+        .data
+        .iter()
+        .flat_map(|&x| (x as i16).to_le_bytes())
+        .collect();
+    // LPS = RAS with x and y negated.
+    let lps = |r: usize, c: usize| {
+        if r < 2 {
+            -g.affine[r][c]
+        } else {
+            g.affine[r][c]
+        }
+    };
+    let vector = |c: usize| format!("({},{},{})", lps(0, c), lps(1, c), lps(2, c));
+    let nrrd_header = format!(
+        "NRRD0004\ntype: short\ndimension: 3\nspace: left-posterior-superior\nsizes: {} {} {}\nspace directions: {} {} {}\nendian: little\nencoding: raw\nspace origin: {}\n\n",
+        g.shape[0], g.shape[1], g.shape[2], vector(0), vector(1), vector(2), vector(3)
+    );
+    let unit = |c: usize| {
+        (0..3)
+            .map(|r| lps(r, c) / g.spacing[c])
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mha_header = format!(
+        "ObjectType = Image\nNDims = 3\nBinaryDataByteOrderMSB = False\nTransformMatrix = {} {} {}\nOffset = {} {} {}\nElementSpacing = {} {} {}\nDimSize = {} {} {}\nElementType = MET_SHORT\nElementDataFile = LOCAL\n",
+        unit(0), unit(1), unit(2), lps(0, 3), lps(1, 3), lps(2, 3),
+        g.spacing[0], g.spacing[1], g.spacing[2], g.shape[0], g.shape[1], g.shape[2]
+    );
+    let reference = info_json(&nifti);
+    for (name, header) in [("ct.nrrd", nrrd_header), ("ct.mha", mha_header)] {
+        let path = dir.path().join(name);
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(header.as_bytes()).unwrap();
+        f.write_all(&bytes).unwrap();
+        drop(f);
+        let info = info_json(&path);
+        assert_eq!(info["shape"], reference["shape"], "{name}");
+        assert_eq!(info["spacing"], reference["spacing"], "{name}");
+        assert_eq!(info["orientation"], "LPS", "{name}");
+        for (a, b) in info["affine"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.as_array().unwrap())
+            .zip(
+                reference["affine"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|r| r.as_array().unwrap()),
+            )
+        {
+            assert!(
+                (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-9,
+                "{name}: {info}"
+            );
+        }
+        let out = dir.path().join(format!("{name}.nii.gz"));
+        TestCommand::new("convert").arg(&path).arg(&out).succeeds();
+        let back = read_volume(&out, &ReadOptions::default()).unwrap().volume;
+        assert_eq!(back.data, v.data, "{name}");
+        assert!(back.geometry.same_grid(g, 1e-9), "{name}");
+    }
+}

@@ -5,12 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use cmedl_io::nifti::{is_nifti_path, read_volume, ReadOptions};
+use cmedl_io::formats::{format_of, is_image_path, read_image, Format};
+use cmedl_io::nifti::{read_volume, ReadOptions};
 use cmedl_trainer::checkpoint::Which;
 use cmedl_trainer::infer::Predictor;
 use cmedl_trainer::DeviceSpec;
 
-pub use cmedl_experiment::nifti_files;
+pub use cmedl_experiment::image_files;
 
 use crate::failure::Failure;
 
@@ -76,26 +77,30 @@ pub fn load_volume(
         }
         return Ok((s.volume, format!("dicom {} series {}", s.modality, s.uid)));
     }
-    if !is_nifti_path(path) && cmedl_io::dicom::is_dicom_file(path) {
+    if !is_image_path(path) && cmedl_io::dicom::is_dicom_file(path) {
         let s = cmedl_io::dicom::read_series_file(path)?;
         return Ok((s.volume, format!("dicom {} image (one file)", s.modality)));
     }
-    require_nifti(path)?;
-    let img = read_volume(
-        path,
-        &ReadOptions {
-            volume,
-            ..Default::default()
-        },
-    )?;
-    Ok((img.volume, img.header.datatype.name().to_owned()))
+    require_image(path)?;
+    let options = ReadOptions {
+        volume,
+        ..Default::default()
+    };
+    match format_of(path) {
+        Some(Format::Nifti) => {
+            let img = read_volume(path, &options)?;
+            Ok((img.volume, img.header.datatype.name().to_owned()))
+        }
+        Some(Format::Nrrd) => Ok((read_image(path, &options)?, "nrrd".to_owned())),
+        _ => Ok((read_image(path, &options)?, "metaimage".to_owned())),
+    }
 }
 
-/// Fails unless `path` has a NIfTI file name.
-pub fn require_nifti(path: &Path) -> Result<(), Failure> {
-    if !is_nifti_path(path) {
+/// Fails unless `path` has the name of a volume file cmedl reads.
+pub fn require_image(path: &Path) -> Result<(), Failure> {
+    if !is_image_path(path) {
         return Err(Failure::Input(format!(
-            "{}: not a NIfTI file name (.nii or .nii.gz)",
+            "{}: not a volume file name (.nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd)",
             path.display()
         )));
     }

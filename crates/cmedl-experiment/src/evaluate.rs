@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use cmedl_io::nifti::{is_nifti_path, read_mask, stem, ReadOptions};
+use cmedl_io::formats::{image_stem, is_image_path, read_label_image};
+use cmedl_io::nifti::ReadOptions;
 use cmedl_io::{resample_mask, Mask};
 use cmedl_metrics::stats::{
     bootstrap_mean_difference, summarize, wilcoxon_signed_rank, MeanDifference, Summary, Wilcoxon,
@@ -134,12 +135,12 @@ pub struct FidelityRow {
 /// Summaries by label, then by metric name.
 pub type Summaries = BTreeMap<u8, BTreeMap<String, Summary>>;
 
-/// The NIfTI files of a folder, sorted by name.
-pub fn nifti_files(dir: &Path) -> Result<Vec<PathBuf>, ExperimentError> {
+/// The volume files of a folder (NIfTI, NRRD, MetaImage), sorted by name.
+pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>, ExperimentError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| ExperimentError::input(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && is_nifti_path(p))
+        .filter(|p| p.is_file() && is_image_path(p))
         .collect();
     files.sort();
     Ok(files)
@@ -153,17 +154,17 @@ pub fn evaluate_dirs(
     options: &MetricOptions,
     resample_pred: bool,
 ) -> Result<Vec<CaseRow>, ExperimentError> {
-    let refs = nifti_files(reference)?;
+    let refs = image_files(reference)?;
     if refs.is_empty() {
         return Err(ExperimentError::input(
             reference,
-            "no .nii or .nii.gz reference files",
+            "no reference label files (.nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd)",
         ));
     }
     let mut rows = Vec::new();
     let mut missing = Vec::new();
     for r in &refs {
-        let name = stem(r);
+        let name = image_stem(r);
         let candidates = [
             pred.join(format!("{name}.nii.gz")),
             pred.join(format!("{name}.nii")),
@@ -197,8 +198,8 @@ pub fn evaluate_pair(
     resample_pred: bool,
 ) -> Result<Vec<CaseRow>, ExperimentError> {
     let opts = ReadOptions::default();
-    let r = read_mask(reference, &opts)?;
-    let mut p = read_mask(pred, &opts)?;
+    let r = read_label_image(reference, &opts)?;
+    let mut p = read_label_image(pred, &opts)?;
     if !p.geometry.same_grid(&r.geometry, 1e-3) {
         if !resample_pred {
             return Err(ExperimentError::input(

@@ -121,7 +121,7 @@ pub fn score_lesions(
 
 /// Reference lesions (26-connected components of label ≥ 1) in a label map file.
 pub fn count_lesions(path: &Path) -> Result<usize, ExperimentError> {
-    let m = cmedl_io::nifti::read_mask(path, &cmedl_io::nifti::ReadOptions::default())?;
+    let m = cmedl_io::formats::read_label_image(path, &cmedl_io::nifti::ReadOptions::default())?;
     let fg: Vec<bool> = m.data.iter().map(|&v| v > 0).collect();
     Ok(connected_components(&fg, m.geometry.shape).count())
 }

@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 
 pub use config::{BaseConfig, ExperimentConfig, ExperimentData};
 pub use evaluate::{
-    compare, evaluate_dirs, evaluate_masks, evaluate_pair, nifti_files, summaries, write_csv,
+    compare, evaluate_dirs, evaluate_masks, evaluate_pair, image_files, summaries, write_csv,
     CaseRow, Comparison, Metric, RunResults, Summaries,
 };
 pub use layout::ExperimentDir;

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cmedl_io::dataset::{CaseEntry, Dataset};
-use cmedl_io::nifti::{read_mask, read_volume, write_mask, ReadOptions};
+use cmedl_io::formats::{read_image, read_label_image};
+use cmedl_io::nifti::{read_mask, write_mask, ReadOptions};
 use cmedl_metrics::lesion::LesionOptions;
 use cmedl_metrics::similarity::{similarity, SimilarityOptions};
 use cmedl_metrics::MetricOptions;
@@ -184,7 +185,7 @@ impl Scoring<'_> {
         let mut volume = None;
         let image = || -> Result<cmedl_io::Volume, ExperimentError> {
             let path = self.ds.path(&case.image);
-            Ok(read_volume(&path, &ReadOptions::default())?.volume)
+            Ok(read_image(&path, &ReadOptions::default())?)
         };
         if !pred_path.exists() {
             let v = image()?;
@@ -193,7 +194,7 @@ impl Scoring<'_> {
             volume = Some(v);
         }
         let pred = read_mask(&pred_path, &ReadOptions::default())?;
-        let reference = read_mask(&self.ds.path(label), &ReadOptions::default())?;
+        let reference = read_label_image(&self.ds.path(label), &ReadOptions::default())?;
         if !pred.geometry.same_grid(&reference.geometry, 1e-3) {
             return Err(ExperimentError::input(
                 &pred_path,
@@ -224,7 +225,7 @@ impl Scoring<'_> {
             };
             let translated = self.predictor.translate(&v, 16, window)?;
             let path = self.ds.path(counterpart);
-            let real = read_volume(&path, &ReadOptions::default())?.volume;
+            let real = read_image(&path, &ReadOptions::default())?;
             let tumour: Vec<bool> = reference.data.iter().map(|&l| l > 0).collect();
             let s = similarity(
                 &translated.data,

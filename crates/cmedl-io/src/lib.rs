@@ -18,6 +18,7 @@
 pub mod dataset;
 pub mod dicom;
 mod error;
+pub mod formats;
 mod geometry;
 mod intensity;
 pub mod nifti;

@@ -2,7 +2,8 @@
 //! augmentation, and the prepared validation cases.
 
 use cmedl_io::dataset::{CaseEntry, Dataset, Modality};
-use cmedl_io::nifti::{read_mask, read_volume, ReadOptions};
+use cmedl_io::formats::{read_image, read_label_image};
+use cmedl_io::nifti::ReadOptions;
 use cmedl_io::orientation::Reorientation;
 use cmedl_io::{
     centre_offset, crop_or_pad_plane_at, grid_with_spacing, resample_mask, resample_volume,
@@ -203,9 +204,7 @@ pub fn prepare_case(
 ) -> Result<PreparedCase, TrainError> {
     let opts = ReadOptions::default();
     let image_path = ds.path(&case.image);
-    let img = read_volume(&image_path, &opts)
-        .map_err(TrainError::from)?
-        .volume;
+    let img = read_image(&image_path, &opts).map_err(TrainError::from)?;
     // Slices are axial and in-plane axes in a fixed anatomical order, whatever the storage.
     let orientation = Reorientation::to_canonical(&img.geometry);
     let img = orientation.volume(&img);
@@ -217,7 +216,7 @@ pub fn prepare_case(
     let labels = match label_file {
         Some(rel) => {
             let path = ds.path(rel);
-            let m = read_mask(&path, &opts)?;
+            let m = read_label_image(&path, &opts)?;
             if !m.geometry.same_grid(orientation.source(), 1e-3) {
                 return Err(TrainError::Data(format!(
                     "{}: label grid (shape {:?}, affine {:?}) differs from its image's ({:?}, {:?})",

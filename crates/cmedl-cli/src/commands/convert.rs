@@ -8,7 +8,7 @@ use cmedl_io::nifti::{
 };
 use cmedl_io::{grid_with_spacing, resample_volume, Interp, Volume};
 
-use crate::common::{check_not_same, parse_spacing, require_nifti};
+use crate::common::{check_not_same, load_volume, parse_spacing, require_image};
 use crate::failure::{CmdResult, Failure};
 use crate::Global;
 
@@ -61,8 +61,10 @@ pub fn run(args: Args, _global: &Global) -> CmdResult {
     check_not_same(input, output)?;
     let (mut volume, mut datatype) = if input.is_dir() {
         read_series(&args)?
-    } else {
+    } else if is_nifti_path(input) {
         read_nifti(&args)?
+    } else {
+        read_other(&args)?
     };
     if let Some(sp) = args.spacing {
         let target = grid_with_spacing(&volume.geometry, sp);
@@ -115,16 +117,7 @@ fn read_series(args: &Args) -> Result<(Volume, DataType), Failure> {
     if args.rtstruct.is_some() || args.seg.is_some() {
         write_roi_mask(args, &series)?;
     }
-    let fits_i16 = series
-        .volume
-        .data
-        .iter()
-        .all(|v| v.fract() == 0.0 && (-32768.0..=32767.0).contains(v));
-    let dt = if fits_i16 {
-        DataType::I16
-    } else {
-        DataType::F32
-    };
+    let dt = integer_type(&series.volume);
     Ok((series.volume, dt))
 }
 
@@ -164,9 +157,35 @@ fn write_roi_mask(args: &Args, series: &cmedl_io::dicom::SeriesVolume) -> CmdRes
     Ok(())
 }
 
+/// A NRRD or MetaImage volume (or one DICOM file) and the datatype it is written with: int16
+/// when every value fits, else float32.
+fn read_other(args: &Args) -> Result<(Volume, DataType), Failure> {
+    if args.rtstruct.is_some() || args.seg.is_some() {
+        return Err(Failure::Input(
+            "--rtstruct and --seg need the DICOM series folder as input".into(),
+        ));
+    }
+    let (volume, _) = load_volume(&args.input, None, args.volume)?;
+    let dt = integer_type(&volume);
+    Ok((volume, dt))
+}
+
+/// int16 when every value is an integer that fits, else float32.
+fn integer_type(v: &Volume) -> DataType {
+    let fits = v
+        .data
+        .iter()
+        .all(|x| x.fract() == 0.0 && (-32768.0..=32767.0).contains(x));
+    if fits {
+        DataType::I16
+    } else {
+        DataType::F32
+    }
+}
+
 /// A NIfTI volume and the datatype it is written with (scaled integers as their real values).
 fn read_nifti(args: &Args) -> Result<(Volume, DataType), Failure> {
-    require_nifti(&args.input)?;
+    require_image(&args.input)?;
     if args.rtstruct.is_some() || args.seg.is_some() {
         return Err(Failure::Input(
             "--rtstruct and --seg need the DICOM series folder as input".into(),

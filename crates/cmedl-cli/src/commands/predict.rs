@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use cmedl_io::nifti::{
-    is_nifti_path, read_volume, stem, write_mask, write_volume, DataType, ReadOptions, WriteOptions,
+    is_nifti_path, stem, write_mask, write_volume, DataType, ReadOptions, WriteOptions,
 };
 use cmedl_trainer::infer::Predictor;
 
-use crate::common::{check_not_same, load_volume, nifti_files, RunModel};
+use cmedl_io::formats::{image_stem, is_image_path, read_image};
+
+use crate::common::{check_not_same, image_files, load_volume, RunModel};
 use crate::failure::{CmdResult, Failure};
 use crate::progress::Progress;
 use crate::Global;
@@ -87,7 +89,7 @@ fn jobs(args: &Args) -> Result<Vec<Job>, Failure> {
         dicom_series,
     };
     if !args.input.is_dir() {
-        if !is_nifti_path(&args.input) {
+        if !is_image_path(&args.input) {
             return Err(Failure::Input(format!(
                 "{}: not a NIfTI file, a folder of them, or a DICOM series folder",
                 args.input.display()
@@ -96,7 +98,7 @@ fn jobs(args: &Args) -> Result<Vec<Job>, Failure> {
         need_nifti_output(&args.output, "a single input")?;
         return Ok(vec![single(false)]);
     }
-    let files = nifti_files(&args.input)?;
+    let files = image_files(&args.input)?;
     if files.is_empty() {
         // A folder without NIfTI files is read as one DICOM series.
         need_nifti_output(&args.output, "a DICOM series")?;
@@ -109,7 +111,7 @@ fn jobs(args: &Args) -> Result<Vec<Job>, Failure> {
         .enumerate()
         .filter(|(i, _)| args.shard.is_none_or(|(s, n)| i % n == s))
         .map(|(_, f)| Job {
-            output: args.output.join(format!("{}.nii.gz", stem(&f))),
+            output: args.output.join(format!("{}.nii.gz", image_stem(&f))),
             input: f,
             dicom_series: false,
         })
@@ -122,7 +124,7 @@ fn segment(args: &Args, predictor: &Predictor, job: &Job) -> CmdResult {
     let volume = if job.dicom_series {
         load_volume(&job.input, None, None)?.0
     } else {
-        read_volume(&job.input, &ReadOptions::default())?.volume
+        read_image(&job.input, &ReadOptions::default())?
     };
     let tta_flip = args.tta == Some(Tta::Flip);
     let mut seg = predictor.segment(&volume, args.model.batch(), tta_flip, args.probabilities)?;

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use cmedl_io::nifti::{
-    is_nifti_path, read_volume, write_volume, DataType, ReadOptions, WriteOptions,
-};
+use cmedl_io::nifti::{is_nifti_path, write_volume, DataType, ReadOptions, WriteOptions};
+
+use cmedl_io::formats::{is_image_path, read_image};
 
 use crate::common::{check_not_same, RunModel};
 use crate::failure::{CmdResult, Failure};
@@ -26,9 +26,9 @@ pub struct Args {
 /// Runs `cmedl translate`.
 pub fn run(args: Args, _global: &Global) -> CmdResult {
     let (input, output) = (&args.input, &args.output);
-    if !is_nifti_path(input) || !is_nifti_path(output) {
+    if !is_image_path(input) || !is_nifti_path(output) {
         return Err(Failure::Input(format!(
-            "{} → {}: input and output must be .nii or .nii.gz files",
+            "{} → {}: the input must be a volume file (.nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd) and the output .nii or .nii.gz",
             input.display(),
             output.display()
         )));
@@ -42,7 +42,7 @@ pub fn run(args: Args, _global: &Global) -> CmdResult {
             predictor.config.mode.name()
         ))
     })?;
-    let volume = read_volume(input, &ReadOptions::default())?.volume;
+    let volume = read_image(input, &ReadOptions::default())?;
     let translated = predictor.translate(&volume, args.model.batch(), window)?;
     write_volume(
         output,

@@ -2,7 +2,8 @@
 //! on the same test slice.
 
 use cmedl_io::dataset::{Dataset, Modality};
-use cmedl_io::nifti::{read_mask, read_volume, ReadOptions};
+use cmedl_io::formats::{read_image, read_label_image};
+use cmedl_io::nifti::{read_mask, ReadOptions};
 use cmedl_io::{Mask, Volume, Window};
 use serde::{Deserialize, Serialize};
 
@@ -35,8 +36,8 @@ fn shown_slice(ds: &Dataset, student: &str) -> Result<Option<Shown>, ExperimentE
     let Some(label) = &case.label else {
         return Ok(None);
     };
-    let image = read_volume(&ds.path(&case.image), &ReadOptions::default())?.volume;
-    let reference = read_mask(&ds.path(label), &ReadOptions::default())?;
+    let image = read_image(&ds.path(&case.image), &ReadOptions::default())?;
+    let reference = read_label_image(&ds.path(label), &ReadOptions::default())?;
     let [nx, ny, nz] = image.geometry.shape;
     let n = nx * ny;
     let slice = (0..nz)
