@@ -268,3 +268,97 @@ fn predict_keeps_the_input_grid_and_evaluate_scores_it() {
         .arg("--resample-pred")
         .succeeds();
 }
+
+/// An nnU-Net v2 raw folder (channel suffixes, name → value labels) imported, trained on,
+/// predicted and evaluated without renaming a file.
+#[test]
+fn an_nnunet_folder_is_imported_trained_predicted_and_evaluated() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_phantom(dir.path());
+    let src = dir.path().join("Dataset001_Tiny");
+    for sub in ["imagesTr", "labelsTr", "imagesTs", "labelsTs"] {
+        std::fs::create_dir_all(src.join(sub)).unwrap();
+    }
+    let copy = |from: &str, to: std::path::PathBuf| std::fs::copy(data.join(from), to).unwrap();
+    for (split, images, labels) in [
+        ("train", "imagesTr", "labelsTr"),
+        ("val", "imagesTr", "labelsTr"),
+        ("test", "imagesTs", "labelsTs"),
+    ] {
+        let folder = match split {
+            "train" => "Tr",
+            "val" => "Val",
+            _ => "Ts",
+        };
+        let case = format!("ct_{split}_000");
+        copy(
+            &format!("ct/images{folder}/{case}.nii.gz"),
+            src.join(images).join(format!("{case}_0000.nii.gz")),
+        );
+        copy(
+            &format!("ct/labels{folder}/{case}.nii.gz"),
+            src.join(labels).join(format!("{case}.nii.gz")),
+        );
+    }
+    copy(
+        "ct/imagesTr/ct_train_001.nii.gz",
+        src.join("imagesTr/ct_train_001_0000.nii.gz"),
+    );
+    copy(
+        "ct/labelsTr/ct_train_001.nii.gz",
+        src.join("labelsTr/ct_train_001.nii.gz"),
+    );
+    let index = serde_json::json!({
+        "channel_names": {"0": "CT"},
+        "labels": {"background": 0, "tumour": 1},
+        "numTraining": 3,
+        "file_ending": ".nii.gz"
+    });
+    std::fs::write(src.join("dataset.json"), index.to_string()).unwrap();
+    let dst = dir.path().join("imported");
+    TestCommand::new("dataset")
+        .args(["import", "--from", "nnunet"])
+        .arg(&src)
+        .arg("--out")
+        .arg(&dst)
+        .succeeds();
+    let ds = cmedl_io::dataset::Dataset::open(&dst).unwrap();
+    let ct = ds.modality("ct").unwrap();
+    assert_eq!((ct.train.len(), ct.val.len(), ct.test.len()), (2, 1, 1));
+    assert_eq!(ds.index.labels["1"], "tumour");
+    assert!(ct.train.iter().all(|c| !c.id.ends_with("_0000")));
+    // The source is only read; a second import into the same folder is refused.
+    TestCommand::new("dataset")
+        .args(["import", "--from", "nnunet"])
+        .arg(&src)
+        .arg("--out")
+        .arg(&dst)
+        .fails_with(2, "already holds a dataset");
+    let config = tiny_config(dir.path(), &dst);
+    let run = dir.path().join("run");
+    TestCommand::new("train")
+        .args(["--quiet", "--mode", "ct-only", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&run)
+        .succeeds();
+    let preds = dir.path().join("preds");
+    TestCommand::new("predict")
+        .args(["--quiet", "--device", "cpu", "--run"])
+        .arg(&run)
+        .arg("--input")
+        .arg(src.join("imagesTs"))
+        .arg("--output")
+        .arg(&preds)
+        .succeeds();
+    assert!(
+        preds.join("ct_test_000.nii.gz").exists(),
+        "the channel suffix is dropped"
+    );
+    TestCommand::new("evaluate")
+        .arg("--pred")
+        .arg(&preds)
+        .arg("--ref")
+        .arg(src.join("labelsTs"))
+        .succeeds();
+}

@@ -71,6 +71,8 @@ enum Command {
     Info(info::Args),
     /// Convert a NIfTI file or a DICOM series (with RTSTRUCT contours or SEG segments) to NIfTI.
     Convert(convert::Args),
+    /// Import an nnU-Net v2 or Medical Segmentation Decathlon dataset.
+    Dataset(dataset::Args),
 }
 
 fn main() -> ExitCode {
@@ -101,5 +103,6 @@ fn dispatch(cli: Cli) -> CmdResult {
         Command::Bench(a) => bench::run(a, g),
         Command::Info(a) => info::run(a, g),
         Command::Convert(a) => convert::run(a, g),
+        Command::Dataset(a) => dataset::run(a, g),
     }
 }

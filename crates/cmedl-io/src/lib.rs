@@ -20,6 +20,7 @@ pub mod dicom;
 mod error;
 pub mod formats;
 mod geometry;
+pub mod import;
 mod intensity;
 pub mod nifti;
 pub mod orientation;

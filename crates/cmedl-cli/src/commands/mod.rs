@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod convert;
+pub mod dataset;
 pub mod doctor;
 pub mod evaluate;
 pub mod experiment;

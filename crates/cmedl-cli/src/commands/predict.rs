@@ -63,6 +63,16 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     Ok((i, n))
 }
 
+/// The case a file holds: its name without the extension and without nnU-Net's `_0000`
+/// channel suffix, so that predictions match reference labels named by case.
+fn case_name(path: &std::path::Path) -> String {
+    let stem = image_stem(path);
+    match stem.strip_suffix("_0000") {
+        Some(case) if !case.is_empty() => case.to_owned(),
+        _ => stem,
+    }
+}
+
 /// One input and where its mask goes.
 struct Job {
     input: PathBuf,
@@ -104,18 +114,30 @@ fn jobs(args: &Args) -> Result<Vec<Job>, Failure> {
         need_nifti_output(&args.output, "a DICOM series")?;
         return Ok(vec![single(true)]);
     }
-    std::fs::create_dir_all(&args.output)
-        .map_err(|e| Failure::Input(format!("{}: {e}", args.output.display())))?;
-    Ok(files
+    let jobs: Vec<Job> = files
         .into_iter()
         .enumerate()
         .filter(|(i, _)| args.shard.is_none_or(|(s, n)| i % n == s))
         .map(|(_, f)| Job {
-            output: args.output.join(format!("{}.nii.gz", image_stem(&f))),
+            output: args.output.join(format!("{}.nii.gz", case_name(&f))),
             input: f,
             dicom_series: false,
         })
-        .collect())
+        .collect();
+    let mut seen = std::collections::BTreeMap::new();
+    for job in &jobs {
+        if let Some(other) = seen.insert(job.output.clone(), &job.input) {
+            return Err(Failure::Input(format!(
+                "{} and {} would both be written to {}",
+                other.display(),
+                job.input.display(),
+                job.output.display()
+            )));
+        }
+    }
+    std::fs::create_dir_all(&args.output)
+        .map_err(|e| Failure::Input(format!("{}: {e}", args.output.display())))?;
+    Ok(jobs)
 }
 
 /// Segments one input and writes its mask (and probabilities when asked).
