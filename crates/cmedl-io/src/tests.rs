@@ -609,3 +609,42 @@ fn largest_component_per_label_is_kept() {
     ];
     assert_eq!(m.data, want);
 }
+
+#[test]
+fn spatial_units_in_metres_and_micrometres_are_read_as_millimetres() {
+    let dir = temp();
+    // The small volume's grid written in metres (1, 2, 3 mm voxels; origin 10, 20, 30 mm).
+    let mut g = small_volume().geometry;
+    for (r, o) in [10.0, 20.0, 30.0].iter().enumerate() {
+        g.affine[r][3] = *o;
+    }
+    for (units, scale, name) in [(1 | 8, 1e-3, "m.nii"), (3 | 8, 1e3, "um.nii")] {
+        let mut affine = g.affine;
+        for row in affine.iter_mut().take(3) {
+            for v in row.iter_mut() {
+                *v *= scale;
+            }
+        }
+        let spacing = g.spacing.map(|s| s * scale);
+        let mut h =
+            NiftiHeader::for_volume(NiftiVersion::One, g.shape, spacing, &affine, DataType::F32);
+        h.xyzt_units = units;
+        let mut bytes = h.to_bytes();
+        for x in 0..12 {
+            bytes.extend_from_slice(&(x as f32).to_le_bytes());
+        }
+        let p = write_raw(dir.path(), name, &bytes);
+        let back = read_volume(&p, &ReadOptions::default()).unwrap().volume;
+        for d in 0..3 {
+            assert!(
+                (back.geometry.spacing[d] - g.spacing[d]).abs() < 1e-6,
+                "{name}"
+            );
+        }
+        assert!(
+            back.geometry.same_grid(&g, 1e-4),
+            "{name}: {:?}",
+            back.geometry.affine
+        );
+    }
+}

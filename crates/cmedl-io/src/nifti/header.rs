@@ -402,12 +402,22 @@ impl NiftiHeader {
         }
     }
 
+    /// Millimetres per spatial unit of the header (`xyzt_units`: metres, millimetres or
+    /// micrometres; unknown is read as millimetres).
+    pub fn unit_mm(&self) -> f64 {
+        match self.xyzt_units & 7 {
+            1 => 1000.0,
+            3 => 0.001,
+            _ => 1.0,
+        }
+    }
+
     /// Voxel sizes along i, j, k in mm (1 for absent dimensions).
     pub fn spacing(&self) -> [f64; 3] {
         let mut s = [1.0; 3];
         for (d, v) in s.iter_mut().enumerate() {
             if (d as i64) < self.dim[0] {
-                *v = self.pixdim[d + 1];
+                *v = self.pixdim[d + 1] * self.unit_mm();
             }
         }
         s
@@ -418,6 +428,11 @@ impl NiftiHeader {
         if self.sform_code > 0 {
             let mut m = identity();
             m[..3].copy_from_slice(&self.srow);
+            for row in m.iter_mut().take(3) {
+                for v in row.iter_mut() {
+                    *v *= self.unit_mm();
+                }
+            }
             return m;
         }
         let sp = self.spacing();
@@ -430,7 +445,7 @@ impl NiftiHeader {
                 for c in 0..3 {
                     m[r][c] = rot[r][c] * scale[c];
                 }
-                m[r][3] = self.qoffset[r];
+                m[r][3] = self.qoffset[r] * self.unit_mm();
             }
             return m;
         }
