@@ -109,7 +109,7 @@ impl ExperimentDir {
             seconds
         };
         let path = self.wall_time_file();
-        std::fs::write(&path, format!("{total}\n")).map_err(|e| ExperimentError::write(&path, e))
+        crate::write_atomic(&path, format!("{total}\n").as_bytes())
     }
 
     /// The results of run `name`, when it has been evaluated.

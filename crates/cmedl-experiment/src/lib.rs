@@ -110,7 +110,32 @@ pub(crate) fn write_json(
             std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         )
     })?;
-    std::fs::write(path, text + "\n").map_err(|e| ExperimentError::write(path, e))
+    write_atomic(path, (text + "\n").as_bytes())
+}
+
+/// Writes a file whole or not at all: a unique temporary file beside it, flushed, renamed over
+/// it (a crash leaves the old file or the new one, never a torn one).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExperimentError> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| ExperimentError::write(path, e))
 }
 
 /// Reads and parses a JSON file.

@@ -107,8 +107,8 @@ pub struct ReportFiles {
 pub fn write(dir: &Path, title: &str, blocks: &[Block]) -> Result<ReportFiles, ExperimentError> {
     let md = dir.join("report.md");
     let ht = dir.join("report.html");
-    std::fs::write(&md, markdown(blocks)).map_err(|e| ExperimentError::write(&md, e))?;
-    std::fs::write(&ht, html(title, blocks, dir)).map_err(|e| ExperimentError::write(&ht, e))?;
+    crate::write_atomic(&md, markdown(blocks).as_bytes())?;
+    crate::write_atomic(&ht, html(title, blocks, dir).as_bytes())?;
     Ok(ReportFiles {
         markdown: md,
         html: ht,
