@@ -70,6 +70,31 @@ fn a_micro_experiment_writes_a_report_with_figures() {
             .count(),
         md.lines().count()
     );
+    // The same folder with another training config: refused, nothing reused.
+    let mut changed = exp.clone();
+    changed["base"]["train"]["epochs"] = serde_json::json!(3);
+    let changed_cfg = dir.path().join("changed.json");
+    std::fs::write(&changed_cfg, changed.to_string()).unwrap();
+    TestCommand::new("experiment")
+        .arg("--config")
+        .arg(&changed_cfg)
+        .arg("--out")
+        .arg(&out_dir)
+        .fails_with(2, "trained with another config");
+    let text = std::fs::read_to_string(out_dir.join("experiment.json")).unwrap();
+    assert!(
+        !text.contains("\"epochs\": 3"),
+        "the folder still describes its runs"
+    );
+    let mut other_data = exp.clone();
+    other_data["data"]["phantom"]["seed"] = serde_json::json!(5);
+    std::fs::write(&changed_cfg, other_data.to_string()).unwrap();
+    TestCommand::new("experiment")
+        .arg("--config")
+        .arg(&changed_cfg)
+        .arg("--out")
+        .arg(&out_dir)
+        .fails_with(2, "used other data");
     // A single run folder gets its own report.
     TestCommand::new("report")
         .arg(out_dir.join("runs/ct-only-unet-s0"))

@@ -40,13 +40,17 @@ pub fn run_experiment(
     let exp = ExperimentConfig::load(config_path)?;
     let base = exp.base_config(config_path)?;
     let dir = ExperimentDir::new(out);
+    check_same_data(&dir, &exp)?;
     crate::create_dir(dir.path())?;
-    crate::write_json(&dir.experiment_file(), &exp)?;
     // Absolute, so that `cmedl report` finds the data from any working folder.
     let data_root = data_root(&exp, &dir, config_path)?;
     let data_root =
         std::path::absolute(&data_root).map_err(|e| ExperimentError::input(&data_root, e))?;
     let runs = plan(&exp, &base, &data_root)?;
+    for r in &runs {
+        check_same_config(&dir.run(&r.name), r)?;
+    }
+    crate::write_json(&dir.experiment_file(), &exp)?;
     crate::write_json(&dir.plan_file(), &runs)?;
     let ds = Dataset::open(&data_root)?;
     for r in &runs {
@@ -112,6 +116,45 @@ fn train_run(
         ..Default::default()
     };
     trainer.run(&run_options, &mut Silent)?;
+    Ok(())
+}
+
+/// An experiment folder whose data came from another recipe or root is an error: the runs in
+/// it were trained and scored on that data.
+fn check_same_data(dir: &ExperimentDir, exp: &ExperimentConfig) -> Result<(), ExperimentError> {
+    let path = dir.experiment_file();
+    if !path.exists() {
+        return Ok(());
+    }
+    let before: ExperimentConfig = crate::read_json(&path)?;
+    if before.data != exp.data {
+        return Err(ExperimentError::input(
+            &path,
+            "this folder's experiment used other data; choose another --out",
+        ));
+    }
+    Ok(())
+}
+
+/// A run folder trained under another config than the plan's is an error: its checkpoints,
+/// predictions and results would be reported as the plan's.
+fn check_same_config(run: &cmedl_trainer::RunDir, r: &RunPlan) -> Result<(), ExperimentError> {
+    let path = run.config_file();
+    if !path.exists() {
+        return Ok(());
+    }
+    let stored: cmedl_trainer::run_dir::ConfigRecord = crate::read_json(&path)?;
+    let as_json = |c: &cmedl_trainer::TrainConfig| serde_json::to_value(c).ok();
+    if as_json(&stored.config) != as_json(&r.config) {
+        return Err(ExperimentError::input(
+            &path,
+            format!(
+                "run '{}' was trained with another config than this experiment plans; choose another --out, or delete {} to train it again",
+                r.name,
+                run.path().display()
+            ),
+        ));
+    }
     Ok(())
 }
 
