@@ -140,6 +140,7 @@ impl Dataset {
         for (name, m) in &index.modalities {
             let mut seen = std::collections::BTreeSet::new();
             for case in m.train.iter().chain(&m.val).chain(&m.test) {
+                check_id(&file, &case.id)?;
                 if !seen.insert(&case.id) {
                     return Err(IoError::format(
                         &file,
@@ -182,6 +183,24 @@ impl Dataset {
     /// The absolute path of a file named in the index.
     pub fn path(&self, relative: &str) -> PathBuf {
         self.root.join(relative)
+    }
+}
+
+/// Case ids name output files (predictions, results): letters, digits, `.`, `_` and `-`, not
+/// starting with a dot, so that no id can choose where a file goes.
+pub fn check_id(file: &Path, id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(IoError::format(
+            file,
+            format!("case id '{id}' is not a safe file name ([A-Za-z0-9._-], no leading dot)"),
+        ))
     }
 }
 

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::dataset::{CaseEntry, DatasetIndex, Modality, ModalityEntry, DATASET_FORMAT};
+use crate::dataset::{check_id, CaseEntry, DatasetIndex, Modality, ModalityEntry, DATASET_FORMAT};
 use crate::error::{IoError, Result};
 use crate::nifti::{read_header, read_volume, write_volume, ReadOptions, WriteOptions};
 
@@ -88,23 +88,6 @@ fn modality_of(name: &str) -> Option<Modality> {
         Some(Modality::Mr)
     } else {
         None
-    }
-}
-
-/// Case ids name files: letters, digits, `.`, `_` and `-`, not starting with a dot.
-fn check_id(file: &Path, id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && !id.starts_with('.')
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(IoError::format(
-            file,
-            format!("case id '{id}' is not a safe file name ([A-Za-z0-9._-], no leading dot)"),
-        ))
     }
 }
 
