@@ -390,7 +390,7 @@ fn bad_training_inputs_exit_2_with_a_clear_message() {
     let bad_json = dir.path().join("bad.json");
     std::fs::write(&bad_json, r#"{"train": {"epochz": 3}}"#).unwrap();
     let nothing = dir.path().join("nothing");
-    let cases: [(Vec<&str>, &str); 7] = [
+    let cases: [(Vec<&str>, &str); 8] = [
         (
             vec!["--config", c, "--out", "x", "--set", "train.nope=1"],
             "unknown key 'train.nope'",
@@ -418,6 +418,10 @@ fn bad_training_inputs_exit_2_with_a_clear_message() {
         (
             vec!["--config", c, "--out", "x", "--set", "precision=bf16"],
             "bf16",
+        ),
+        (
+            vec!["--resume", "x", "--set", "train.epochs=9"],
+            "cannot be used with",
         ),
     ];
     for (args, expect) in cases {

@@ -25,8 +25,9 @@ pub struct Args {
     /// Run directory for a new run.
     #[arg(long, conflicts_with = "resume")]
     out: Option<PathBuf>,
-    /// Continue the run in this directory from its latest checkpoint.
-    #[arg(long)]
+    /// Continue the run in this directory from its latest checkpoint, with the config stored
+    /// in it (options that would change the config are refused with it).
+    #[arg(long, conflicts_with_all = ["config", "data", "mode", "epochs", "batch", "device", "seed", "set"])]
     resume: Option<PathBuf>,
     /// Dataset folder (data.root).
     #[arg(long)]
