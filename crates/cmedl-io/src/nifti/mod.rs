@@ -10,6 +10,8 @@ mod header;
 mod read;
 mod write;
 
+pub(crate) use read::decode;
+
 pub use header::{
     quaternion_to_rotation, rotation_to_quaternion, DataType, NiftiHeader, NiftiVersion,
 };

@@ -228,7 +228,8 @@ pub fn read_mask(path: &Path, options: &ReadOptions) -> Result<Mask> {
     Mask::from_volume(&image.volume).map_err(|e| IoError::format(path, e.to_string()))
 }
 
-fn decode(raw: &[u8], t: DataType, be: bool) -> Vec<f32> {
+/// Voxel values of `raw` (whole elements of type `t`, big-endian when `be`) as f32.
+pub(crate) fn decode(raw: &[u8], t: DataType, be: bool) -> Vec<f32> {
     macro_rules! conv {
         ($ty:ty, $n:expr) => {
             raw.chunks_exact($n)
