@@ -43,7 +43,7 @@ enum Action {
 /// Source layouts of `--from`.
 #[derive(Clone, Copy, ValueEnum)]
 enum Layout {
-    /// nnU-Net v2 raw (imagesTr/<case>_0000, labelsTr, dataset.json with channel_names).
+    /// nnU-Net v2 raw (imagesTr/CASE_0000, labelsTr, dataset.json with channel_names).
     Nnunet,
     /// Medical Segmentation Decathlon (dataset.json with training and test lists).
     Msd,
