@@ -34,6 +34,8 @@ pub enum Tissue {
     Bone,
     /// Tumour.
     Tumour,
+    /// The necrotic core of a tumour (part of the tumour label).
+    Necrosis,
 }
 
 /// Where a tumour sits.
@@ -73,9 +75,22 @@ pub struct Tumour {
     pub radius: f64,
     /// Lobulation terms: (amplitude, frequency in azimuth, frequency in elevation, phase).
     pub lobes: Vec<(f64, f64, f64, f64)>,
+    /// Radius of a necrotic core as a share of `radius` (0: none).
+    #[serde(default)]
+    pub core: f64,
 }
 
 impl Tumour {
+    /// The tissue at a point inside the tumour: its necrotic core, or tumour.
+    pub fn tissue_at(&self, p: [f64; 3]) -> Tissue {
+        let d2: f64 = (0..3).map(|a| (p[a] - self.centre[a]).powi(2)).sum();
+        if self.core > 0.0 && d2 < (self.core * self.radius).powi(2) {
+            Tissue::Necrosis
+        } else {
+            Tissue::Tumour
+        }
+    }
+
     /// Whether a point is inside the tumour surface.
     pub fn contains(&self, p: [f64; 3]) -> bool {
         let d = [
@@ -433,6 +448,7 @@ impl Patient {
             };
             if ok {
                 return Some(Tumour {
+                    core: 0.0,
                     kind,
                     centre,
                     radius,
@@ -460,8 +476,8 @@ impl Patient {
         if r_body > 1.0 {
             return Tissue::Air;
         }
-        if self.tumour_at(p).is_some() {
-            return Tissue::Tumour;
+        if let Some(t) = self.tumour_at(p) {
+            return self.tumours[t].tissue_at(p);
         }
         // Spine: vertebral body behind the mediastinum, reaching into the posterior wall.
         let c = self.cavity(w);

@@ -54,6 +54,9 @@ pub struct CohortConfig {
     pub locations: LocationShares,
     /// CT acquisition: tumour contrast and noise.
     pub ct_imaging: CtSettings,
+    /// Share of tumours with a necrotic core (15 HU on CT, bright on T2, dark on T1; labelled
+    /// as tumour). Drawn from a stream of its own, so 0 leaves every other draw unchanged.
+    pub tumour_necrosis: f64,
 }
 
 impl Default for CohortConfig {
@@ -70,6 +73,7 @@ impl Default for CohortConfig {
             seed: 0,
             locations: LocationShares::default(),
             ct_imaging: CtSettings::default(),
+            tumour_necrosis: 0.0,
         }
     }
 }
@@ -151,7 +155,15 @@ pub fn generate_case(config: &CohortConfig, id: &str, seed: u64, contrasts: &[Co
     let shape = [config.size, config.size, config.slices];
     let s = config.spacing;
     let half_height = 0.5 * config.slices as f64 * s[2];
-    let patient = Patient::generate(&mut rng, half_height, &config.locations);
+    let mut patient = Patient::generate(&mut rng, half_height, &config.locations);
+    if config.tumour_necrosis > 0.0 {
+        let mut cores = ChaCha8Rng::seed_from_u64(seed ^ 0x6e65_6372_6f73_6973);
+        for t in &mut patient.tumours {
+            if rand::Rng::gen_bool(&mut cores, config.tumour_necrosis.min(1.0)) {
+                t.core = rand::Rng::gen_range(&mut cores, 0.35..0.6);
+            }
+        }
+    }
     let shift = [
         rand::Rng::gen_range(&mut rng, -8.0..8.0),
         rand::Rng::gen_range(&mut rng, -8.0..8.0),
@@ -188,7 +200,7 @@ pub fn generate_case(config: &CohortConfig, id: &str, seed: u64, contrasts: &[Co
             for i in 0..shape[0] {
                 let p = centre(i, j, k);
                 let t = patient.tissue(p);
-                let ti = if t == Tissue::Tumour {
+                let ti = if matches!(t, Tissue::Tumour | Tissue::Necrosis) {
                     patient.tumour_at(p).map_or(0, |x| x as u8 + 1)
                 } else {
                     0
@@ -200,7 +212,7 @@ pub fn generate_case(config: &CohortConfig, id: &str, seed: u64, contrasts: &[Co
                     Tissue::Oesophagus => 4,
                     Tissue::Marrow => 5,
                     Tissue::Bone if (p[0] * p[0]).sqrt() < 20.0 && p[1] < 0.0 => 5,
-                    Tissue::Tumour => 6,
+                    Tissue::Tumour | Tissue::Necrosis => 6,
                     _ => 0,
                 });
                 tissue.push(t);
@@ -419,6 +431,12 @@ pub fn write_cohort(
         return Err(PhantomError::Config(format!(
             "ct_imaging: tumour_offset_hu must be finite and noise_hu a range 0 ≤ lo ≤ hi; got {} and {:?}",
             ct.tumour_offset_hu, ct.noise_hu
+        )));
+    }
+    if !(0.0..=1.0).contains(&config.tumour_necrosis) {
+        return Err(PhantomError::Config(format!(
+            "tumour_necrosis is a share in [0, 1], got {}",
+            config.tumour_necrosis
         )));
     }
     let plans = plan(config);

@@ -41,6 +41,7 @@ pub fn ct_hu(t: Tissue) -> f64 {
         Tissue::Marrow => 300.0,
         Tissue::Bone => 900.0,
         Tissue::Tumour => 45.0,
+        Tissue::Necrosis => 15.0,
     }
 }
 
@@ -58,6 +59,8 @@ fn relaxation(t: Tissue) -> (f64, f64, f64, f64) {
         Tissue::Marrow => (0.85, 550.0, 60.0, 1.0),
         Tissue::Bone => (0.05, 1000.0, 1.0, 1.0),
         Tissue::Tumour => (0.85, 1100.0, 100.0, 1.0),
+        // Necrotic fluid: long T1 and T2, bright on T2 and dark on T1.
+        Tissue::Necrosis => (0.95, 2500.0, 400.0, 1.0),
     }
 }
 

@@ -221,3 +221,54 @@ fn the_ct_tumour_contrast_knob_sets_the_mediastinal_cnr() {
     assert!(visible > plain + 0.5, "+40 HU shows: {plain} → {visible}");
     assert!(loud > visible, "less noise, more CNR: {visible} → {loud}");
 }
+
+#[test]
+fn necrotic_cores_are_tumour_inside_and_change_nothing_else() {
+    let base = CohortConfig {
+        size: 96,
+        slices: 16,
+        spacing: [3.3, 3.3, 6.0],
+        ..Default::default()
+    };
+    let necrotic = CohortConfig {
+        tumour_necrosis: 1.0,
+        ..base.clone()
+    };
+    let mut cores = 0;
+    for seed in 0..4u64 {
+        let contrasts = [Contrast::Ct, Contrast::T2];
+        let plain = generate_case(&base, "x", 200 + seed, &contrasts);
+        let case = generate_case(&necrotic, "x", 200 + seed, &contrasts);
+        // The same patient, the same tumour label, the same tissue outside the tumours.
+        assert_eq!(plain.tumour.data, case.tumour.data);
+        assert_eq!(plain.organs.data, case.organs.data);
+        for (a, b) in plain.tissue.iter().zip(&case.tissue) {
+            if *a != Tissue::Tumour {
+                assert_eq!(a, b);
+            }
+        }
+        let n = case
+            .tissue
+            .iter()
+            .filter(|t| **t == Tissue::Necrosis)
+            .count();
+        cores += n;
+        if n > 10 {
+            // The same voxels with and without the core (same noise draws): darker on CT,
+            // brighter on T2.
+            let mean = |img: &cmedl_io::Volume| {
+                let v: Vec<f64> = case
+                    .tissue
+                    .iter()
+                    .zip(&img.data)
+                    .filter(|(t, _)| **t == Tissue::Necrosis)
+                    .map(|(_, v)| f64::from(*v))
+                    .collect();
+                v.iter().sum::<f64>() / v.len() as f64
+            };
+            assert!(mean(&case.images[0].1) < mean(&plain.images[0].1) - 10.0);
+            assert!(mean(&case.images[1].1) > mean(&plain.images[1].1));
+        }
+    }
+    assert!(cores > 0, "every tumour gets a core at share 1");
+}

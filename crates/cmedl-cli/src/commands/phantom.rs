@@ -59,6 +59,9 @@ pub struct Args {
     /// Range LO,HI of the CT noise standard deviation in HU.
     #[arg(long, default_value = "10,30", value_parser = parse_range)]
     ct_noise: [f64; 2],
+    /// Share of tumours with a necrotic core (bright on T2, darker than tumour on CT).
+    #[arg(long, default_value_t = 0.0)]
+    tumour_necrosis: f64,
     /// Print the measured tumour contrast-to-noise ratios.
     #[arg(long)]
     stats: bool,
@@ -129,6 +132,7 @@ pub fn run(args: Args, global: &Global) -> CmdResult {
             tumour_offset_hu: args.ct_tumour_offset,
             noise_hu: args.ct_noise,
         },
+        tumour_necrosis: args.tumour_necrosis,
     };
     write(&config, &args.out, args.stats, args.preview, global.quiet)
 }
