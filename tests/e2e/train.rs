@@ -209,6 +209,7 @@ fn distillation_options_train_and_the_teacher_is_watched() {
         .args(["--set", "loss.distill.gate_on_teacher=true"])
         .args(["--set", "loss.distill.warmup_epochs=1"])
         .args(["--set", "loss.distill.normalize=channel"])
+        .args(["--set", "loss.teacher_domain_bn=true"])
         .succeeds();
     let (_, epochs) = log_records(&run);
     assert_eq!(epochs.len(), 2);
@@ -227,6 +228,7 @@ fn distillation_options_train_and_the_teacher_is_watched() {
     assert_eq!(epochs[1].distill_scale, Some(if ahead { 1.0 } else { 0.0 }));
     let weights = tensors(&run.join("checkpoints/final.safetensors"));
     assert!(weights.keys().any(|k| k.starts_with("adaptor.")));
+    assert!(weights.keys().any(|k| k.starts_with("teacher_real_bn.")));
     // ct-only has no teacher to watch.
     let plain = dir.path().join("plain");
     train()

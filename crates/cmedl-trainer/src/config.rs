@@ -215,6 +215,9 @@ pub struct LossConfig {
     pub teacher_to_generator: bool,
     /// Train the teacher on real teacher-modality images when they have labels.
     pub teacher_on_real: bool,
+    /// Keep the teacher's batch-norm running statistics apart for real teacher-modality images
+    /// and for translations (which are what the teacher sees in distillation and at test time).
+    pub teacher_domain_bn: bool,
     /// The distillation term (its weight is λ_d).
     pub distill: DistillSpec,
     /// Images kept by each discriminator's pool (0 disables it).
@@ -235,6 +238,7 @@ impl Default for LossConfig {
             student: 1.0,
             teacher_to_generator: true,
             teacher_on_real: true,
+            teacher_domain_bn: false,
             distill: DistillSpec::default(),
             pool_size: 50,
         }

@@ -33,6 +33,9 @@ pub struct Networks {
     pub student: Option<Net<Box<dyn SegNet>>>,
     /// 1×1 convolutions on the student's distilled maps (`loss.distill.adaptor`).
     pub adaptor: Option<Net<HintAdaptor>>,
+    /// The teacher's batch-norm running statistics for real teacher-modality images
+    /// (`loss.teacher_domain_bn`); the teacher's own store keeps those of translations.
+    pub teacher_real_bn: Option<nn::VarStore>,
     /// The mode they serve.
     pub mode: Mode,
 }
@@ -130,6 +133,48 @@ fn seeded<T>(seed: u64, name: &str, build: impl FnOnce() -> T) -> T {
     build()
 }
 
+/// Whether a variable is a batch-norm running statistic.
+fn is_bn_stat(name: &str) -> bool {
+    name.ends_with("running_mean") || name.ends_with("running_var")
+}
+
+/// A store holding a copy of `teacher`'s batch-norm running statistics, under the same names.
+fn bn_copy(teacher: &nn::VarStore, device: Device) -> nn::VarStore {
+    let vs = nn::VarStore::new(device);
+    let mut stats: Vec<(String, Tensor)> = teacher
+        .variables()
+        .into_iter()
+        .filter(|(n, _)| is_bn_stat(n))
+        .collect();
+    stats.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, t) in stats {
+        let parts: Vec<&str> = name.split('.').collect();
+        let (last, dirs) = parts.split_last().unwrap_or((&"", &[]));
+        let path = dirs.iter().fold(vs.root(), |p, d| p / *d);
+        let mut copy = path.zeros_no_train(last, &t.size());
+        tch::no_grad(|| copy.copy_(&t));
+    }
+    vs
+}
+
+/// Exchanges the values of the teacher's batch-norm statistics with those in `other`.
+fn swap_bn(teacher: &nn::VarStore, other: &nn::VarStore) {
+    let theirs = other.variables();
+    tch::no_grad(|| {
+        for (name, mut mine) in teacher
+            .variables()
+            .into_iter()
+            .filter(|(n, _)| is_bn_stat(n))
+        {
+            if let Some(t) = theirs.get(&name) {
+                let held = mine.copy();
+                mine.copy_(t);
+                t.shallow_clone().copy_(&held);
+            }
+        }
+    });
+}
+
 /// CUT's projection head over the generator's PatchNCE layers.
 fn projection_head(
     config: &TrainConfig,
@@ -214,6 +259,10 @@ impl Networks {
             Mode::CtPlusPmri => Some(seg(2, "student")?),
             _ => Some(seg(1, "student")?),
         };
+        let teacher_real_bn = match &teacher {
+            Some(t) if config.loss.teacher_domain_bn => Some(bn_copy(&t.vs, device)),
+            _ => None,
+        };
         let adaptor = match (&student, config.distill_weight() > 0.0) {
             (Some(s), true) if config.loss.distill.adaptor => {
                 Some(hint_adaptor(config, s, device)?)
@@ -229,6 +278,7 @@ impl Networks {
             teacher,
             student,
             adaptor,
+            teacher_real_bn,
             mode,
         };
         if config.channels_last {
@@ -265,6 +315,9 @@ impl Networks {
         }
         if let Some(n) = &self.adaptor {
             out.push(("adaptor", &n.vs));
+        }
+        if let Some(vs) = &self.teacher_real_bn {
+            out.push(("teacher_real_bn", vs));
         }
         out
     }
@@ -336,13 +389,38 @@ impl Networks {
         self.teacher_on(&g.net.forward_t(x, false)?)
     }
 
-    /// The teacher on teacher-modality images `x` (evaluation mode).
+    /// The teacher on teacher-modality images `x` (evaluation mode, with the statistics of
+    /// real images when they are kept apart).
     pub fn teacher_on(&self, x: &Tensor) -> Result<SegOutput, TrainError> {
+        self.teacher_on_real(x, false)
+    }
+
+    /// The teacher on real teacher-modality images `x`. With `loss.teacher_domain_bn` its
+    /// batch-norm statistics are those of real images: in evaluation mode they are swapped in
+    /// for the call only; in training mode they stay swapped in until
+    /// [`Networks::end_real_teacher_pass`], after the backward pass (the graph holds them).
+    pub fn teacher_on_real(&self, x: &Tensor, train: bool) -> Result<SegOutput, TrainError> {
         let t = self
             .teacher
             .as_ref()
             .ok_or_else(|| self.missing("teacher"))?;
-        Ok(t.net.forward_t(x, false)?)
+        let Some(real) = &self.teacher_real_bn else {
+            return Ok(t.net.forward_t(x, train)?);
+        };
+        swap_bn(&t.vs, real);
+        let out = t.net.forward_t(x, train);
+        if !train || out.is_err() {
+            swap_bn(&t.vs, real);
+        }
+        Ok(out?)
+    }
+
+    /// Puts the teacher's own statistics back after a training pass on real images (a no-op
+    /// without `loss.teacher_domain_bn`).
+    pub fn end_real_teacher_pass(&self) {
+        if let (Some(t), Some(real)) = (&self.teacher, &self.teacher_real_bn) {
+            swap_bn(&t.vs, real);
+        }
     }
 
     fn missing(&self, what: &str) -> TrainError {
@@ -517,5 +595,48 @@ mod tests {
             2,
             "weight and bias of one 1×1 convolution"
         );
+    }
+
+    #[test]
+    fn the_teachers_real_image_statistics_are_kept_apart() {
+        let _turn = crate::TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = tiny(false);
+        c.mode = Mode::Cmedl;
+        c.loss.teacher_domain_bn = true;
+        let nets = Networks::build(&c, Device::Cpu).unwrap();
+        let stats = |vs: &nn::VarStore| -> Vec<(String, Tensor)> {
+            let mut v: Vec<(String, Tensor)> = vs
+                .variables()
+                .into_iter()
+                .filter(|(n, _)| is_bn_stat(n))
+                .map(|(n, t)| (n, t.copy()))
+                .collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        let teacher = &nets.teacher.as_ref().unwrap().vs;
+        let real = nets.teacher_real_bn.as_ref().unwrap();
+        let (t0, r0) = (stats(teacher), stats(real));
+        assert!(!t0.is_empty());
+        let names = |v: &[(String, Tensor)]| v.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&t0), names(&r0));
+        // A training pass on real images moves only the real-image statistics.
+        let x = Tensor::rand([2, 1, 16, 16], (Kind::Float, Device::Cpu)) * 3.0 + 1.0;
+        nets.teacher_on_real(&x, true).unwrap();
+        nets.end_real_teacher_pass();
+        let (t1, r1) = (stats(teacher), stats(real));
+        assert!(t0.iter().zip(&t1).all(|(a, b)| a.1.equal(&b.1)));
+        assert!(r0.iter().zip(&r1).any(|(a, b)| !a.1.equal(&b.1)));
+        // A pass of the teacher itself (translations) moves only its own.
+        nets.teacher
+            .as_ref()
+            .unwrap()
+            .net
+            .forward_t(&x, true)
+            .unwrap();
+        let (t2, r2) = (stats(teacher), stats(real));
+        assert!(t1.iter().zip(&t2).any(|(a, b)| !a.1.equal(&b.1)));
+        assert!(r1.iter().zip(&r2).all(|(a, b)| a.1.equal(&b.1)));
+        assert!(nets.stores().iter().any(|(n, _)| *n == "teacher_real_bn"));
     }
 }

@@ -77,6 +77,16 @@ impl Objective {
             None => t,
         });
     }
+
+    /// A term whose part `done` was already backpropagated: logged whole, only `graph` joins
+    /// the total.
+    fn add_partly_done(&mut self, name: &'static str, graph: Tensor, done: Tensor) {
+        self.terms.push((name, graph.detach() + done));
+        self.total = Some(match self.total.take() {
+            Some(a) => a + graph,
+            None => graph,
+        });
+    }
 }
 
 /// Translations of the step's batches: teacher-modality from student (always), and
@@ -99,6 +109,9 @@ pub fn train_step(
     inputs: &StepInputs<'_>,
 ) -> Result<Losses, TrainError> {
     let mut objective = Objective::default();
+    // Cleared first: a term may be backpropagated before the total (teacher_domain_bn).
+    state.g_opt.zero_grad();
+    state.s_opt.zero_grad();
     // Discriminators do not learn from the generator side's loss.
     for d in [&mut nets.d_t, &mut nets.d_s].into_iter().flatten() {
         d.vs.freeze();
@@ -118,8 +131,6 @@ pub fn train_step(
     let total = objective
         .total
         .ok_or_else(|| TrainError::Config("the mode has no loss term".into()))?;
-    state.g_opt.zero_grad();
-    state.s_opt.zero_grad();
     total.backward();
     // Checked before any update, so a skipped step leaves every weight untouched (the gradients
     // it left are cleared by the next step).
@@ -211,6 +222,21 @@ fn segmentation_terms(
     let mut teacher_out = None;
     if config.mode.uses_teacher() {
         let t = need(&nets.teacher, "teacher")?;
+        let real = match (loss.teacher_on_real, inputs.teacher, inputs.teacher_labels) {
+            (true, Some(xt), Some(yt)) => Some((xt, yt)),
+            _ => None,
+        };
+        // With statistics kept apart, the real images go first and are backpropagated at once:
+        // swapping the statistics in place must not touch a graph that still needs them.
+        let real_done = match real {
+            Some((xt, yt)) if nets.teacher_real_bn.is_some() => {
+                let l = dice_ce(&nets.teacher_on_real(xt, true)?.logits, yt, seg)? * loss.teacher;
+                l.backward();
+                nets.end_real_teacher_pass();
+                Some(l.detach())
+            }
+            _ => None,
+        };
         let ft = translated()?;
         let input = if loss.teacher_to_generator {
             ft.shallow_clone()
@@ -219,13 +245,16 @@ fn segmentation_terms(
         };
         let out = t.forward_t(&input, true)?;
         let on_translated = dice_ce(&out.logits, ys, seg)?;
-        let l = match (loss.teacher_on_real, inputs.teacher, inputs.teacher_labels) {
-            (true, Some(xt), Some(yt)) => {
-                on_translated + dice_ce(&t.forward_t(xt, true)?.logits, yt, seg)?
+        match (real, real_done) {
+            (_, Some(done)) => {
+                objective.add_partly_done("seg_teacher", on_translated * loss.teacher, done)
             }
-            _ => on_translated,
-        };
-        objective.add("seg_teacher", l * loss.teacher);
+            (Some((xt, yt)), None) => {
+                let l = on_translated + dice_ce(&t.forward_t(xt, true)?.logits, yt, seg)?;
+                objective.add("seg_teacher", l * loss.teacher);
+            }
+            (None, None) => objective.add("seg_teacher", on_translated * loss.teacher),
+        }
         teacher_out = Some(out);
     }
     let mut student_out = None;
