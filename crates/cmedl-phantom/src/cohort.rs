@@ -57,6 +57,9 @@ pub struct CohortConfig {
     /// Share of tumours with a necrotic core (15 HU on CT, bright on T2, dark on T1; labelled
     /// as tumour). Drawn from a stream of its own, so 0 leaves every other draw unchanged.
     pub tumour_necrosis: f64,
+    /// Range of a per-patient scale of the whole anatomy (tumours included), drawn uniformly
+    /// from its own stream; [1, 1] keeps the model's own size variation only.
+    pub body_scale: [f64; 2],
 }
 
 impl Default for CohortConfig {
@@ -74,6 +77,7 @@ impl Default for CohortConfig {
             locations: LocationShares::default(),
             ct_imaging: CtSettings::default(),
             tumour_necrosis: 0.0,
+            body_scale: [1.0, 1.0],
         }
     }
 }
@@ -173,14 +177,23 @@ pub fn generate_case(config: &CohortConfig, id: &str, seed: u64, contrasts: &[Co
         (shape[1] as f64 - 1.0) / 2.0,
         (shape[2] as f64 - 1.0) / 2.0,
     ];
-    // Patient frame (u left, v anterior, w superior) of a voxel centre; world RAS = (−u, v, w).
+    let [lo, hi] = config.body_scale;
+    let scale = if lo < hi {
+        let mut sizes = ChaCha8Rng::seed_from_u64(seed ^ 0x7363_616c_6520_7369);
+        rand::Rng::gen_range(&mut sizes, lo..hi)
+    } else {
+        lo
+    };
+    // Patient frame (u left, v anterior, w superior) of a voxel centre; world RAS = (−u, v, w)
+    // times the patient's scale.
     let centre = move |i: usize, j: usize, k: usize| {
         [
-            (i as f64 - c[0]) * s[0] - shift[0],
-            -(j as f64 - c[1]) * s[1] + shift[1],
-            (k as f64 - c[2]) * s[2],
+            ((i as f64 - c[0]) * s[0] - shift[0]) / scale,
+            (-(j as f64 - c[1]) * s[1] + shift[1]) / scale,
+            (k as f64 - c[2]) * s[2] / scale,
         ]
     };
+    let step = s.map(|x| x / scale);
     let mut affine = cmedl_io::identity();
     affine[0] = [-s[0], 0.0, 0.0, s[0] * c[0] + shift[0]];
     affine[1] = [0.0, -s[1], 0.0, s[1] * c[1] + shift[1]];
@@ -225,7 +238,7 @@ pub fn generate_case(config: &CohortConfig, id: &str, seed: u64, contrasts: &[Co
         .iter()
         .map(|&contrast| {
             let acq = Acquisition::draw(&mut rng, contrast, &config.ct_imaging);
-            let data = render(&patient, &acq, shape, &centre, s, &mut rng);
+            let data = render(&patient, &acq, shape, &centre, step, &mut rng);
             acquisitions.push(acq);
             let data = if contrast == Contrast::Ct {
                 data.into_iter()
@@ -255,8 +268,12 @@ pub fn generate_case(config: &CohortConfig, id: &str, seed: u64, contrasts: &[Co
                 .count();
             TumourRecord {
                 kind: tu.kind,
-                centre_mm: [-tu.centre[0], tu.centre[1], tu.centre[2]],
-                radius_mm: tu.radius,
+                centre_mm: [
+                    -tu.centre[0] * scale,
+                    tu.centre[1] * scale,
+                    tu.centre[2] * scale,
+                ],
+                radius_mm: tu.radius * scale,
                 voxels,
                 volume_ml: voxels as f64 * voxel_ml,
             }
@@ -431,6 +448,13 @@ pub fn write_cohort(
         return Err(PhantomError::Config(format!(
             "ct_imaging: tumour_offset_hu must be finite and noise_hu a range 0 ≤ lo ≤ hi; got {} and {:?}",
             ct.tumour_offset_hu, ct.noise_hu
+        )));
+    }
+    let [lo, hi] = config.body_scale;
+    if !(0.5 <= lo && lo <= hi && hi <= 2.0) {
+        return Err(PhantomError::Config(format!(
+            "body_scale is a range 0.5 ≤ lo ≤ hi ≤ 2, got {:?}",
+            config.body_scale
         )));
     }
     if !(0.0..=1.0).contains(&config.tumour_necrosis) {

@@ -272,3 +272,29 @@ fn necrotic_cores_are_tumour_inside_and_change_nothing_else() {
     }
     assert!(cores > 0, "every tumour gets a core at share 1");
 }
+
+#[test]
+fn body_scale_grows_the_whole_patient() {
+    let base = CohortConfig {
+        size: 96,
+        slices: 8,
+        spacing: [4.0, 4.0, 8.0],
+        ..Default::default()
+    };
+    let bigger = CohortConfig {
+        body_scale: [1.2, 1.2],
+        ..base.clone()
+    };
+    let body = |c: &Case| c.tissue.iter().filter(|t| **t != Tissue::Air).count() as f64;
+    for seed in 0..3u64 {
+        let a = generate_case(&base, "x", 300 + seed, &[Contrast::Ct]);
+        let b = generate_case(&bigger, "x", 300 + seed, &[Contrast::Ct]);
+        // In-plane area grows by 1.2² = 1.44 (a slab of the same height is imaged).
+        let ratio = body(&b) / body(&a);
+        assert!((1.3..1.6).contains(&ratio), "body grows by {ratio}");
+        for (ta, tb) in a.meta.tumours.iter().zip(&b.meta.tumours) {
+            assert!((tb.radius_mm / ta.radius_mm - 1.2).abs() < 1e-12);
+            assert!((tb.centre_mm[0] / ta.centre_mm[0] - 1.2).abs() < 1e-9);
+        }
+    }
+}

@@ -62,6 +62,9 @@ pub struct Args {
     /// Share of tumours with a necrotic core (bright on T2, darker than tumour on CT).
     #[arg(long, default_value_t = 0.0)]
     tumour_necrosis: f64,
+    /// Range LO,HI of a per-patient scale of the whole anatomy (0.5 to 2).
+    #[arg(long, default_value = "1,1", value_parser = parse_range)]
+    body_scale: [f64; 2],
     /// Print the measured tumour contrast-to-noise ratios.
     #[arg(long)]
     stats: bool,
@@ -133,6 +136,7 @@ pub fn run(args: Args, global: &Global) -> CmdResult {
             noise_hu: args.ct_noise,
         },
         tumour_necrosis: args.tumour_necrosis,
+        body_scale: args.body_scale,
     };
     write(&config, &args.out, args.stats, args.preview, global.quiet)
 }
