@@ -133,6 +133,24 @@ fn seeded<T>(seed: u64, name: &str, build: impl FnOnce() -> T) -> T {
     build()
 }
 
+/// The optional parts: the teacher's real-image statistics and the student's hint adaptor.
+fn extras(
+    config: &TrainConfig,
+    teacher: &Option<Net<Box<dyn SegNet>>>,
+    student: &Option<Net<Box<dyn SegNet>>>,
+    device: Device,
+) -> Result<(Option<nn::VarStore>, Option<Net<HintAdaptor>>), TrainError> {
+    let real_bn = match teacher {
+        Some(t) if config.loss.teacher_domain_bn => Some(bn_copy(&t.vs, device)),
+        _ => None,
+    };
+    let adaptor = match (student, config.distill_weight() > 0.0) {
+        (Some(s), true) if config.loss.distill.adaptor => Some(hint_adaptor(config, s, device)?),
+        _ => None,
+    };
+    Ok((real_bn, adaptor))
+}
+
 /// Whether a variable is a batch-norm running statistic.
 fn is_bn_stat(name: &str) -> bool {
     name.ends_with("running_mean") || name.ends_with("running_var")
@@ -259,16 +277,7 @@ impl Networks {
             Mode::CtPlusPmri => Some(seg(2, "student")?),
             _ => Some(seg(1, "student")?),
         };
-        let teacher_real_bn = match &teacher {
-            Some(t) if config.loss.teacher_domain_bn => Some(bn_copy(&t.vs, device)),
-            _ => None,
-        };
-        let adaptor = match (&student, config.distill_weight() > 0.0) {
-            (Some(s), true) if config.loss.distill.adaptor => {
-                Some(hint_adaptor(config, s, device)?)
-            }
-            _ => None,
-        };
+        let (teacher_real_bn, adaptor) = extras(config, &teacher, &student, device)?;
         let nets = Self {
             g_s2t,
             g_t2s,

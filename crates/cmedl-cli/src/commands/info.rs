@@ -39,51 +39,86 @@ fn info(path: &Path, as_json: bool, index: Option<usize>) -> CmdResult {
         }
         other => other?,
     };
-    let v = &volume;
-    let codes: String = axcodes(&v.geometry.affine).iter().collect();
-    let oblique = is_oblique(&v.geometry.affine);
-    let (min, max, mean) = v.stats();
-    let integer = v.data.iter().all(|x| x.fract() == 0.0);
-    let labels = (integer && min >= 0.0 && max <= 255.0).then(|| {
-        let mut counts = std::collections::BTreeMap::new();
-        for &x in &v.data {
-            *counts.entry(x as u8).or_insert(0usize) += 1;
-        }
-        counts
-    });
+    let summary = Summary::of(&volume, datatype);
     if as_json {
-        let mut out = json!({
-            "file": path.display().to_string(),
-            "shape": v.geometry.shape,
-            "spacing": v.geometry.spacing,
-            "affine": v.geometry.affine,
-            "orientation": codes,
-            "oblique": oblique,
-            "datatype": datatype,
-            "min": min,
-            "max": max,
-            "mean": mean,
-            "non_finite": v.non_finite(),
-        });
-        if let Some(l) = &labels {
-            out["labels"] = json!(l
-                .iter()
-                .map(|(k, c)| (k.to_string(), *c))
-                .collect::<std::collections::BTreeMap<_, _>>());
-        }
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&out).map_err(|e| Failure::Internal(e.to_string()))?
-        );
-        return Ok(());
+        print_json(path, &volume, &summary)
+    } else {
+        print_text(path, &volume, &summary);
+        Ok(())
     }
+}
+
+/// What `info` says of a volume beyond its grid.
+struct Summary {
+    datatype: String,
+    codes: String,
+    oblique: bool,
+    min: f64,
+    max: f64,
+    mean: f64,
+    /// Voxels per label value, when every value is an integer 0–255.
+    labels: Option<std::collections::BTreeMap<u8, usize>>,
+}
+
+impl Summary {
+    fn of(v: &cmedl_io::Volume, datatype: String) -> Self {
+        let (min, max, mean) = v.stats();
+        let integer = v.data.iter().all(|x| x.fract() == 0.0);
+        let labels = (integer && min >= 0.0 && max <= 255.0).then(|| {
+            let mut counts = std::collections::BTreeMap::new();
+            for &x in &v.data {
+                *counts.entry(x as u8).or_insert(0usize) += 1;
+            }
+            counts
+        });
+        Self {
+            datatype,
+            codes: axcodes(&v.geometry.affine).iter().collect(),
+            oblique: is_oblique(&v.geometry.affine),
+            min,
+            max,
+            mean,
+            labels,
+        }
+    }
+}
+
+fn print_json(path: &Path, v: &cmedl_io::Volume, s: &Summary) -> CmdResult {
+    let mut out = json!({
+        "file": path.display().to_string(),
+        "shape": v.geometry.shape,
+        "spacing": v.geometry.spacing,
+        "affine": v.geometry.affine,
+        "orientation": s.codes,
+        "oblique": s.oblique,
+        "datatype": s.datatype,
+        "min": s.min,
+        "max": s.max,
+        "mean": s.mean,
+        "non_finite": v.non_finite(),
+    });
+    if let Some(l) = &s.labels {
+        out["labels"] = json!(l
+            .iter()
+            .map(|(k, c)| (k.to_string(), *c))
+            .collect::<std::collections::BTreeMap<_, _>>());
+    }
+    outln!(
+        "{}",
+        serde_json::to_string_pretty(&out).map_err(|e| Failure::Internal(e.to_string()))?
+    );
+    Ok(())
+}
+
+fn print_text(path: &Path, v: &cmedl_io::Volume, s: &Summary) {
     outln!("file      {}", path.display());
     outln!("shape     {:?}", v.geometry.shape);
     outln!("spacing   {:?} mm", v.geometry.spacing);
-    outln!("datatype  {datatype}");
+    outln!("datatype  {}", s.datatype);
     outln!(
-        "orientation {codes}{}",
-        if oblique {
+        "orientation {}{}",
+        s.codes,
+        if s.oblique {
             " (oblique: the closest axes; cmedl reorients to LPS by permutations and flips only)"
         } else {
             ""
@@ -99,12 +134,12 @@ fn info(path: &Path, as_json: bool, index: Option<usize>) -> CmdResult {
             row[3]
         );
     }
-    outln!("min/max   {min} / {max}");
-    outln!("mean      {mean:.4}");
+    outln!("min/max   {} / {}", s.min, s.max);
+    outln!("mean      {:.4}", s.mean);
     if v.non_finite() > 0 {
         outln!("non-finite voxels {}", v.non_finite());
     }
-    if let Some(l) = labels.filter(|l| l.len() <= 16) {
+    if let Some(l) = s.labels.as_ref().filter(|l| l.len() <= 16) {
         outln!(
             "labels    {}",
             l.iter()
@@ -113,7 +148,6 @@ fn info(path: &Path, as_json: bool, index: Option<usize>) -> CmdResult {
                 .join(", ")
         );
     }
-    Ok(())
 }
 
 /// `cmedl info` of a DICOM image that is not a volume: shape, modality, transfer syntax and
