@@ -508,7 +508,7 @@ mod tests {
         assert!((normal_quantile(0.8) - 0.841_621_234).abs() < 1e-8);
         assert!((normal_quantile(0.01) + 2.326_347_874).abs() < 1e-8);
         assert_eq!(normal_quantile(0.5), 0.0);
-        // 2.8016 · 0.08 / √35 ≈ 0.0379: the "~35 cases to see +0.04 at SD 0.08".
+        // 2.8016 · 0.08 / √35 ≈ 0.0379: about 35 pairs detect +0.04 at an SD of 0.08.
         let d = detectable_difference(0.08, 35, 0.05, 0.8);
         assert!(
             (d - 2.801_585_219 * 0.08 / 35f64.sqrt()).abs() < 1e-9,
