@@ -105,14 +105,17 @@ pub fn save(
         .collect();
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| TrainError::file(dir, e))?;
+    // Named by process, so that two processes never write the same temporary file.
     let tmp = dir.join(format!(
-        ".{}.tmp",
+        ".{}.{}.tmp",
         path.file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        std::process::id()
     ));
+    // A failed write (disk full, permissions) is a failure here, not bad input.
     Tensor::write_safetensors(&named, &tmp)
-        .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", tmp.display())))?;
+        .map_err(|e| TrainError::file(&tmp, std::io::Error::other(e.to_string())))?;
     let f = std::fs::File::open(&tmp).map_err(|e| TrainError::file(&tmp, e))?;
     f.sync_all().map_err(|e| TrainError::file(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| TrainError::file(path, e))?;
