@@ -16,7 +16,7 @@
 //!     Path::new("runs/demo"),
 //!     &ExperimentOptions::default(),
 //! )?;
-//! println!("{}", report.markdown.display());
+//! assert!(report.markdown.exists());
 //! # Ok::<(), cmedl_experiment::ExperimentError>(())
 //! ```
 

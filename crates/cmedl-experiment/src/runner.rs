@@ -236,6 +236,8 @@ impl Scoring<'_> {
             write_mask(&pred_path, &seg.labels)?;
             volume = Some(v);
         }
+        // Scored from the file, not from memory, so a fresh and a resumed run score the same
+        // bytes: the ones a user gets.
         let pred = read_mask(&pred_path, &ReadOptions::default())?;
         let reference = read_label_image(&self.ds.path(label), &ReadOptions::default())?;
         if !pred.geometry.same_grid(&reference.geometry, 1e-3) {

@@ -8,7 +8,8 @@
 //!
 //! let options = ImportOptions::new(SourceLayout::Msd);
 //! let summary = import_dataset("Task06_Lung".as_ref(), "lung".as_ref(), &options)?;
-//! println!("{} training, {} validation, {} test cases", summary.train, summary.val, summary.test);
+//! let cases = summary.train + summary.val + summary.test;
+//! assert!(cases > 0, "the source holds no cases");
 //! # Ok::<(), cmedl_io::IoError>(())
 //! ```
 

@@ -103,7 +103,7 @@ impl Mask {
             let r = v.round();
             if !(0.0..=255.0).contains(&r) || (v - r).abs() > 1e-3 {
                 return Err(IoError::Geometry(format!(
-                    "value {v} is not a label (labels are integers 0..=255)"
+                    "value {v} is not a label (a label map holds integers 0–255)"
                 )));
             }
             data.push(r as u8);

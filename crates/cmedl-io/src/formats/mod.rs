@@ -7,7 +7,7 @@
 //! use cmedl_io::nifti::ReadOptions;
 //!
 //! let ct = read_image("scan.nrrd".as_ref(), &ReadOptions::default())?;
-//! println!("{:?} voxels of {:?} mm", ct.geometry.shape, ct.geometry.spacing);
+//! assert_eq!(ct.data.len(), ct.geometry.len());
 //! # Ok::<(), cmedl_io::IoError>(())
 //! ```
 
@@ -85,24 +85,8 @@ pub fn read_image(path: &Path, options: &ReadOptions) -> Result<Volume> {
 
 /// Reads a label map (integers 0–255) from any supported file.
 pub fn read_label_image(path: &Path, options: &ReadOptions) -> Result<Mask> {
-    if format_of(path) == Some(Format::Nifti) {
-        return crate::nifti::read_mask(path, options);
-    }
-    let v = read_image(path, options)?;
-    if let Some(bad) = v
-        .data
-        .iter()
-        .find(|x| !(x.fract() == 0.0 && (0.0..=255.0).contains(*x)))
-    {
-        return Err(IoError::format(
-            path,
-            format!("a label map holds integers 0–255, found {bad}"),
-        ));
-    }
-    Ok(Mask {
-        geometry: v.geometry,
-        data: v.data.iter().map(|&x| x as u8).collect(),
-    })
+    let volume = read_image(path, options)?;
+    Mask::from_volume(&volume).map_err(|e| IoError::format(path, e.to_string()))
 }
 
 /// Reads a "(x,y,z)" or "x y z" list of three numbers.
