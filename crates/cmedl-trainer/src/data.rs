@@ -89,9 +89,12 @@ pub struct PreparedImage {
     pub offset: [i64; 2],
 }
 
+/// An in-plane box of voxels, ([i_lo, j_lo], [i_hi, j_hi]), bounds included.
+type PlaneBox = ([usize; 2], [usize; 2]);
+
 /// The in-plane bounding box of the voxels above `level` over all slices, as
 /// ([i_lo, j_lo], [i_hi, j_hi]); none when no voxel is.
-fn plane_box(data: &[f32], shape: [usize; 3], level: f32) -> Option<([usize; 2], [usize; 2])> {
+fn plane_box<T: Copy + PartialOrd>(data: &[T], shape: [usize; 3], level: T) -> Option<PlaneBox> {
     let [nx, ny, _] = shape;
     let mut lo = [usize::MAX; 2];
     let mut hi = [0usize; 2];
@@ -110,8 +113,14 @@ impl Preprocessor {
     }
 
     /// The prepared plane's size and offset for a resampled plane of `shape` whose body (the
-    /// normalised voxels) is `data`.
-    fn window_of(&self, shape: [usize; 3], data: &[f32]) -> ([usize; 2], [i64; 2]) {
+    /// normalised voxels) is `data`; a training window also keeps the in-plane box `keep`
+    /// (labelled voxels) whenever it fits.
+    fn window_of(
+        &self,
+        shape: [usize; 3],
+        data: &[f32],
+        keep: Option<PlaneBox>,
+    ) -> ([usize; 2], [i64; 2]) {
         let n = [shape[0], shape[1]];
         match self.field {
             Field::WholePlane => {
@@ -125,16 +134,28 @@ impl Preprocessor {
             Field::BodyCrop => {
                 let size = [self.size, self.size];
                 let centred = [centre_offset(n[0], size[0]), centre_offset(n[1], size[1])];
-                let Some((lo, hi)) = plane_box(data, shape, BODY_LEVEL) else {
-                    return (size, centred);
-                };
-                // Larger planes: the window centred on the body, inside the plane.
+                let body = plane_box(data, shape, BODY_LEVEL);
+                // Larger planes: the window centred on the body, moved as little as needed to
+                // hold the labelled voxels (centred on them when they are wider than the
+                // window), inside the plane.
                 let at = |a: usize| {
                     if n[a] <= size[a] {
                         return centred[a];
                     }
-                    let centre = (lo[a] + hi[a]) as i64 / 2;
-                    (centre - size[a] as i64 / 2).clamp(0, (n[a] - size[a]) as i64)
+                    let side = size[a] as i64;
+                    let mut start = match body {
+                        Some((lo, hi)) => (lo[a] + hi[a]) as i64 / 2 - side / 2,
+                        None => centred[a],
+                    };
+                    if let Some((lo, hi)) = keep {
+                        let (lo, hi) = (lo[a] as i64, hi[a] as i64);
+                        start = if hi - lo < side {
+                            start.clamp(hi + 1 - side, lo)
+                        } else {
+                            (lo + hi) / 2 - side / 2
+                        };
+                    }
+                    start.clamp(0, (n[a] - size[a]) as i64)
                 };
                 (size, [at(0), at(1)])
             }
@@ -143,6 +164,16 @@ impl Preprocessor {
 
     /// Prepares an image.
     pub fn image(&self, v: &Volume) -> Result<PreparedImage, TrainError> {
+        self.image_keeping(v, None)
+    }
+
+    /// Prepares an image whose training window also holds the labelled voxels of `labels`
+    /// (a mask on the image's grid) whenever they fit in it.
+    pub fn image_keeping(
+        &self,
+        v: &Volume,
+        labels: Option<&Mask>,
+    ) -> Result<PreparedImage, TrainError> {
         if v.non_finite() > 0 {
             return Err(TrainError::Data(format!(
                 "the image has {} NaN or infinite voxels",
@@ -153,7 +184,14 @@ impl Preprocessor {
         let resampled = self.resampled_grid(&v.geometry);
         let r = resample_volume(v, &resampled, Interp::Linear)?;
         let normalised = window.apply_all(&r.data);
-        let (size, offset) = self.window_of(resampled.shape, &normalised);
+        let keep = match labels {
+            Some(m) if self.field == Field::BodyCrop => {
+                let m = resample_mask(m, &self.resampled_grid(&m.geometry))?;
+                plane_box(&m.data, m.geometry.shape, 0)
+            }
+            _ => None,
+        };
+        let (size, offset) = self.window_of(resampled.shape, &normalised, keep);
         let (geometry, data) = crop_or_pad_plane_at(&resampled, &normalised, size, offset, -1.0);
         Ok(PreparedImage {
             geometry,
@@ -208,12 +246,11 @@ pub fn prepare_case(
     // Slices are axial and in-plane axes in a fixed anatomical order, whatever the storage.
     let orientation = Reorientation::to_canonical(&img.geometry);
     let img = orientation.volume(&img);
-    let image = pre.image(&img).map_err(|e| e.in_file(&image_path))?;
     let label_file = match labels {
         LabelSet::Organs => case.organs.as_ref(),
         LabelSet::Label => case.label.as_ref(),
     };
-    let labels = match label_file {
+    let mask = match label_file {
         Some(rel) => {
             let path = ds.path(rel);
             let m = read_label_image(&path, &opts)?;
@@ -242,6 +279,15 @@ pub fn prepare_case(
                     path.display()
                 )));
             }
+            Some((path, m))
+        }
+        None => None,
+    };
+    let image = pre
+        .image_keeping(&img, mask.as_ref().map(|(_, m)| m))
+        .map_err(|e| e.in_file(&image_path))?;
+    let labels = match mask {
+        Some((path, m)) => {
             let (labels, dropped) = pre.labels(&m, &image).map_err(|e| e.in_file(&path))?;
             if dropped > 0 {
                 tracing::warn!(
@@ -610,6 +656,47 @@ mod tests {
         // voxels on each of 2 slices) out.
         assert_eq!(image.offset, [57, 31]);
         assert_eq!(dropped, 8);
+    }
+
+    #[test]
+    fn a_tumour_in_the_outer_part_of_a_500_mm_field_is_kept() {
+        // 250 × 250 px at 2 mm (500 mm): a large patient whose body fills x 0..250 and y
+        // 40..210, and a tumour at x 220..=227 (inside the outer 15 %, x ≥ 212.5) on one slice.
+        let g = Geometry::axis_aligned([250, 250, 2], [2.0, 2.0, 5.0]);
+        let mut data = vec![-1000.0f32; g.len()];
+        let mut labels = vec![0u8; g.len()];
+        for k in 0..2 {
+            for j in 40..210 {
+                for i in 0..250 {
+                    data[g.index(i, j, k)] = 40.0;
+                }
+            }
+        }
+        for j in 120..126 {
+            for i in 220..228 {
+                labels[g.index(i, j, 1)] = 1;
+            }
+        }
+        let v = Volume::new(g.clone(), data).unwrap();
+        let m = Mask::new(g, labels).unwrap();
+        // The shipped configurations' training field: 160 px at 2 mm (320 mm).
+        let p = pre(160, Field::BodyCrop);
+        // Centred on the body alone (body centres (0 + 249) / 2 = 124 and (40 + 209) / 2 = 124,
+        // window x 44..204), the window would leave the tumour out.
+        let body_only = p.image(&v).unwrap();
+        assert_eq!(body_only.offset, [44, 44]);
+        assert_eq!(p.labels(&m, &body_only).unwrap().1, 48);
+        // Training windows move to hold it: x 228 − 160 = 68..228, y stays on the body.
+        let image = p.image_keeping(&v, Some(&m)).unwrap();
+        assert_eq!(image.offset, [68, 44]);
+        let (cut, dropped) = p.labels(&m, &image).unwrap();
+        assert_eq!(dropped, 0);
+        assert_eq!(cut.iter().filter(|&&l| l > 0).count(), 48);
+        // Prediction sees the whole 500-mm plane, tumour and all (256 px, 3 px of padding).
+        let whole = pre(160, Field::WholePlane).image(&v).unwrap();
+        assert_eq!(whole.geometry.shape, [256, 256, 2]);
+        assert_eq!(whole.offset, [-3, -3]);
+        assert!(whole.data[(227 + 3) + 256 * (123 + 3) + 256 * 256] > -0.5);
     }
 
     #[test]
