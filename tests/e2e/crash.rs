@@ -1,5 +1,6 @@
 //! SIGKILL during training, ten times at varying moments: every resume starts from a complete
-//! checkpoint and `metrics.jsonl` stays valid JSON lines.
+//! checkpoint, `metrics.jsonl` stays valid JSON lines, and the final weights equal those of a
+//! run that was never interrupted, bit for bit.
 
 use std::time::Duration;
 
@@ -30,10 +31,11 @@ fn killed_training_resumes_from_a_complete_checkpoint() {
         if latest.exists() {
             cmd.arg("--resume").arg(&run);
             resumed += 1;
+        } else if run.join("config.json").exists() && i % 2 == 1 {
+            // Killed before its first checkpoint: --resume starts it again from step 0 …
+            cmd.arg("--resume").arg(&run);
         } else {
-            if run.exists() {
-                std::fs::remove_dir_all(&run).unwrap(); // killed before its first checkpoint
-            }
+            // … and so does --out on the same folder (its stale lock is taken over).
             cmd.arg("--config")
                 .arg(&config)
                 .arg("--out")
@@ -103,4 +105,34 @@ fn killed_training_resumes_from_a_complete_checkpoint() {
         steps, expected,
         "each step logged once, in order, after all the resumptions"
     );
+    assert!(
+        !run.join(".lock").exists(),
+        "the lock is released at the end"
+    );
+
+    // The same run, never interrupted, ends with the same weights and optimiser state.
+    let straight = dir.path().join("straight");
+    TestCommand::new("train")
+        .arg("--quiet")
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&straight)
+        .args(overrides)
+        .succeeds();
+    let read = |p: std::path::PathBuf| {
+        let mut t = Tensor::read_safetensors(p).unwrap();
+        t.retain(|(n, _)| n != "__meta_json__");
+        t.sort_by(|a, b| a.0.cmp(&b.0));
+        t
+    };
+    let (a, b) = (
+        read(run.join("checkpoints/final.safetensors")),
+        read(straight.join("checkpoints/final.safetensors")),
+    );
+    assert_eq!(a.len(), b.len());
+    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        assert!(ta.equal(tb), "{na} differs after {resumed} resumptions");
+    }
 }

@@ -81,6 +81,66 @@ fn a_dicom_series_with_rtstruct_converts_to_nifti_on_the_same_grid() {
         .arg(&mask)
         .expect_exit(2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("'GTV-1'"));
+
+    // No output may replace an input or another output: each is refused before anything is
+    // written, and the files are left as they were.
+    let rs_before = std::fs::read(&rs).unwrap();
+    let image_before = std::fs::read(&image).unwrap();
+    let convert_to = |out: &std::path::Path, mask_out: &std::path::Path| {
+        let mut c = TestCommand::new("convert");
+        c.arg(&ct)
+            .arg(out)
+            .arg("--rtstruct")
+            .arg(&rs)
+            .args(["--roi", "GTV-1", "--mask-out"])
+            .arg(mask_out);
+        c
+    };
+    convert_to(&dir.path().join("new.nii.gz"), &rs)
+        .fails_with(2, "refusing to write --mask-out over an input");
+    let stderr = convert_to(&image, &image).fails_with(2, "would both be written");
+    assert!(stderr.contains("ct.nii.gz"), "{stderr}");
+    // The same file by another name.
+    let aliased = dir.path().join("ct").join("..").join("ct.nii.gz");
+    convert_to(&aliased, &image).fails_with(2, "would both be written");
+    assert_eq!(std::fs::read(&rs).unwrap(), rs_before);
+    assert_eq!(std::fs::read(&image).unwrap(), image_before);
+    // `evaluate` may not write its summaries over a mask it scores.
+    for folder in ["pred", "ref"] {
+        std::fs::create_dir_all(dir.path().join(folder)).unwrap();
+        std::fs::copy(&mask, dir.path().join(folder).join("gtv.nii.gz")).unwrap();
+    }
+    let scored = dir.path().join("ref").join("gtv.nii.gz");
+    let evaluate = |option: &str, path: &std::path::Path| {
+        TestCommand::new("evaluate")
+            .arg("--pred")
+            .arg(dir.path().join("pred"))
+            .arg("--ref")
+            .arg(dir.path().join("ref"))
+            .arg(option)
+            .arg(path)
+            .fails_with(2, "refusing to write")
+    };
+    evaluate("--csv", &scored);
+    evaluate("--out", &dir.path().join("pred").join("gtv.nii.gz"));
+    assert_eq!(
+        std::fs::read(&scored).unwrap(),
+        std::fs::read(&mask).unwrap()
+    );
+
+    // A resampling that would not fit the memory budget is refused before it allocates.
+    let fine = dir.path().join("fine.nii.gz");
+    let stderr = TestCommand::new("convert")
+        .arg(&image)
+        .arg(&fine)
+        .args(["--spacing", "0.001,0.001,0.001", "--max-memory", "64M"])
+        .fails_with(2, "memory budget of 64.0 MiB");
+    assert!(stderr.contains("--max-memory"), "{stderr}");
+    assert!(!fine.exists());
+    TestCommand::new("info")
+        .arg(&image)
+        .args(["--max-memory", "lots"])
+        .fails_with(2, "lots");
 }
 
 #[test]

@@ -109,12 +109,50 @@ pub fn require_image(path: &Path) -> Result<(), Failure> {
 
 /// Refuses to write `output` over `input`.
 pub fn check_not_same(input: &Path, output: &Path) -> Result<(), Failure> {
-    let canon = |p: &Path| p.canonicalize().ok();
-    if output.exists() && canon(input) == canon(output) {
-        return Err(Failure::Input(format!(
-            "{}: refusing to write the output over the input",
-            output.display()
-        )));
+    check_outputs(&[input], &[("the output", output)])
+}
+
+/// The file a path names, for comparing paths: resolved through links and `..` when it (or
+/// its folder) exists.
+fn identity(path: &Path) -> PathBuf {
+    if let Ok(real) = path.canonicalize() {
+        return real;
+    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match (parent.canonicalize(), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// The one check of every command's outputs, before anything is written: no output may be one
+/// of the files the command reads, and no two outputs may be the same file. `outputs` are
+/// (option name, path).
+pub fn check_outputs<P: AsRef<Path>>(
+    inputs: &[P],
+    outputs: &[(&str, &Path)],
+) -> Result<(), Failure> {
+    let read: Vec<PathBuf> = inputs.iter().map(|p| identity(p.as_ref())).collect();
+    let mut written: Vec<(&str, PathBuf)> = Vec::new();
+    for &(option, path) in outputs {
+        let id = identity(path);
+        if let Some(n) = read.iter().position(|r| *r == id) {
+            return Err(Failure::Input(format!(
+                "{}: refusing to write {option} over an input ({})",
+                path.display(),
+                inputs[n].as_ref().display()
+            )));
+        }
+        if let Some((other, _)) = written.iter().find(|(_, w)| *w == id) {
+            return Err(Failure::Input(format!(
+                "{}: {other} and {option} would both be written to this file",
+                path.display()
+            )));
+        }
+        written.push((option, id));
     }
     Ok(())
 }

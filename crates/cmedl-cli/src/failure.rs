@@ -16,7 +16,56 @@ pub enum Failure {
     Interrupted(String),
 }
 
+/// The message and place of the last panic, recorded by the hook.
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Records panics instead of printing them: parsers catch panics of the libraries they call
+/// and turn them into errors, and a panic that reaches `main` is reported by
+/// [`Failure::from_panic`] in one line.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::debug!("panic: {message}{place}");
+        if let Ok(mut last) = LAST_PANIC.lock() {
+            *last = Some(format!("{message}{place}"));
+        }
+    }));
+}
+
+/// The first line of a message (libtorch errors carry a C++ backtrace after it).
+fn first_line(message: &str) -> &str {
+    message.lines().next().unwrap_or(message).trim()
+}
+
 impl Failure {
+    /// The failure of a panic that reached `main`.
+    pub fn from_panic() -> Self {
+        let message = LAST_PANIC
+            .lock()
+            .ok()
+            .and_then(|mut last| last.take())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        if cmedl_trainer::is_out_of_memory(&message) {
+            return Self::Internal(format!(
+                "out of device memory: lower train.batch, data.size or the network widths ({})",
+                first_line(&message)
+            ));
+        }
+        Self::Internal(format!(
+            "internal error: {} (please report this, with the command that caused it)",
+            first_line(&message)
+        ))
+    }
+
     /// The process exit code.
     pub fn code(&self) -> u8 {
         match self {

@@ -42,6 +42,10 @@ pub struct Global {
     /// More diagnostics on stderr: -v debug events, -vv trace (RUST_LOG overrides).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Largest buffer cmedl may allocate for one volume, series or resampled grid (e.g. 8G,
+    /// 512M) [default: half the physical memory].
+    #[arg(long, global = true, value_name = "SIZE", value_parser = cmedl_io::memory::parse_size)]
+    pub max_memory: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -79,7 +83,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = cli.global.quiet || matches!(&cli.command, Command::Train(a) if a.machine_log());
     logging::init(&cli.global, quiet);
-    match dispatch(cli) {
+    if let Some(bytes) = cli.global.max_memory {
+        cmedl_io::memory::set_max_memory(bytes);
+    }
+    // A panic that escapes the work (a bug, or a libtorch error outside a guarded call) ends
+    // the process with exit 1 and one line, not a backtrace and exit 101.
+    failure::install_panic_hook();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli)))
+        .unwrap_or_else(|_| Err(failure::Failure::from_panic()));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("error: {failure}");

@@ -51,6 +51,16 @@ pub enum IoError {
         /// The feature.
         what: String,
     },
+    /// A buffer would exceed the memory budget ([`crate::memory`]).
+    #[error("{what} needs {}, more than the memory budget of {} (raise it with --max-memory if the machine has the memory)", crate::memory::human(*bytes), crate::memory::human(u128::from(*limit)))]
+    OverBudget {
+        /// The buffer and its file.
+        what: String,
+        /// Bytes it needs.
+        bytes: u128,
+        /// The budget.
+        limit: u64,
+    },
     /// An operation on volumes whose geometry does not fit.
     #[error("{0}")]
     Geometry(String),

@@ -31,9 +31,12 @@ impl Geometry {
         }
     }
 
-    /// Number of voxels.
+    /// Number of voxels (saturating: a grid too large to count is `usize::MAX`).
     pub fn len(&self) -> usize {
-        self.shape.iter().product()
+        self.shape
+            .iter()
+            .try_fold(1usize, |acc, &n| acc.checked_mul(n))
+            .unwrap_or(usize::MAX)
     }
 
     /// Whether the grid holds no voxel.

@@ -22,6 +22,7 @@ pub mod formats;
 mod geometry;
 pub mod import;
 mod intensity;
+pub mod memory;
 pub mod nifti;
 pub mod orientation;
 mod resample;

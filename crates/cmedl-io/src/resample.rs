@@ -86,6 +86,10 @@ pub fn resample_volume_with(
     interp: Interp,
     outside: Option<f32>,
 ) -> Result<Volume> {
+    crate::memory::reserve(
+        format_args!("resampling to {:?} voxels", target.shape),
+        crate::memory::bytes_of(&target.shape, std::mem::size_of::<f32>()),
+    )?;
     let map = source_coords(&v.geometry, target)?;
     let s = v.geometry.shape;
     let at = |i: usize, j: usize, k: usize| v.data[i + s[0] * (j + s[1] * k)];

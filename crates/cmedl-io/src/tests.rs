@@ -648,3 +648,19 @@ fn spatial_units_in_metres_and_micrometres_are_read_as_millimetres() {
         );
     }
 }
+
+#[test]
+fn resampling_beyond_the_memory_budget_is_an_error_not_an_abort() {
+    let v = Volume::new(Geometry::axis_aligned([4, 4, 4], [1.0; 3]), vec![0.0; 64]).unwrap();
+    // 1 mm → 1 µm: 4000³ voxels, 256 GB of f32, over any default budget (at most half the RAM).
+    let target = crate::grid_with_spacing(&v.geometry, [0.001; 3]);
+    assert_eq!(target.shape, [4000; 3]);
+    if crate::memory::max_memory() < 256_000_000_000 {
+        let err = crate::resample_volume(&v, &target, crate::Interp::Linear).unwrap_err();
+        assert!(matches!(err, IoError::OverBudget { .. }), "{err}");
+        assert!(err.to_string().contains("--max-memory"), "{err}");
+    }
+    // A grid too large to count saturates instead of overflowing.
+    let huge = Geometry::axis_aligned([usize::MAX / 2, 4, 4], [1.0; 3]);
+    assert_eq!(huge.len(), usize::MAX);
+}

@@ -109,6 +109,16 @@ impl ImagePool {
         Tensor::cat(&out, 0)
     }
 
+    /// A copy of the pool's state (images shared, never written in place: `query` swaps whole
+    /// slots), to put back when a step is undone.
+    pub fn snapshot(&self) -> Self {
+        Self {
+            capacity: self.capacity,
+            images: self.images.iter().map(Tensor::shallow_clone).collect(),
+            rng: self.rng.clone(),
+        }
+    }
+
     /// The stored images, oldest slot first, for checkpoints.
     pub fn images(&self) -> &[Tensor] {
         &self.images

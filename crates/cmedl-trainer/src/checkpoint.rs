@@ -163,6 +163,14 @@ pub fn read(path: &Path) -> Result<(HashMap<String, Tensor>, CheckpointMeta), Tr
             meta.format
         )));
     }
+    // A stored config is input like any other: a tampered or damaged one must not reach the
+    // networks unchecked.
+    meta.config.validate().map_err(|e| {
+        TrainError::Checkpoint(format!(
+            "{}: its stored config is invalid: {e}",
+            path.display()
+        ))
+    })?;
     Ok((tensors, meta))
 }
 

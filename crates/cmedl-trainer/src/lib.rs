@@ -100,6 +100,40 @@ pub enum TrainError {
     /// Training was interrupted after saving `latest`.
     #[error("interrupted: {0}")]
     Interrupted(String),
+    /// The device ran out of memory in a training step.
+    #[error("out of device memory at step {step} (batch {batch}): lower train.batch, data.size or the network widths ({message})")]
+    OutOfMemory {
+        /// The 1-based step.
+        step: usize,
+        /// The global batch.
+        batch: usize,
+        /// libtorch's message (first line).
+        message: String,
+    },
+    /// libtorch failed inside a training step (an error it raises as a panic in tch).
+    #[error("libtorch failed at step {step}: {message}")]
+    StepFailed {
+        /// The 1-based step.
+        step: usize,
+        /// libtorch's message (first line).
+        message: String,
+    },
+}
+
+/// Whether a libtorch error message reports exhausted (device or host) memory.
+pub fn is_out_of_memory(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("out of memory") || m.contains("can't allocate memory")
+}
+
+/// The text of a panic's payload, first line only (libtorch appends a C++ backtrace).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    text.lines().next().unwrap_or_default().trim().to_owned()
 }
 
 impl TrainError {
@@ -129,5 +163,30 @@ impl TrainError {
                 | Self::Checkpoint(_)
                 | Self::Model(_)
         )
+    }
+}
+
+#[cfg(test)]
+mod panic_tests {
+    use super::*;
+
+    #[test]
+    fn libtorch_panics_become_one_line_messages_and_oom_is_recognised() {
+        let payload = std::panic::catch_unwind(|| {
+            let a = tch::Tensor::zeros([2, 3], (tch::Kind::Float, tch::Device::Cpu));
+            let b = tch::Tensor::zeros([4, 5], (tch::Kind::Float, tch::Device::Cpu));
+            let _ = a.matmul(&b); // shapes do not fit: tch panics with libtorch's error
+        })
+        .unwrap_err();
+        let message = panic_message(payload.as_ref());
+        assert!(!message.contains('\n'));
+        assert!(message.contains("cannot be multiplied"), "{message}");
+        assert!(!is_out_of_memory(&message));
+        assert!(is_out_of_memory(
+            "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.1 GiB total capacity)"
+        ));
+        assert!(is_out_of_memory(
+            "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"
+        ));
     }
 }

@@ -52,6 +52,19 @@ impl Adam {
         }
     }
 
+    /// The sum of every gradient element as a scalar tensor on the device (none without
+    /// gradients): NaN or infinite exactly when some gradient is (or their sum overflows).
+    pub fn gradient_sum(&self) -> Option<Tensor> {
+        let sums: Vec<Tensor> = self
+            .params
+            .iter()
+            .map(Tensor::grad)
+            .filter(Tensor::defined)
+            .map(|g| g.sum(tch::Kind::Float))
+            .collect();
+        (!sums.is_empty()).then(|| Tensor::stack(&sums, 0).sum(tch::Kind::Float))
+    }
+
     /// One update with learning rate `lr`; parameters without a gradient are left alone.
     ///
     /// Written as in-place kernels (lerp, addcdiv) with two temporaries per parameter, the

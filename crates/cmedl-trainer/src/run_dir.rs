@@ -7,6 +7,7 @@
 //!   checkpoints/latest.safetensors   most recent state (resume continues from it)
 //!   checkpoints/best.safetensors     highest validation Dice
 //!   checkpoints/final.safetensors    end of training (its presence means "finished")
+//!   .lock                        the pid of the process training here (removed at its end)
 //!   figures/                     curves of `cmedl report RUN`
 //!   report.md, report.html       written by `cmedl report RUN`
 //! ```
@@ -24,6 +25,24 @@ use crate::TrainError;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunDir {
     root: PathBuf,
+}
+
+/// The claim of one process on a run folder; released (the lock file removed) when dropped.
+#[derive(Debug)]
+pub struct RunLock {
+    path: PathBuf,
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether process `pid` runs (Linux: `/proc/PID`; elsewhere assumed to run).
+fn process_alive(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    !proc.is_dir() || proc.join(pid.to_string()).exists()
 }
 
 /// What `config.json` of a run holds.
@@ -91,6 +110,54 @@ impl RunDir {
         self.checkpoint(&Which::Latest).exists()
     }
 
+    /// `.lock`: the claim of the process that trains here.
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join(".lock")
+    }
+
+    /// Claims the folder for this process (creating it); fails while another live process
+    /// holds it. A claim left by a killed process is taken over.
+    pub fn lock(&self) -> Result<RunLock, TrainError> {
+        std::fs::create_dir_all(&self.root).map_err(|e| TrainError::file(&self.root, e))?;
+        let path = self.lock_file();
+        let me = std::process::id();
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut file) => {
+                    use std::io::Write as _;
+                    writeln!(file, "{me}").map_err(|e| TrainError::file(&path, e))?;
+                    return Ok(RunLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<u32>().ok());
+                    if let Some(pid) = owner.filter(|&pid| pid != me && process_alive(pid)) {
+                        return Err(TrainError::Config(format!(
+                            "{}: in use by another cmedl process (pid {pid}); if it is gone, delete {}",
+                            self.root.display(),
+                            path.display()
+                        )));
+                    }
+                    tracing::warn!(
+                        "{}: taking over the claim of a process that is gone",
+                        path.display()
+                    );
+                    std::fs::remove_file(&path).map_err(|e| TrainError::file(&path, e))?;
+                }
+                Err(e) => return Err(TrainError::file(&path, e)),
+            }
+        }
+        Err(TrainError::Config(format!(
+            "{}: another process claimed the folder at the same moment",
+            self.root.display()
+        )))
+    }
+
     /// Creates the folder and its checkpoint folder.
     pub fn create(&self) -> Result<(), TrainError> {
         let dir = self.checkpoints();
@@ -106,7 +173,28 @@ impl RunDir {
         let text =
             serde_json::to_string_pretty(&record).map_err(|e| TrainError::Config(e.to_string()))?;
         let path = self.config_file();
-        std::fs::write(&path, text + "\n").map_err(|e| TrainError::file(&path, e))
+        // Whole or not at all: a temporary file named by process, renamed over the old one.
+        let tmp = self
+            .root
+            .join(format!(".config.json.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, text + "\n")
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                TrainError::file(&path, e)
+            })
+    }
+
+    /// Reads `config.json` and validates the config in it.
+    pub fn read_config(&self) -> Result<ConfigRecord, TrainError> {
+        let path = self.config_file();
+        let record: ConfigRecord = serde_json::from_str(&self.read_config_text()?)
+            .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
+        record
+            .config
+            .validate()
+            .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
+        Ok(record)
     }
 
     /// The text of `config.json`.
@@ -148,6 +236,28 @@ impl RunDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_folder_is_claimed_by_one_live_process_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path().join("run"));
+        let lock = run.lock().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(run.lock_file()).unwrap().trim(),
+            std::process::id().to_string()
+        );
+        // A live process (pid 1, always there on Linux) holds it: refused, naming the pid.
+        drop(lock);
+        assert!(!run.lock_file().exists(), "released when dropped");
+        std::fs::write(run.lock_file(), "1\n").unwrap();
+        if Path::new("/proc/1").exists() {
+            let err = run.lock().unwrap_err().to_string();
+            assert!(err.contains("pid 1"), "{err}");
+        }
+        // A claim of a process that is gone (pid beyond the kernel's maximum) is taken over.
+        std::fs::write(run.lock_file(), "4294967295\n").unwrap();
+        let _lock = run.lock().unwrap();
+    }
     use crate::log::{LogWriter, StepRecord};
 
     #[test]

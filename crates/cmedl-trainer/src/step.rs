@@ -99,9 +99,8 @@ struct Translations {
 /// Runs one step of the configured mode, updating every network; returns the loss terms read
 /// back to the host.
 ///
-/// The terms are read twice per step (generator side, discriminator side), each time after the
-/// backward pass is queued and before the update that a non-finite term must prevent: on a GPU
-/// the host waits only while the backward pass finishes.
+/// The terms and gradient sums are read once per step, after both backward passes are queued
+/// and before any update: on a GPU the host waits only while the backward passes finish.
 pub fn train_step(
     nets: &mut Networks,
     state: &mut TrainState,
@@ -132,17 +131,48 @@ pub fn train_step(
         .total
         .ok_or_else(|| TrainError::Config("the mode has no loss term".into()))?;
     total.backward();
-    // Checked before any update, so a skipped step leaves every weight untouched (the gradients
-    // it left are cleared by the next step).
-    let mut losses = check_finite(&objective.terms, inputs.step)?;
-    let total_value = losses.iter().map(|(_, v)| v).sum::<f64>();
-    state.g_opt.step(inputs.lr);
-    state.s_opt.step(inputs.lr * config.seg_lr_factor());
     for d in [&mut nets.d_t, &mut nets.d_s].into_iter().flatten() {
         d.vs.unfreeze();
     }
-    if let Some(t) = &translations {
-        losses.extend(discriminator_step(nets, state, config, inputs, t)?);
+    // The discriminators' pass needs only this step's translations (detached), so it runs
+    // before any update; the pools it draws from are put back if the step is skipped.
+    let pools = (state.pool_t.snapshot(), state.pool_s.snapshot());
+    let disc = match &translations {
+        Some(t) => discriminator_pass(nets, state, config, inputs, t)?,
+        None => Vec::new(),
+    };
+    // Losses and gradients are checked (in one read-back) before any update, so a skipped step
+    // leaves every weight, optimiser moment and pool as it was.
+    let (n_gen, n_disc) = (objective.terms.len(), disc.len());
+    let mut checked: Terms = objective
+        .terms
+        .iter()
+        .chain(&disc)
+        .map(|(n, t)| (*n, t.shallow_clone()))
+        .collect();
+    let optimisers = [
+        ("gradient of the translators", Some(&state.g_opt)),
+        ("gradient of the segmenters", Some(&state.s_opt)),
+        ("gradient of the discriminators", state.d_opt.as_ref()),
+    ];
+    for (name, opt) in optimisers {
+        if let Some(sum) = opt.and_then(Adam::gradient_sum) {
+            checked.push((name, sum));
+        }
+    }
+    let mut losses = match check_finite(&checked, inputs.step) {
+        Ok(values) => values,
+        Err(e) => {
+            (state.pool_t, state.pool_s) = pools;
+            return Err(e);
+        }
+    };
+    losses.truncate(n_gen + n_disc);
+    let total_value = losses[..n_gen].iter().map(|(_, v)| v).sum::<f64>();
+    state.g_opt.step(inputs.lr);
+    state.s_opt.step(inputs.lr * config.seg_lr_factor());
+    if let Some(d_opt) = state.d_opt.as_mut().filter(|_| n_disc > 0) {
+        d_opt.step(inputs.lr);
     }
     losses.push(("total", total_value));
     Ok(losses)
@@ -284,14 +314,15 @@ fn segmentation_terms(
     Ok(())
 }
 
-/// Updates the discriminators on pooled translations; returns their loss.
-fn discriminator_step(
+/// The discriminators' loss on pooled translations, backpropagated into their gradients (not
+/// yet applied); none when the mode has no discriminator.
+fn discriminator_pass(
     nets: &Networks,
     state: &mut TrainState,
     config: &TrainConfig,
     inputs: &StepInputs<'_>,
     translations: &Translations,
-) -> Result<Losses, TrainError> {
+) -> Result<Terms, TrainError> {
     let loss = &config.loss;
     let Some(d_opt) = state.d_opt.as_mut() else {
         return Ok(Vec::new());
@@ -313,12 +344,9 @@ fn discriminator_step(
         }
         _ => loss_t,
     };
-    let disc: Terms = vec![("disc", d_loss.detach())];
     d_opt.zero_grad();
     d_loss.backward();
-    let losses = check_finite(&disc, inputs.step)?;
-    d_opt.step(inputs.lr);
-    Ok(losses)
+    Ok(vec![("disc", d_loss.detach())])
 }
 
 /// The terms read back to the host; fails with [`TrainError::NonFiniteTerm`] naming the first
@@ -347,4 +375,97 @@ pub fn read_terms(terms: &Terms) -> Losses {
     let host = Tensor::cat(&scalars, 0).to_device(tch::Device::Cpu);
     let values = Vec::<f64>::try_from(&host).unwrap_or_else(|_| vec![f64::NAN; terms.len()]);
     terms.iter().map(|(n, _)| *n).zip(values).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cmedl_models::{SegmenterConfig, UNetConfig};
+    use tch::Device;
+
+    fn tiny() -> TrainConfig {
+        let mut c = TrainConfig::default();
+        c.model.generator.ngf = 4;
+        c.model.generator.blocks = 1;
+        c.model.discriminator.ndf = 4;
+        c.model.segmenter = SegmenterConfig::Unet(UNetConfig {
+            base: 4,
+            depth: 2,
+            ..Default::default()
+        });
+        c.loss.pool_size = 4;
+        c
+    }
+
+    fn weights(nets: &Networks) -> Vec<Tensor> {
+        nets.stores()
+            .into_iter()
+            .flat_map(|(_, vs)| vs.trainable_variables())
+            .map(|t| t.detach().copy())
+            .collect()
+    }
+
+    #[test]
+    fn a_non_finite_step_leaves_weights_moments_and_pools_untouched() {
+        let config = tiny();
+        let mut nets = {
+            let _turn = crate::TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+            Networks::build(&config, Device::Cpu).unwrap()
+        };
+        let adam = |vars| Adam::new(vars, [0.5, 0.999], 0.0);
+        let mut state = TrainState {
+            g_opt: adam(nets.translator_side()),
+            s_opt: adam(nets.segmenter_side()),
+            d_opt: Some(adam(nets.discriminator_side())),
+            pool_t: ImagePool::new(4, 1),
+            pool_s: ImagePool::new(4, 2),
+        };
+        let images = Tensor::rand([2, 1, 32, 32], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+        let labels = Tensor::zeros([2, 32, 32], (Kind::Int64, Device::Cpu));
+        let teacher = Tensor::rand([2, 1, 32, 32], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+        let inputs = |teacher| StepInputs {
+            student: &images,
+            student_labels: &labels,
+            teacher: Some(teacher),
+            teacher_labels: None,
+            lr: 1e-3,
+            step: 0,
+            distill_scale: 1.0,
+        };
+        let losses = train_step(&mut nets, &mut state, &config, &inputs(&teacher)).unwrap();
+        assert!(losses.iter().all(|(_, v)| v.is_finite()), "{losses:?}");
+        assert_eq!(state.pool_t.len(), 2);
+        let before = weights(&nets);
+        let pool_before: Vec<Tensor> = state.pool_t.images().iter().map(Tensor::copy).collect();
+        let moments_before = state.g_opt.state("g");
+        let moments_before: Vec<Tensor> = moments_before.iter().map(|(_, t)| t.copy()).collect();
+        // A NaN in a teacher-modality image makes terms of both sides NaN; the check comes
+        // after the discriminators' pass drew from (and refilled) the pools: nothing may change.
+        let _ = teacher.get(0).get(0).get(3).get(3).fill_(f64::NAN);
+        let err = train_step(&mut nets, &mut state, &config, &inputs(&teacher)).unwrap_err();
+        assert!(matches!(&err, TrainError::NonFiniteTerm { .. }), "{err}");
+        for (a, b) in before.iter().zip(weights(&nets)) {
+            assert!(a.equal(&b), "a weight changed on a skipped step");
+        }
+        assert_eq!(state.pool_t.len(), 2);
+        for (a, b) in pool_before.iter().zip(state.pool_t.images()) {
+            assert!(a.equal(b), "the pool changed on a skipped step");
+        }
+        assert_eq!(state.g_opt.steps(), 1);
+        for (a, (_, b)) in moments_before.iter().zip(state.g_opt.state("g")) {
+            assert!(a.equal(&b), "an optimiser moment changed on a skipped step");
+        }
+    }
+
+    #[test]
+    fn gradient_sums_reveal_a_non_finite_gradient() {
+        let p = Tensor::from_slice(&[1.0f32, 2.0]).set_requires_grad(true);
+        let adam = Adam::new(vec![("p".into(), p.shallow_clone())], [0.9, 0.999], 0.0);
+        assert!(adam.gradient_sum().is_none(), "no gradient yet");
+        (&p * &p).sum(Kind::Float).backward();
+        let sum = adam.gradient_sum().unwrap().double_value(&[]);
+        assert_eq!(sum, 6.0, "d/dp Σp² = 2p = (2, 4)");
+        (&p * f64::INFINITY).sum(Kind::Float).backward();
+        assert!(!adam.gradient_sum().unwrap().double_value(&[]).is_finite());
+    }
 }

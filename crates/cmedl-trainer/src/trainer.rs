@@ -17,7 +17,7 @@ use crate::log::{self, EpochRecord, LogRecord, LogWriter, StepRecord};
 use crate::networks::Networks;
 use crate::optim::Adam;
 use crate::prepare::{prepare_data, PreparedData};
-use crate::run_dir::RunDir;
+use crate::run_dir::{RunDir, RunLock};
 use crate::step::{train_step, Losses, StepInputs, TrainState};
 use crate::validate::{validate, validate_by, SegPath};
 use crate::TrainError;
@@ -116,29 +116,50 @@ pub struct Trainer {
     sums: BTreeMap<&'static str, (f64, usize)>,
     log_window: (Instant, usize),
     started: Instant,
+    /// Held while training: no other process writes into the run folder.
+    _lock: RunLock,
 }
 
 impl Trainer {
-    /// Starts a new run of `config` in `dir`, which must not hold a run yet.
+    /// Starts a new run of `config` in `dir`, which must not hold a run yet (a run stopped
+    /// before its first checkpoint is started again).
     pub fn new(config: &TrainConfig, dir: &Path) -> Result<Self, TrainError> {
         let run = RunDir::new(dir);
-        if run.holds_run() {
+        if run.holds_run() && run.can_resume() {
             return Err(TrainError::Config(format!(
                 "{}: already holds a run; use --resume to continue it or choose another --out",
                 dir.display()
             )));
         }
-        let trainer = Self::build(config.clone(), run, 0)?;
+        let lock = run.lock()?;
+        if run.holds_run() {
+            tracing::warn!(
+                "{}: the run there stopped before its first checkpoint; starting it again",
+                dir.display()
+            );
+        }
+        let trainer = Self::build(config.clone(), run, 0, lock)?;
         trainer.dir.write_config(&trainer.config)?;
         Ok(trainer)
     }
 
-    /// Continues the run in `dir` from its latest checkpoint, with the config stored in it.
+    /// Continues the run in `dir` from its latest checkpoint, with the config stored in it; a
+    /// run stopped before its first checkpoint starts again from step 0 with that config.
     pub fn resume(dir: &Path) -> Result<Self, TrainError> {
         let run = RunDir::new(dir);
         let path = run.checkpoint(&Which::Latest);
+        if !path.exists() && run.config_file().exists() {
+            let record = run.read_config()?;
+            let lock = run.lock()?;
+            tracing::warn!(
+                "{}: the run stopped before its first checkpoint; starting it again from step 0",
+                dir.display()
+            );
+            return Self::build(record.config, run, 0, lock);
+        }
         let (tensors, meta) = checkpoint::read(&path)?;
-        let mut trainer = Self::build(meta.config.clone(), run, meta.step)?;
+        let lock = run.lock()?;
+        let mut trainer = Self::build(meta.config.clone(), run, meta.step, lock)?;
         checkpoint::load_weights(&path, &tensors, &trainer.nets)?;
         let device = trainer.data.device;
         checkpoint::load_state(&tensors, &meta, &mut trainer.state, device)?;
@@ -149,7 +170,12 @@ impl Trainer {
     }
 
     /// The networks, optimisers and data of `config`, about to run global step `step`.
-    fn build(config: TrainConfig, dir: RunDir, step: usize) -> Result<Self, TrainError> {
+    fn build(
+        config: TrainConfig,
+        dir: RunDir,
+        step: usize,
+        lock: RunLock,
+    ) -> Result<Self, TrainError> {
         let data = prepare_data(&config)?;
         let nets = Networks::build(&config, data.device)?;
         let adam = |vars| Adam::new(vars, config.train.betas, config.train.weight_decay);
@@ -161,9 +187,9 @@ impl Trainer {
             pool_s: ImagePool::new(config.loss.pool_size, config.seed ^ 0x7002),
         };
         dir.create()?;
-        if step > 0 {
-            log::truncate_after(&dir.log_file(), step)?;
-        }
+        // Records past the step training continues from (all of them when it starts again)
+        // belong to steps that will be run again.
+        log::truncate_after(&dir.log_file(), step)?;
         let log = LogWriter::open(&dir.log_file())?;
         let total = data.streams.steps_per_epoch * config.train.epochs;
         let batches = spawn_producer(&data, step, total);
@@ -183,6 +209,7 @@ impl Trainer {
             sums: BTreeMap::new(),
             log_window: (Instant::now(), 0),
             started: Instant::now(),
+            _lock: lock,
         })
     }
 
@@ -435,7 +462,27 @@ impl Trainer {
         observer.started(self.step, self.total_steps());
         let mut skipped = 0usize;
         while !self.is_done() {
-            match self.step()? {
+            // tch raises libtorch errors (a CUDA out-of-memory among them) as panics: caught
+            // here they become errors naming the step, and the checkpoints written so far stay
+            // the run's state (the interrupted step may have updated some networks only).
+            let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step()));
+            let outcome = match attempt {
+                Ok(outcome) => outcome?,
+                Err(payload) => {
+                    let message = crate::panic_message(payload.as_ref());
+                    let step = self.step + 1;
+                    return Err(if crate::is_out_of_memory(&message) {
+                        TrainError::OutOfMemory {
+                            step,
+                            batch: self.config.train.batch,
+                            message,
+                        }
+                    } else {
+                        TrainError::StepFailed { step, message }
+                    });
+                }
+            };
+            match outcome {
                 StepOutcome::Trained { losses, record } => {
                     if let Some(r) = record {
                         observer.record(&LogRecord::Step(r));

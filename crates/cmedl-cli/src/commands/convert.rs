@@ -8,7 +8,7 @@ use cmedl_io::nifti::{
 };
 use cmedl_io::{grid_with_spacing, resample_volume, Interp, Volume};
 
-use crate::common::{check_not_same, load_volume, parse_spacing, require_image};
+use crate::common::{check_outputs, load_volume, parse_spacing, require_image};
 use crate::failure::{CmdResult, Failure};
 use crate::Global;
 
@@ -58,7 +58,16 @@ pub fn run(args: Args, _global: &Global) -> CmdResult {
             output.display()
         )));
     }
-    check_not_same(input, output)?;
+    // The image, the structure set or SEG, and the ROI mask are all checked before any write.
+    let inputs: Vec<&Path> = [Some(input), args.rtstruct.as_deref(), args.seg.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut outputs = vec![("the output", output)];
+    if let Some(mask_out) = args.mask_out.as_deref() {
+        outputs.push(("--mask-out", mask_out));
+    }
+    check_outputs(&inputs, &outputs)?;
     let (mut volume, mut datatype) = if input.is_dir() {
         read_series(&args)?
     } else if is_nifti_path(input) {

@@ -1,12 +1,13 @@
 //! `cmedl evaluate`: metrics of predicted label maps against references, and paired
 //! comparisons with a second prediction folder.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cmedl_experiment::{compare, evaluate_dirs, summaries, write_csv, Comparison, Summaries};
 use cmedl_metrics::MetricOptions;
 use serde::Serialize;
 
+use crate::common::{check_outputs, image_files};
 use crate::failure::{CmdResult, Failure};
 use crate::Global;
 
@@ -123,6 +124,23 @@ pub fn run(args: Args, _global: &Global) -> CmdResult {
             args.resample_pred,
         )
     };
+    // Neither summary may replace a mask the evaluation reads, nor the other summary.
+    let mut inputs = Vec::new();
+    for dir in [
+        Some(&args.pred),
+        Some(&args.reference),
+        args.compare.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        inputs.extend(image_files(dir).unwrap_or_default());
+    }
+    let outputs: Vec<(&str, &Path)> = [("--out", &args.out), ("--csv", &args.csv)]
+        .into_iter()
+        .filter_map(|(o, p)| p.as_deref().map(|p| (o, p)))
+        .collect();
+    check_outputs(&inputs, &outputs)?;
     let rows = evaluate(&args.pred)?;
     let sums = summaries(&rows);
     out!("{}", table(&sums, args.tolerance_mm));

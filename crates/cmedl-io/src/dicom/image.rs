@@ -95,6 +95,11 @@ pub(crate) fn decode_image(path: &Path, obj: &DefaultDicomObject) -> Result<Imag
     let rows = uint(tags::ROWS, "Rows")?;
     let cols = uint(tags::COLUMNS, "Columns")?;
     let frames = frame_count(obj, path)?;
+    // Stored samples (at most 2 bytes) and the rescaled f32 copy.
+    crate::memory::reserve(
+        format_args!("{}: {frames} frame(s) of {rows}×{cols}", path.display()),
+        rows as u128 * cols as u128 * frames as u128 * 6,
+    )?;
     // Checked here because the decoder asserts on them (and a 32-bit rescale table would take
     // 16 GB): CT and MR store one sample of at most 16 bits.
     let (allocated, stored, samples) = (

@@ -7,7 +7,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::DefaultDicomObject;
 
 use super::image::decode_image;
-use super::{caught, read_object, text};
+use super::{caught, frame_count, read_object, text, uint};
 use crate::error::{IoError, Result};
 use crate::geometry::{flip_lps_ras, identity, Geometry};
 use crate::volume::Volume;
@@ -62,6 +62,9 @@ fn floats(
     Ok(v)
 }
 
+/// Most files scanned under one folder (a whole PACS export is not a series).
+const MAX_FOLDER_FILES: usize = 100_000;
+
 /// Every DICOM file under `folder` (recursively), grouped by series; non-DICOM files are skipped.
 pub fn scan_folder(folder: &Path) -> Result<Vec<SeriesInfo>> {
     Ok(scan(folder)?.into_iter().map(|(info, _)| info).collect())
@@ -72,14 +75,38 @@ pub fn scan_folder(folder: &Path) -> Result<Vec<SeriesInfo>> {
 fn scan(folder: &Path) -> Result<Vec<(SeriesInfo, Vec<DefaultDicomObject>)>> {
     let mut files = Vec::new();
     let mut stack = vec![folder.to_path_buf()];
+    // Folders by their real path: a symlink back up the tree is followed once, never in a loop.
+    let mut seen = std::collections::HashSet::new();
+    seen.insert(folder.canonicalize().map_err(|e| IoError::io(folder, e))?);
     while let Some(d) = stack.pop() {
         let entries = std::fs::read_dir(&d).map_err(|e| IoError::io(&d, e))?;
         for e in entries {
             let p = e.map_err(|e| IoError::io(&d, e))?.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
+            // Follows symlinks; broken links are skipped like any other non-file.
+            let Ok(meta) = std::fs::metadata(&p) else {
+                tracing::debug!("{}: skipped (unreadable or a broken link)", p.display());
+                continue;
+            };
+            if meta.is_dir() {
+                if p.canonicalize().is_ok_and(|real| seen.insert(real)) {
+                    stack.push(p);
+                } else {
+                    tracing::warn!(
+                        "{}: a folder already scanned (symlink loop); not followed again",
+                        p.display()
+                    );
+                }
+            } else if meta.is_file() {
                 files.push(p);
+                if files.len() > MAX_FOLDER_FILES {
+                    return Err(IoError::unsupported(
+                        folder,
+                        format!("more than {MAX_FOLDER_FILES} files under one folder; point cmedl at the series' own folder"),
+                    ));
+                }
+            } else {
+                // Devices, FIFOs and sockets: reading them would block or never end.
+                tracing::debug!("{}: skipped (not a regular file)", p.display());
             }
         }
     }
@@ -202,6 +229,22 @@ fn read_files(
     let mut size: Option<(usize, usize)> = None;
     let mut spacing: Option<[f64; 2]> = None;
     let mut slices: Vec<Slice> = Vec::new();
+    // The whole series' voxels are bounded before any pixel data is decoded.
+    let mut bytes = 0u128;
+    for (path, obj) in series.files.iter().zip(&objects) {
+        let dim = |tag| uint(obj, path, tag, "Rows/Columns").unwrap_or(0) as u128;
+        let frames = frame_count(obj, path).unwrap_or(1) as u128;
+        bytes += dim(tags::ROWS) * dim(tags::COLUMNS) * frames * 4;
+    }
+    crate::memory::reserve(
+        format_args!(
+            "{}: series {} ({} files)",
+            folder.display(),
+            series.uid,
+            series.files.len()
+        ),
+        bytes,
+    )?;
     for (path, obj) in series.files.iter().zip(objects) {
         let slice = caught(path, || {
             let iop = floats(
@@ -225,17 +268,19 @@ fn read_files(
                     format!("PixelSpacing {ps:?} must be positive"),
                 ));
             }
-            let image = decode_image(path, &obj)?;
-            if image.frames != 1 {
+            // Refused before decoding: an enhanced multi-frame file may be large.
+            let frames = frame_count(&obj, path)?;
+            if frames != 1 {
                 return Err(IoError::unsupported(
                     path,
                     format!(
                         "multi-frame image with {} frames (enhanced CT/MR); convert it to one \
                          file per slice, e.g. with `emf2sf` (dcm4che)",
-                        image.frames
+                        frames
                     ),
                 ));
             }
+            let image = decode_image(path, &obj)?;
             let (rows, cols, pixels) = (image.rows, image.cols, image.data);
             let row = [iop[0], iop[1], iop[2]];
             let col = [iop[3], iop[4], iop[5]];

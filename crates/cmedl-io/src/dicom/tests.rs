@@ -326,3 +326,29 @@ fn deflated_files_read_like_their_plain_twin_and_corrupt_ones_fail_cleanly() {
     let err = read_image_file(&cut).unwrap_err().to_string();
     assert!(err.contains("cut.dcm"), "{err}");
 }
+
+#[cfg(unix)]
+#[test]
+fn folder_scans_skip_devices_and_fifos_and_follow_a_symlink_loop_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = dir.path().join("series");
+    write_series(&series, "1.2.840.9", &[0.0, 2.5, 5.0], 4, 4).unwrap();
+    // A FIFO would block a reader for ever; a link back to the top would loop.
+    let fifo = series.join("pipe.dcm");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::os::unix::fs::symlink(dir.path(), series.join("loop")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", series.join("zero.dcm")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("gone"), series.join("broken.dcm")).unwrap();
+    let found = scan_folder(dir.path()).unwrap();
+    assert_eq!(found.len(), 1);
+    // Each slice once, although the loop makes the tree reachable twice.
+    assert_eq!(found[0].files.len(), 3, "{:?}", found[0].files);
+    assert_eq!(
+        read_series(dir.path(), None).unwrap().volume.geometry.shape,
+        [4, 4, 3]
+    );
+}

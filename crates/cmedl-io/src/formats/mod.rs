@@ -159,7 +159,11 @@ pub(crate) fn check_size(path: &Path, shape: [usize; 3], options: &ReadOptions) 
             limit: options.max_voxels,
         });
     }
-    Ok(())
+    // Raw elements (at most 8 bytes) and the f32 copy.
+    crate::memory::reserve(
+        format_args!("{}: a volume of {voxels} voxels", path.display()),
+        u128::from(voxels) * 12,
+    )
 }
 
 #[cfg(test)]

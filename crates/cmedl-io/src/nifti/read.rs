@@ -140,6 +140,11 @@ fn read_from(
             limit: options.max_voxels,
         });
     }
+    // The raw bytes of one volume and its f32 copy live at the same time.
+    crate::memory::reserve(
+        format_args!("{}: a volume of {voxels} voxels", path.display()),
+        u128::from(voxels) * (4 + header.datatype.size() as u128),
+    )?;
     let volumes = header.volumes();
     let index = match (options.volume, volumes) {
         (None, 1) => 0,
