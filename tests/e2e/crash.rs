@@ -136,3 +136,64 @@ fn killed_training_resumes_from_a_complete_checkpoint() {
         assert!(ta.equal(tb), "{na} differs after {resumed} resumptions");
     }
 }
+
+/// A real SIGINT (Ctrl-C) during training: the run saves `latest`, exits 130, and resumes.
+#[cfg(unix)]
+#[test]
+fn sigint_saves_and_exits_130_then_the_run_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_phantom(dir.path());
+    let config = tiny_config(dir.path(), &data);
+    let run = dir.path().join("run");
+    let mut child = TestCommand::new("train")
+        .arg("--quiet")
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&run)
+        .args([
+            "--set",
+            "train.epochs=200",
+            "--set",
+            "train.max_steps_per_epoch=3",
+        ])
+        .spawn_silent();
+    let log = run.join("metrics.jsonl");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&log).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "training never logged"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "training ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(run.join("checkpoints/latest.safetensors").exists());
+    assert!(!run.join(".lock").exists(), "the lock is released");
+    let (_, meta) =
+        cmedl_trainer::checkpoint::read(&run.join("checkpoints/latest.safetensors")).unwrap();
+    assert!(meta.step >= 1);
+    // Resumed, it goes on from the saved step (stopped again three steps later).
+    TestCommand::new("train")
+        .arg("--quiet")
+        .arg("--resume")
+        .arg(&run)
+        .args(["--stop-at-step", &(meta.step + 3).to_string()])
+        .expect_exit(130);
+    let steps: Vec<usize> = RunDir::new(&run)
+        .read_log()
+        .into_iter()
+        .filter_map(|r| match r {
+            LogRecord::Step(s) => Some(s.step),
+            LogRecord::Epoch(_) => None,
+        })
+        .collect();
+    assert_eq!(steps.last(), Some(&(meta.step + 3)), "{steps:?}");
+}

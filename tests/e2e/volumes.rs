@@ -40,7 +40,7 @@ fn phantom_info_and_convert() {
     TestCommand::new("convert")
         .arg(&image)
         .arg(&image)
-        .fails_with(2, "over the input");
+        .fails_with(2, "refusing to write the output over an input");
     assert_eq!(std::fs::read(&image).unwrap(), before);
 }
 

@@ -352,3 +352,47 @@ fn folder_scans_skip_devices_and_fifos_and_follow_a_symlink_loop_once() {
         [4, 4, 3]
     );
 }
+
+/// The even-odd rule voxel by voxel: the definition the scanline fill must equal.
+fn brute_force(polys: &[Vec<[f64; 2]>], nx: usize, ny: usize) -> Vec<u8> {
+    let mut out = vec![0u8; nx * ny];
+    for j in 0..ny {
+        for i in 0..nx {
+            let (x, y) = (i as f64, j as f64);
+            let mut inside = false;
+            for poly in polys {
+                for e in 0..poly.len() {
+                    let (a, b) = (poly[e], poly[(e + 1) % poly.len()]);
+                    if (a[1] > y) != (b[1] > y)
+                        && x < a[0] + (y - a[1]) / (b[1] - a[1]) * (b[0] - a[0])
+                    {
+                        inside = !inside;
+                    }
+                }
+            }
+            out[i + nx * j] = u8::from(inside);
+        }
+    }
+    out
+}
+
+proptest::proptest! {
+    #[test]
+    fn scanline_fill_equals_the_even_odd_rule_voxel_by_voxel(
+        polys in proptest::collection::vec(
+            proptest::collection::vec((-4.0f64..20.0, -4.0f64..20.0), 3..9),
+            1..4,
+        ),
+        integral in proptest::bool::ANY,
+    ) {
+        // Integer vertices put edges and crossings exactly on voxel centres.
+        let polys: Vec<Vec<[f64; 2]>> = polys
+            .into_iter()
+            .map(|p| p.into_iter().map(|(x, y)| if integral { [x.round(), y.round()] } else { [x, y] }).collect())
+            .collect();
+        let (nx, ny) = (16, 13);
+        let mut plane = vec![0u8; nx * ny];
+        super::rtstruct::fill_polygons(&polys, nx, ny, &mut plane);
+        proptest::prop_assert_eq!(plane, brute_force(&polys, nx, ny));
+    }
+}
