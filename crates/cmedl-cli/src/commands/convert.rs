@@ -77,7 +77,8 @@ pub fn run(args: Args, _global: &Global) -> CmdResult {
     };
     if let Some(sp) = args.spacing {
         let target = grid_with_spacing(&volume.geometry, sp);
-        volume = resample_volume(&volume, &target, Interp::Linear)?;
+        volume = resample_volume(&volume, &target, Interp::Linear)
+            .map_err(|e| Failure::Input(format!("{}: {e}", input.display())))?;
         if datatype.is_integer() {
             datatype = DataType::F32;
         }
