@@ -220,7 +220,7 @@ fn demo(root: &Path, out: &str) -> Result<()> {
 }
 
 /// The fuzz targets, each with its seed corpus in `fuzz/corpus/<target>`.
-const FUZZ_TARGETS: [&str; 3] = ["nifti_read", "dataset_index", "dicom_file"];
+const FUZZ_TARGETS: [&str; 4] = ["nifti_read", "dataset_index", "dicom_file", "dicom_on_grid"];
 
 fn fuzz(root: &Path, seconds: u64, only: Option<&str>) -> Result<()> {
     if let Some(t) = only.filter(|t| !FUZZ_TARGETS.contains(t)) {
