@@ -41,8 +41,63 @@ pub fn fetch(root: &Path, args: &FetchArgs) -> Result<PathBuf> {
         );
     }
     link_workspace(root, &torch)?;
+    let gloo = gloo_headers(&venv)?;
+    crate::link(&root.join(".libtorch").join("gloo"), &gloo)?;
     eprintln!("libtorch {version} ready: {}", torch.display());
     Ok(torch)
+}
+
+/// Gloo's headers, which `ProcessGroupGloo.hpp` includes but the wheel does not ship: Debian's
+/// `libgloo-dev` unpacked (without installing it, so no root is needed) next to the venv, or
+/// the system's own copy. Returns the include folder that holds `gloo/`.
+fn gloo_headers(venv: &Path) -> Result<PathBuf> {
+    let system = Path::new("/usr/include");
+    if system.join("gloo/algorithm.h").exists() {
+        return Ok(system.to_path_buf());
+    }
+    let dest = venv.join("gloo-headers");
+    let include = dest.join("usr/include");
+    if include.join("gloo/algorithm.h").exists() {
+        return Ok(include);
+    }
+    eprintln!("fetching Gloo's headers (Debian package libgloo-dev)");
+    let work = venv.join(".gloo-download");
+    if work.exists() {
+        std::fs::remove_dir_all(&work)
+            .with_context(|| format!("cannot remove {}", work.display()))?;
+    }
+    std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+    let status = Command::new("apt-get")
+        .args(["download", "libgloo-dev"])
+        .current_dir(&work)
+        .status()
+        .context("cannot run apt-get (Gloo's headers come from Debian's libgloo-dev)")?;
+    if !status.success() {
+        bail!("`apt-get download libgloo-dev` failed ({status}); install libgloo-dev instead");
+    }
+    let deb = std::fs::read_dir(&work)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .context("apt-get download left no .deb file")?;
+    let partial = venv.join(".gloo-headers.partial");
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial)?;
+    }
+    let status = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(&partial)
+        .status()
+        .context("cannot run dpkg-deb")?;
+    if !status.success() || !partial.join("usr/include/gloo/algorithm.h").exists() {
+        bail!("unpacking {} failed ({status})", deb.display());
+    }
+    if dest.exists() {
+        std::fs::remove_dir_all(&dest)?;
+    }
+    std::fs::rename(&partial, &dest)?;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(include)
 }
 
 fn venv_dir(args: &FetchArgs) -> Result<PathBuf> {

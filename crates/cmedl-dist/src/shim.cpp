@@ -1,0 +1,102 @@
+// A small C interface over libtorch's c10d (TCPStore + ProcessGroupGloo) for cmedl-dist.
+// Every entry point catches every exception: nothing may unwind into Rust. Errors are kept
+// per thread and read with cmedl_dist_last_error().
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+namespace {
+
+thread_local std::string last_error;
+
+struct Group {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+};
+
+template <typename F>
+int guarded(F&& f) {
+  try {
+    f();
+    return 0;
+  } catch (const c10::Error& e) {
+    last_error = e.what_without_backtrace();
+  } catch (const std::exception& e) {
+    last_error = e.what();
+  } catch (...) {
+    last_error = "unknown C++ exception";
+  }
+  return 1;
+}
+
+std::vector<at::Tensor> tensors_of(void* const* tensors, size_t n) {
+  std::vector<at::Tensor> v;
+  v.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    // tch's tensor handle is an at::Tensor*: a shallow copy shares its storage, so the
+    // collectives below work in place.
+    v.push_back(*static_cast<at::Tensor*>(tensors[i]));
+  }
+  return v;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* cmedl_dist_last_error() { return last_error.c_str(); }
+
+int cmedl_dist_init_gloo(const char* master_addr, uint16_t master_port, int rank, int world,
+                         int is_server, int64_t timeout_ms, void** out) {
+  return guarded([&] {
+    auto timeout = std::chrono::milliseconds(timeout_ms);
+    c10d::TCPStoreOptions options;
+    options.port = master_port;
+    options.isServer = is_server != 0;
+    options.numWorkers = static_cast<size_t>(world);
+    options.waitWorkers = false;
+    options.multiTenant = true;
+    options.timeout = timeout;
+    auto store = c10::make_intrusive<c10d::TCPStore>(std::string(master_addr), options);
+    auto prefixed = c10::make_intrusive<c10d::PrefixStore>("cmedl/0/", store);
+    auto gloo_options = c10d::ProcessGroupGloo::Options::create(timeout);
+    gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    auto gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(
+        c10::make_intrusive<c10d::PrefixStore>("cpu/", prefixed), rank, world, gloo_options);
+    *out = new Group{store, gloo};
+  });
+}
+
+void cmedl_dist_free(void* group) { delete static_cast<Group*>(group); }
+
+int cmedl_dist_allreduce_sum(void* group, void* const* tensors, size_t n) {
+  return guarded([&] {
+    auto v = tensors_of(tensors, n);
+    c10d::AllreduceOptions options;
+    options.reduceOp = c10d::ReduceOp::SUM;
+    static_cast<Group*>(group)->gloo->allreduce(v, options)->wait();
+  });
+}
+
+int cmedl_dist_broadcast(void* group, void* const* tensors, size_t n, int root) {
+  return guarded([&] {
+    auto v = tensors_of(tensors, n);
+    c10d::BroadcastOptions options;
+    options.rootRank = root;
+    static_cast<Group*>(group)->gloo->broadcast(v, options)->wait();
+  });
+}
+
+int cmedl_dist_barrier(void* group) {
+  return guarded([&] { static_cast<Group*>(group)->gloo->barrier()->wait(); });
+}
+
+}  // extern "C"
