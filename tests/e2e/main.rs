@@ -6,6 +6,7 @@ mod crash;
 mod dicom;
 mod doctor;
 mod experiment;
+mod parallel;
 mod predict;
 mod train;
 mod volumes;
@@ -90,6 +91,15 @@ impl TestCommand {
             self.describe(&out)
         );
         err
+    }
+
+    /// Starts the command in the background with its output captured (`wait_with_output`).
+    pub fn spawn(&mut self) -> Child {
+        self.cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the cmedl binary starts")
     }
 
     /// Starts the command in the background with its output discarded.

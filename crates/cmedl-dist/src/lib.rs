@@ -138,6 +138,7 @@ impl LaunchEnv {
 pub struct ProcessGroup {
     raw: ffi::RawGroup,
     rank: usize,
+    local_rank: usize,
     world: usize,
 }
 
@@ -173,6 +174,7 @@ impl ProcessGroup {
         Ok(Self {
             raw,
             rank: env.rank,
+            local_rank: env.local_rank,
             world: env.world_size,
         })
     }
@@ -180,6 +182,11 @@ impl ProcessGroup {
     /// This process's rank.
     pub fn rank(&self) -> usize {
         self.rank
+    }
+
+    /// This process's rank on its node (the GPU it should use).
+    pub fn local_rank(&self) -> usize {
+        self.local_rank
     }
 
     /// Number of processes.

@@ -1,4 +1,5 @@
-//! U-Net (Ronneberger et al.) with batch norm, configurable width and depth.
+//! U-Net (Ronneberger et al.) with batch norm (or another normalisation), configurable width and
+//! depth.
 
 use std::collections::BTreeMap;
 
@@ -36,6 +37,9 @@ pub struct UNetConfig {
     pub up: UpMode,
     /// Weight initialisation.
     pub init: InitKind,
+    /// Normalisation after each convolution (batch norm as in the paper; instance norm makes a
+    /// step independent of how the batch is split across data-parallel processes).
+    pub norm: NormKind,
 }
 
 impl Default for UNetConfig {
@@ -47,6 +51,7 @@ impl Default for UNetConfig {
             depth: 4,
             up: UpMode::Transposed,
             init: InitKind::Kaiming,
+            norm: NormKind::Batch,
         }
     }
 }
@@ -58,11 +63,11 @@ struct DoubleConv {
 }
 
 impl DoubleConv {
-    fn new(p: nn::Path<'_>, c_in: i64, c_out: i64, init: InitKind) -> Self {
+    fn new(p: nn::Path<'_>, c_in: i64, c_out: i64, init: InitKind, norm: NormKind) -> Self {
         let spec = ConvSpec::new(3);
         Self {
-            a: ConvNormAct::new(&p / "a", c_in, c_out, spec, NormKind::Batch, init, true),
-            b: ConvNormAct::new(&p / "b", c_out, c_out, spec, NormKind::Batch, init, true),
+            a: ConvNormAct::new(&p / "a", c_in, c_out, spec, norm, init, true),
+            b: ConvNormAct::new(&p / "b", c_out, c_out, spec, norm, init, true),
         }
     }
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
@@ -99,7 +104,7 @@ impl UNet {
                 } else {
                     b << (i - 1)
                 };
-                DoubleConv::new(p / format!("enc{i}"), c_in, b << i, init)
+                DoubleConv::new(p / format!("enc{i}"), c_in, b << i, init, config.norm)
             })
             .collect();
         let mut up = Vec::new();
@@ -123,7 +128,7 @@ impl UNet {
                 )),
                 UpMode::Bilinear => Up::Bilinear(conv(&q / "up", c_low, c, ConvSpec::new(1), init)),
             });
-            dec.push(DoubleConv::new(&q / "conv", 2 * c, c, init));
+            dec.push(DoubleConv::new(&q / "conv", 2 * c, c, init, config.norm));
         }
         let head = conv(p / "head", b, config.classes, ConvSpec::new(1), init);
         Self {

@@ -92,6 +92,7 @@ pub fn bench_train(
             lr: 2e-4,
             step,
             distill_scale: 1.0,
+            sync: None,
         };
         train_step(&mut nets, &mut state, &config, &inputs)?;
         if per_step && step >= warmup {

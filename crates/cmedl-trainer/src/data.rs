@@ -539,9 +539,10 @@ pub struct Streams {
     pub seed: u64,
     /// Augmentation.
     pub augment: AugmentConfig,
-    /// This process's rank and the number of data-parallel processes: rank r takes the r-th
-    /// batch of every group of `world` consecutive batches of the epoch order, so the shards of
-    /// one step are disjoint (1 process: rank 0 of 1).
+    /// This process's rank and the number of data-parallel processes: with `batch` slices per
+    /// process, rank r takes slices `r·batch .. (r+1)·batch` of the step's global batch of
+    /// `world · batch`, augmented and drawn as one process with the global batch would (1
+    /// process: rank 0 of 1).
     pub shard: (usize, usize),
 }
 
@@ -567,19 +568,22 @@ impl Streams {
     /// The batches of global step `step`: (student, teacher if any).
     pub fn batches(&self, step: usize) -> (Batch, Option<Batch>) {
         let picks = self.student_picks(step);
-        let rank = self.shard.0 as u64;
+        // Positions in the global batch: seeds do not depend on how the batch is split.
+        let offset = self.shard.0 * self.batch;
+        let global = |i: usize| (offset + i) as u64;
         let seeds: Vec<u64> = (0..self.batch)
-            .map(|i| mix_seed(self.seed, 2 + (rank << 8), step as u64, i as u64))
+            .map(|i| mix_seed(self.seed, 2, step as u64, global(i)))
             .collect();
         let student = make_batch(&self.student, &picks, Some(&self.augment), &seeds);
         let teacher = (!self.teacher.is_empty()).then(|| {
-            let mut rng =
-                ChaCha8Rng::seed_from_u64(mix_seed(self.seed, 3 + (rank << 8), step as u64, 0));
-            let picks: Vec<usize> = (0..self.batch)
+            let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(self.seed, 3, step as u64, 0));
+            let picks: Vec<usize> = (0..self.batch * self.shard.1.max(1))
                 .map(|_| rng.gen_range(0..self.teacher.len()))
+                .skip(offset)
+                .take(self.batch)
                 .collect();
             let seeds: Vec<u64> = (0..self.batch)
-                .map(|i| mix_seed(self.seed, 4 + (rank << 8), step as u64, i as u64))
+                .map(|i| mix_seed(self.seed, 4, step as u64, global(i)))
                 .collect();
             make_batch(&self.teacher, &picks, Some(&self.augment), &seeds)
         });
@@ -759,6 +763,41 @@ mod tests {
         assert_eq!(seen, (0..24).collect::<Vec<_>>());
         // The next epoch is another permutation of the same slices.
         assert_ne!(s.student_picks(0), s.student_picks(s.steps_per_epoch));
+    }
+
+    #[test]
+    fn two_shards_of_a_step_are_the_single_process_batch_split_in_two() {
+        let mut one = streams(24, 4, (0, 1));
+        let mut halves: Vec<Streams> = (0..2).map(|r| streams(24, 2, (r, 2))).collect();
+        // Teacher slices too (drawn at random per step).
+        let teacher = SliceSet {
+            size: 4,
+            images: (0..10 * 16).map(|v| -(v as f32)).collect(),
+            labels: vec![0; 10 * 16],
+        };
+        one.teacher = teacher.clone();
+        for h in &mut halves {
+            h.teacher = teacher.clone();
+        }
+        assert_eq!(one.steps_per_epoch, halves[0].steps_per_epoch);
+        for step in [0, 3, 7] {
+            let (s, t) = one.batches(step);
+            let parts: Vec<(Batch, Option<Batch>)> =
+                halves.iter().map(|h| h.batches(step)).collect();
+            let joined = Tensor::cat(&[&parts[0].0.images, &parts[1].0.images], 0);
+            assert!(joined.equal(&s.images), "student images of step {step}");
+            let joined = Tensor::cat(
+                &[
+                    &parts[0].1.as_ref().unwrap().images,
+                    &parts[1].1.as_ref().unwrap().images,
+                ],
+                0,
+            );
+            assert!(
+                joined.equal(&t.unwrap().images),
+                "teacher images of step {step}"
+            );
+        }
     }
 
     #[test]

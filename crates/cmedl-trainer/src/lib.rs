@@ -31,6 +31,7 @@ pub mod infer;
 pub mod log;
 pub mod networks;
 pub mod optim;
+mod parallel;
 pub mod prepare;
 mod presets;
 pub mod run_dir;

@@ -52,6 +52,11 @@ impl Adam {
         }
     }
 
+    /// The parameters this optimiser updates.
+    pub fn params(&self) -> &[Tensor] {
+        &self.params
+    }
+
     /// The sum of every gradient element as a scalar tensor on the device (none without
     /// gradients): NaN or infinite exactly when some gradient is (or their sum overflows).
     pub fn gradient_sum(&self) -> Option<Tensor> {

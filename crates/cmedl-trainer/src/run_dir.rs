@@ -52,6 +52,18 @@ pub struct ConfigRecord {
     pub cmedl_version: String,
     /// The run's resolved configuration.
     pub config: TrainConfig,
+    /// The data-parallel launch that started it (absent: one process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<ParallelRecord>,
+}
+
+/// The data-parallel launch of a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParallelRecord {
+    /// Number of processes.
+    pub world_size: usize,
+    /// The c10d backend.
+    pub backend: String,
 }
 
 impl RunDir {
@@ -166,9 +178,19 @@ impl RunDir {
 
     /// Writes `config.json`.
     pub fn write_config(&self, config: &TrainConfig) -> Result<(), TrainError> {
+        self.write_config_of(config, None)
+    }
+
+    /// Writes `config.json` with the data-parallel launch that runs it.
+    pub fn write_config_of(
+        &self,
+        config: &TrainConfig,
+        parallel: Option<ParallelRecord>,
+    ) -> Result<(), TrainError> {
         let record = ConfigRecord {
             cmedl_version: env!("CARGO_PKG_VERSION").into(),
             config: config.clone(),
+            parallel,
         };
         let text =
             serde_json::to_string_pretty(&record).map_err(|e| TrainError::Config(e.to_string()))?;

@@ -53,6 +53,8 @@ pub struct StepInputs<'a> {
     pub step: usize,
     /// Share of λ_d in effect (warm-up ramp and teacher gate; 1: the configured weight).
     pub distill_scale: f64,
+    /// The data-parallel group whose ranks average gradients and loss terms (none: alone).
+    pub sync: Option<&'a cmedl_dist::ProcessGroup>,
 }
 
 impl StepInputs<'_> {
@@ -141,8 +143,6 @@ pub fn train_step(
         Some(t) => discriminator_pass(nets, state, config, inputs, t)?,
         None => Vec::new(),
     };
-    // Losses and gradients are checked (in one read-back) before any update, so a skipped step
-    // leaves every weight, optimiser moment and pool as it was.
     let (n_gen, n_disc) = (objective.terms.len(), disc.len());
     let mut checked: Terms = objective
         .terms
@@ -150,6 +150,22 @@ pub fn train_step(
         .chain(&disc)
         .map(|(n, t)| (*n, t.shallow_clone()))
         .collect();
+    // Data-parallel: every rank's gradients and loss terms become their mean over the ranks
+    // (one allreduce), so all ranks update alike and agree on skipping.
+    if let Some(group) = inputs.sync {
+        let params: Vec<&Tensor> = [Some(&state.g_opt), Some(&state.s_opt), state.d_opt.as_ref()]
+            .into_iter()
+            .flatten()
+            .flat_map(Adam::params)
+            .collect();
+        let mut terms: Vec<Tensor> = checked.iter().map(|(_, t)| t.shallow_clone()).collect();
+        crate::parallel::average(group, &params, &mut terms)?;
+        for ((_, t), averaged) in checked.iter_mut().zip(terms) {
+            *t = averaged;
+        }
+    }
+    // Losses and gradients are checked (in one read-back) before any update, so a skipped step
+    // leaves every weight, optimiser moment and pool as it was.
     let optimisers = [
         ("gradient of the translators", Some(&state.g_opt)),
         ("gradient of the segmenters", Some(&state.s_opt)),
@@ -431,6 +447,7 @@ mod tests {
             lr: 1e-3,
             step: 0,
             distill_scale: 1.0,
+            sync: None,
         };
         let losses = train_step(&mut nets, &mut state, &config, &inputs(&teacher)).unwrap();
         assert!(losses.iter().all(|(_, v)| v.is_finite()), "{losses:?}");

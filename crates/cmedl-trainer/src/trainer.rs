@@ -13,14 +13,16 @@ use cmedl_losses::ImagePool;
 use crate::checkpoint::{self, CheckpointMeta, Which, CHECKPOINT_FORMAT};
 use crate::config::TrainConfig;
 use crate::data::Batch;
+use crate::device::DeviceSpec;
 use crate::log::{self, EpochRecord, LogRecord, LogWriter, StepRecord};
 use crate::networks::Networks;
 use crate::optim::Adam;
 use crate::prepare::{prepare_data, PreparedData};
-use crate::run_dir::{RunDir, RunLock};
+use crate::run_dir::{ParallelRecord, RunDir, RunLock};
 use crate::step::{train_step, Losses, StepInputs, TrainState};
 use crate::validate::{validate, validate_by, SegPath};
 use crate::TrainError;
+use cmedl_dist::ProcessGroup;
 
 /// How [`Trainer::run`] is driven.
 #[derive(Clone, Default)]
@@ -106,7 +108,8 @@ pub struct Trainer {
     data: PreparedData,
     nets: Networks,
     state: TrainState,
-    log: LogWriter,
+    /// The training log (rank 0 of a data-parallel run writes it; the others none).
+    log: Option<LogWriter>,
     batches: Receiver<(usize, BatchPair)>,
     step: usize,
     first_step: usize,
@@ -116,67 +119,121 @@ pub struct Trainer {
     sums: BTreeMap<&'static str, (f64, usize)>,
     log_window: (Instant, usize),
     started: Instant,
-    /// Held while training: no other process writes into the run folder.
-    _lock: RunLock,
+    /// Held while training: no other process writes into the run folder (rank 0 only).
+    _lock: Option<RunLock>,
+    /// The data-parallel group, when launched with several processes.
+    group: Option<Arc<ProcessGroup>>,
+    /// Whether `best` was written (kept in memory: every rank must take the same branches).
+    best_saved: bool,
+    /// Whether ranks average their gradients (off only to show that it matters).
+    sync_gradients: bool,
 }
 
 impl Trainer {
     /// Starts a new run of `config` in `dir`, which must not hold a run yet (a run stopped
     /// before its first checkpoint is started again).
     pub fn new(config: &TrainConfig, dir: &Path) -> Result<Self, TrainError> {
+        Self::new_in(config, dir, None)
+    }
+
+    /// [`Trainer::new`] as one process of a data-parallel group (none: a single process).
+    /// Every rank builds the same networks, rank 0's weights are broadcast, each rank trains on
+    /// its share of `train.batch` and gradients are averaged; only rank 0 writes files.
+    pub fn new_in(
+        config: &TrainConfig,
+        dir: &Path,
+        group: Option<Arc<ProcessGroup>>,
+    ) -> Result<Self, TrainError> {
         let run = RunDir::new(dir);
+        let root = group.as_ref().is_none_or(|g| g.rank() == 0);
         if run.holds_run() && run.can_resume() {
             return Err(TrainError::Config(format!(
                 "{}: already holds a run; use --resume to continue it or choose another --out",
                 dir.display()
             )));
         }
-        let lock = run.lock()?;
-        if run.holds_run() {
+        let lock = if root { Some(run.lock()?) } else { None };
+        if root && run.holds_run() {
             tracing::warn!(
                 "{}: the run there stopped before its first checkpoint; starting it again",
                 dir.display()
             );
         }
-        let trainer = Self::build(config.clone(), run, 0, lock)?;
-        trainer.dir.write_config(&trainer.config)?;
+        let trainer = Self::build(config.clone(), run, 0, lock, group)?;
+        if root {
+            trainer
+                .dir
+                .write_config_of(&trainer.config, trainer.parallel_record())?;
+        }
         Ok(trainer)
     }
 
     /// Continues the run in `dir` from its latest checkpoint, with the config stored in it; a
     /// run stopped before its first checkpoint starts again from step 0 with that config.
     pub fn resume(dir: &Path) -> Result<Self, TrainError> {
+        Self::resume_in(dir, None)
+    }
+
+    /// [`Trainer::resume`] as one process of a data-parallel group (none: a single process).
+    pub fn resume_in(dir: &Path, group: Option<Arc<ProcessGroup>>) -> Result<Self, TrainError> {
         let run = RunDir::new(dir);
+        let root = group.as_ref().is_none_or(|g| g.rank() == 0);
         let path = run.checkpoint(&Which::Latest);
         if !path.exists() && run.config_file().exists() {
             let record = run.read_config()?;
-            let lock = run.lock()?;
+            let lock = if root { Some(run.lock()?) } else { None };
             tracing::warn!(
                 "{}: the run stopped before its first checkpoint; starting it again from step 0",
                 dir.display()
             );
-            return Self::build(record.config, run, 0, lock);
+            return Self::build(record.config, run, 0, lock, group);
         }
         let (tensors, meta) = checkpoint::read(&path)?;
-        let lock = run.lock()?;
-        let mut trainer = Self::build(meta.config.clone(), run, meta.step, lock)?;
+        let lock = if root { Some(run.lock()?) } else { None };
+        let mut trainer = Self::build(meta.config.clone(), run, meta.step, lock, group)?;
         checkpoint::load_weights(&path, &tensors, &trainer.nets)?;
         let device = trainer.data.device;
         checkpoint::load_state(&tensors, &meta, &mut trainer.state, device)?;
         trainer.best = meta.best_dice.unwrap_or(f64::NAN);
         trainer.last = meta.last_dice.unwrap_or(f64::NAN);
         trainer.last_teacher = meta.last_teacher_dice.unwrap_or(f64::NAN);
+        trainer.best_saved = trainer.dir.checkpoint(&Which::Best).exists();
+        // Every rank read the same file; rank 0's copy is the truth all the same.
+        trainer.broadcast_weights()?;
         Ok(trainer)
     }
 
     /// The networks, optimisers and data of `config`, about to run global step `step`.
     fn build(
-        config: TrainConfig,
+        mut config: TrainConfig,
         dir: RunDir,
         step: usize,
-        lock: RunLock,
+        lock: Option<RunLock>,
+        group: Option<Arc<ProcessGroup>>,
     ) -> Result<Self, TrainError> {
-        let data = prepare_data(&config)?;
+        if let Some(g) = &group {
+            // One GPU per process: the launcher's LOCAL_RANK picks it.
+            let gpus = usize::try_from(tch::Cuda::device_count()).unwrap_or(0);
+            config.device = match config.device {
+                DeviceSpec::Cuda(_) => DeviceSpec::Cuda(g.local_rank()),
+                DeviceSpec::Auto if gpus > 0 => DeviceSpec::Cuda(g.local_rank()),
+                other => other,
+            };
+        }
+        let mut data = prepare_data(&config)?;
+        if let Some(g) = &group {
+            let world = g.world_size();
+            if !config.train.batch.is_multiple_of(world) {
+                return Err(TrainError::Config(format!(
+                    "train.batch {} is the global batch and must be a multiple of the {world} processes",
+                    config.train.batch
+                )));
+            }
+            let streams = Arc::get_mut(&mut data.streams)
+                .ok_or_else(|| TrainError::Data("the batch streams are already shared".into()))?;
+            streams.batch = config.train.batch / world;
+            streams.shard = (g.rank(), world);
+        }
         let nets = Networks::build(&config, data.device)?;
         let adam = |vars| Adam::new(vars, config.train.betas, config.train.weight_decay);
         let state = TrainState {
@@ -186,14 +243,19 @@ impl Trainer {
             pool_t: ImagePool::new(config.loss.pool_size, config.seed ^ 0x7001),
             pool_s: ImagePool::new(config.loss.pool_size, config.seed ^ 0x7002),
         };
-        dir.create()?;
-        // Records past the step training continues from (all of them when it starts again)
-        // belong to steps that will be run again.
-        log::truncate_after(&dir.log_file(), step)?;
-        let log = LogWriter::open(&dir.log_file())?;
+        let root = group.as_ref().is_none_or(|g| g.rank() == 0);
+        let log = if root {
+            dir.create()?;
+            // Records past the step training continues from (all of them when it starts
+            // again) belong to steps that will be run again.
+            log::truncate_after(&dir.log_file(), step)?;
+            Some(LogWriter::open(&dir.log_file())?)
+        } else {
+            None
+        };
         let total = data.streams.steps_per_epoch * config.train.epochs;
         let batches = spawn_producer(&data, step, total);
-        Ok(Self {
+        let trainer = Self {
             config,
             dir,
             data,
@@ -210,7 +272,53 @@ impl Trainer {
             log_window: (Instant::now(), 0),
             started: Instant::now(),
             _lock: lock,
+            group,
+            best_saved: false,
+            sync_gradients: true,
+        };
+        trainer.broadcast_weights()?;
+        Ok(trainer)
+    }
+
+    /// Turns the averaging of gradients across ranks off (or on): each rank then trains on its
+    /// own shard alone — only for showing that the averaging is what makes ranks agree.
+    pub fn set_gradient_sync(&mut self, on: bool) {
+        self.sync_gradients = on;
+    }
+
+    /// Whether this process writes the run's files (rank 0, or the only process).
+    pub fn is_root(&self) -> bool {
+        self.group.as_ref().is_none_or(|g| g.rank() == 0)
+    }
+
+    /// The world size and backend of a data-parallel run.
+    fn parallel_record(&self) -> Option<ParallelRecord> {
+        self.group.as_ref().map(|g| ParallelRecord {
+            world_size: g.world_size(),
+            backend: g.backend().to_owned(),
         })
+    }
+
+    /// Copies rank 0's parameters and buffers (batch-norm statistics) to every rank.
+    fn broadcast_weights(&self) -> Result<(), TrainError> {
+        let Some(g) = &self.group else {
+            return Ok(());
+        };
+        for (_, vs) in self.nets.stores() {
+            let mut vars: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
+            vars.sort_by(|a, b| a.0.cmp(&b.0));
+            let tensors: Vec<tch::Tensor> = vars.into_iter().map(|(_, t)| t).collect();
+            crate::parallel::broadcast(g, &tensors)?;
+        }
+        Ok(())
+    }
+
+    /// Whether any rank says yes (this rank's answer alone without a group).
+    fn any_rank(&self, yes: bool) -> Result<bool, TrainError> {
+        match &self.group {
+            Some(g) => crate::parallel::any(g, yes),
+            None => Ok(yes),
+        }
     }
 
     /// The run's configuration.
@@ -273,6 +381,7 @@ impl Trainer {
             lr,
             step: self.step,
             distill_scale: self.distill_scale(epoch),
+            sync: self.group.as_deref().filter(|_| self.sync_gradients),
         };
         let outcome = train_step(&mut self.nets, &mut self.state, &self.config, &inputs);
         self.step += 1;
@@ -325,7 +434,9 @@ impl Trainer {
             losses: losses.iter().map(|(n, v)| ((*n).to_owned(), *v)).collect(),
             slices_per_s: (steps * self.config.train.batch) as f64 / secs,
         };
-        self.log.write(&LogRecord::Step(record.clone()))?;
+        if let Some(log) = &mut self.log {
+            log.write(&LogRecord::Step(record.clone()))?;
+        }
         tracing::debug!(step = record.step, losses = ?record.losses, "step");
         self.log_window = (Instant::now(), 0);
         Ok(record)
@@ -337,6 +448,9 @@ impl Trainer {
         // The scale the epoch trained with, before validation may open the gate.
         let distill_scale = (self.config.distill_weight() > 0.0)
             .then(|| self.distill_scale(epoch.saturating_sub(1)));
+        // Batch-norm statistics differ between ranks (each saw its own shard): rank 0's are
+        // validated and saved by all, so every rank takes the same decisions.
+        self.broadcast_weights()?;
         let (teacher_pmri, teacher_real) = self.validate_teacher()?;
         let (config, data) = (&self.config, &self.data);
         self.last = validate(
@@ -367,7 +481,9 @@ impl Trainer {
                 .collect(),
             wall_s: self.started.elapsed().as_secs_f64(),
         };
-        self.log.write(&LogRecord::Epoch(record.clone()))?;
+        if let Some(log) = &mut self.log {
+            log.write(&LogRecord::Epoch(record.clone()))?;
+        }
         let total = record.losses.get("total").copied().unwrap_or(f64::NAN);
         let teacher = teacher_pmri.map_or(String::new(), |t| format!(", teacher on pMRI {t:.4}"));
         tracing::info!(
@@ -413,11 +529,20 @@ impl Trainer {
         ))
     }
 
-    /// Writes checkpoint `which` (atomically) with the current state.
-    pub fn save(&self, which: &Which) -> Result<(), TrainError> {
-        let path = self.dir.checkpoint(which);
-        checkpoint::save(&path, &self.nets, &self.state, &self.meta())?;
-        tracing::debug!(step = self.step, "saved {}", path.display());
+    /// Writes checkpoint `which` (atomically) with the current state; in a data-parallel run
+    /// rank 0 writes and every rank waits for it.
+    pub fn save(&mut self, which: &Which) -> Result<(), TrainError> {
+        if self.is_root() {
+            let path = self.dir.checkpoint(which);
+            checkpoint::save(&path, &self.nets, &self.state, &self.meta())?;
+            tracing::debug!(step = self.step, "saved {}", path.display());
+        }
+        if matches!(which, Which::Best) {
+            self.best_saved = true;
+        }
+        if let Some(g) = &self.group {
+            g.barrier().map_err(crate::parallel::error)?;
+        }
         Ok(())
     }
 
@@ -439,8 +564,8 @@ impl Trainer {
     }
 
     /// Ends training: `best` (when no epoch wrote one) and `final`.
-    pub fn finish(self) -> Result<RunSummary, TrainError> {
-        if !self.dir.checkpoint(&Which::Best).exists() {
+    pub fn finish(mut self) -> Result<RunSummary, TrainError> {
+        if !self.best_saved {
             self.save(&Which::Best)?;
         }
         self.save(&Which::Final)?;
@@ -504,10 +629,13 @@ impl Trainer {
             {
                 self.save(&Which::Latest)?;
             }
-            let interrupted = options
-                .interrupt
-                .as_ref()
-                .is_some_and(|f| f.load(Ordering::SeqCst));
+            // Ranks agree on stopping (a Ctrl-C reaches them at different steps).
+            let interrupted = self.any_rank(
+                options
+                    .interrupt
+                    .as_ref()
+                    .is_some_and(|f| f.load(Ordering::SeqCst)),
+            )?;
             if interrupted || options.stop_at_step == Some(self.step) {
                 if !epoch_end {
                     self.save(&Which::Latest)?;

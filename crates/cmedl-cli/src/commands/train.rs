@@ -1,8 +1,10 @@
 //! `cmedl train`: a new run from a config, or `--resume` of a run folder.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::ValueEnum;
+use cmedl_dist::{LaunchEnv, ProcessGroup};
 use cmedl_trainer::checkpoint::{self, Which};
 use cmedl_trainer::log::LogRecord;
 use cmedl_trainer::networks::Networks;
@@ -63,6 +65,13 @@ pub struct Args {
     /// Stop after this global step as if interrupted (for testing resumption).
     #[arg(long, hide = true)]
     stop_at_step: Option<usize>,
+    /// Seconds to wait for the other processes of a data-parallel launch (torchrun, srun).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    rendezvous_timeout: u64,
+    /// Data-parallel ranks train on their shards without averaging gradients (for testing that
+    /// the averaging matters).
+    #[arg(long, hide = true)]
+    no_gradient_sync: bool,
 }
 
 impl Args {
@@ -219,14 +228,36 @@ impl Observer for Display {
     }
 }
 
-fn start(args: &Args) -> Result<Trainer, Failure> {
-    match (&args.resume, &args.out) {
-        (Some(dir), _) => Ok(Trainer::resume(dir)?),
-        (None, Some(out)) => Ok(Trainer::new(&load_config(args)?, out)?),
-        (None, None) => Err(Failure::Input(
-            "give --out RUN_DIR for a new run or --resume RUN_DIR".into(),
-        )),
+/// The data-parallel group when torchrun or srun launched this process (none: one process).
+fn join_group(args: &Args) -> Result<Option<Arc<ProcessGroup>>, Failure> {
+    let Some(env) = LaunchEnv::from_env().map_err(|e| Failure::Input(e.to_string()))? else {
+        return Ok(None);
+    };
+    let timeout = std::time::Duration::from_secs(args.rendezvous_timeout);
+    let group = ProcessGroup::init(&env, timeout).map_err(|e| Failure::Internal(e.to_string()))?;
+    tracing::info!(
+        "data-parallel: rank {} of {} ({})",
+        group.rank(),
+        group.world_size(),
+        group.backend()
+    );
+    Ok(Some(Arc::new(group)))
+}
+
+fn start(args: &Args, group: Option<Arc<ProcessGroup>>) -> Result<Trainer, Failure> {
+    let mut trainer = match (&args.resume, &args.out) {
+        (Some(dir), _) => Trainer::resume_in(dir, group)?,
+        (None, Some(out)) => Trainer::new_in(&load_config(args)?, out, group)?,
+        (None, None) => {
+            return Err(Failure::Input(
+                "give --out RUN_DIR for a new run or --resume RUN_DIR".into(),
+            ))
+        }
+    };
+    if args.no_gradient_sync {
+        trainer.set_gradient_sync(false);
     }
+    Ok(trainer)
 }
 
 /// Runs `cmedl train`.
@@ -241,16 +272,19 @@ pub fn run(args: Args, global: &Global) -> CmdResult {
         };
         return dry_run(&config);
     }
-    let trainer = start(&args)?;
+    let group = join_group(&args)?;
+    let trainer = start(&args, group)?;
+    // Only rank 0 of a data-parallel run reports; the others train quietly.
+    let root = trainer.is_root();
     let options = RunOptions {
         skip_nonfinite: args.skip_nonfinite,
         interrupt: Some(interrupt_flag("saving the latest checkpoint")),
         stop_at_step: args.stop_at_step,
     };
-    let json = args.machine_log();
+    let json = args.machine_log() && root;
     let mut display = Display {
         bar: None,
-        quiet: global.quiet || json,
+        quiet: global.quiet || json || !root,
         json,
     };
     let result = trainer.run(&options, &mut display);
@@ -258,6 +292,9 @@ pub fn run(args: Args, global: &Global) -> CmdResult {
         bar.finish();
     }
     let summary = result?;
+    if !root {
+        return Ok(());
+    }
     let dir: &Path = summary.dir.path();
     eprintln!(
         "finished {} steps in {:.0} s: best validation Dice {:.4}, final {:.4}",
