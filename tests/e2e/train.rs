@@ -418,8 +418,8 @@ fn bad_training_inputs_exit_2_with_a_clear_message() {
             "no such checkpoint",
         ),
         (
-            vec!["--config", c, "--out", "x", "--set", "precision=bf16"],
-            "bf16",
+            vec!["--config", c, "--out", "x", "--set", "precision=fp8"],
+            "fp8",
         ),
         (
             vec!["--resume", "x", "--set", "train.epochs=9"],

@@ -27,6 +27,13 @@ extern "C" {
         root: c_int,
     ) -> c_int;
     fn cmedl_dist_barrier(group: *mut c_void) -> c_int;
+    fn cmedl_autocast_enter(
+        device: c_int,
+        dtype: c_int,
+        prev_enabled: *mut c_int,
+        prev_dtype: *mut c_int,
+    ) -> c_int;
+    fn cmedl_autocast_exit(device: c_int, prev_enabled: c_int, prev_dtype: c_int) -> c_int;
 }
 
 /// The message of the last failed call on this thread.
@@ -114,4 +121,19 @@ impl Drop for RawGroup {
         // SAFETY: the pointer came from cmedl_dist_init_gloo and is freed once.
         unsafe { cmedl_dist_free(self.0) }
     }
+}
+
+/// Enters an autocast region on `device` (0 CPU, 1 CUDA) with `dtype` (0 bf16, 1 fp16);
+/// returns the (enabled, dtype) it replaced.
+pub(crate) fn autocast_enter(device: i32, dtype: i32) -> Result<(bool, i32), String> {
+    let (mut prev_enabled, mut prev_dtype) = (0, 0);
+    // SAFETY: plain integers in and out.
+    check(unsafe { cmedl_autocast_enter(device, dtype, &mut prev_enabled, &mut prev_dtype) })?;
+    Ok((prev_enabled != 0, prev_dtype))
+}
+
+/// Leaves the region entered last, restoring what it replaced.
+pub(crate) fn autocast_exit(device: i32, enabled: bool, dtype: i32) -> Result<(), String> {
+    // SAFETY: plain integers in.
+    check(unsafe { cmedl_autocast_exit(device, c_int::from(enabled), dtype) })
 }

@@ -2,7 +2,8 @@
 //! `torchrun` or Slurm's `srun` meet through a TCPStore and form a Gloo process group
 //! (allreduce, broadcast, barrier on CPU tensors), exactly as PyTorch's `init_process_group`
 //! does, from Rust. tch does not expose c10d; a small C++ shim compiled against the same
-//! libtorch does (see `build.rs`).
+//! libtorch does (see `build.rs`). The same shim sets the autocast dtype, which tch cannot
+//! ([`with_autocast`]: bf16 mixed precision).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -17,7 +18,10 @@
 //! # Ok::<(), cmedl_dist::DistError>(())
 //! ```
 
+pub mod autocast;
 mod ffi;
+
+pub use autocast::with_autocast;
 
 use std::time::Duration;
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -97,6 +98,32 @@ int cmedl_dist_broadcast(void* group, void* const* tensors, size_t n, int root) 
 
 int cmedl_dist_barrier(void* group) {
   return guarded([&] { static_cast<Group*>(group)->gloo->barrier()->wait(); });
+}
+
+// Enters an autocast region on `device` (0: CPU, 1: CUDA) with `dtype` (0: bfloat16,
+// 1: float16); the state it replaces goes to prev_* for cmedl_autocast_exit.
+int cmedl_autocast_enter(int device, int dtype, int* prev_enabled, int* prev_dtype) {
+  return guarded([&] {
+    const auto type = device == 1 ? at::DeviceType::CUDA : at::DeviceType::CPU;
+    *prev_enabled = at::autocast::is_autocast_enabled(type) ? 1 : 0;
+    *prev_dtype = at::autocast::get_autocast_dtype(type) == at::kHalf ? 1 : 0;
+    at::autocast::set_autocast_dtype(type, dtype == 1 ? at::kHalf : at::kBFloat16);
+    at::autocast::set_autocast_enabled(type, true);
+    at::autocast::increment_nesting();
+  });
+}
+
+// Leaves the region entered last, restoring the state cmedl_autocast_enter replaced.
+int cmedl_autocast_exit(int device, int prev_enabled, int prev_dtype) {
+  return guarded([&] {
+    const auto type = device == 1 ? at::DeviceType::CUDA : at::DeviceType::CPU;
+    at::autocast::set_autocast_dtype(type, prev_dtype == 1 ? at::kHalf : at::kBFloat16);
+    at::autocast::set_autocast_enabled(type, prev_enabled != 0);
+    if (at::autocast::decrement_nesting() == 0) {
+      // Leaving the outermost region: cached low-precision weight copies are stale.
+      at::autocast::clear_cache();
+    }
+  });
 }
 
 }  // extern "C"

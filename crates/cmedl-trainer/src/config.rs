@@ -108,7 +108,8 @@ pub enum Precision {
     /// 32-bit floats throughout.
     #[default]
     Fp32,
-    /// bf16 autocast: refused, since tch 0.24 cannot set the autocast dtype.
+    /// bf16 autocast for the training forward passes (weights, gradients and optimiser state
+    /// stay fp32; validation and prediction run in fp32).
     Bf16,
 }
 
@@ -380,7 +381,7 @@ pub struct TrainConfig {
     pub seed: u64,
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
     pub device: DeviceSpec,
-    /// `fp32` (bf16 autocast is not exposed by tch 0.24 and is refused).
+    /// `fp32`, or `bf16` autocast for training.
     pub precision: Precision,
     /// Convolution weights in channels-last (NHWC) layout, which the CPU (oneDNN) and GPU
     /// (cuDNN) kernels run faster; `false` keeps PyTorch's default NCHW layout.
@@ -455,12 +456,6 @@ impl TrainConfig {
     /// Checks values that serde cannot.
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |m: String| Err(TrainError::Config(m));
-        if self.precision != Precision::Fp32 {
-            return bad(
-                "precision 'bf16' is not available: tch 0.24 does not expose bf16 autocast; use fp32"
-                    .into(),
-            );
-        }
         if self.train.batch == 0 || self.train.epochs == 0 {
             return bad("train.batch and train.epochs must be at least 1".into());
         }

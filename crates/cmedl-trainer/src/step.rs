@@ -5,7 +5,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 
-use crate::config::{I2iKind, Mode, TrainConfig};
+use crate::config::{I2iKind, Mode, Precision, TrainConfig};
 use crate::networks::{Net, Networks};
 use crate::optim::Adam;
 use crate::TrainError;
@@ -118,17 +118,21 @@ pub fn train_step(
         d.vs.freeze();
     }
     let translations = if config.mode.uses_translator() {
-        Some(translator_terms(nets, config, inputs, &mut objective)?)
+        Some(mixed(config, inputs, || {
+            translator_terms(nets, config, inputs, &mut objective)
+        })??)
     } else {
         None
     };
-    segmentation_terms(
-        nets,
-        config,
-        inputs,
-        translations.as_ref().map(|t| &t.to_teacher),
-        &mut objective,
-    )?;
+    mixed(config, inputs, || {
+        segmentation_terms(
+            nets,
+            config,
+            inputs,
+            translations.as_ref().map(|t| &t.to_teacher),
+            &mut objective,
+        )
+    })??;
     let total = objective
         .total
         .ok_or_else(|| TrainError::Config("the mode has no loss term".into()))?;
@@ -140,7 +144,9 @@ pub fn train_step(
     // before any update; the pools it draws from are put back if the step is skipped.
     let pools = (state.pool_t.snapshot(), state.pool_s.snapshot());
     let disc = match &translations {
-        Some(t) => discriminator_pass(nets, state, config, inputs, t)?,
+        Some(t) => mixed(config, inputs, || {
+            discriminator_pass(nets, state, config, inputs, t)
+        })??,
         None => Vec::new(),
     };
     let (n_gen, n_disc) = (objective.terms.len(), disc.len());
@@ -192,6 +198,20 @@ pub fn train_step(
     }
     losses.push(("total", total_value));
     Ok(losses)
+}
+
+/// Runs `f` under bf16 autocast when the config asks for it (forward passes in bf16 where
+/// autocast allows; weights, gradients and optimiser state stay fp32), else as it is.
+fn mixed<T>(
+    config: &TrainConfig,
+    inputs: &StepInputs<'_>,
+    f: impl FnOnce() -> T,
+) -> Result<T, TrainError> {
+    match config.precision {
+        Precision::Fp32 => Ok(f()),
+        Precision::Bf16 => cmedl_dist::with_autocast(inputs.student.device(), Kind::BFloat16, f)
+            .map_err(|e| TrainError::Config(e.to_string())),
+    }
 }
 
 /// The translator's terms (adversarial, then cycle and identity or PatchNCE).
@@ -396,6 +416,7 @@ pub fn read_terms(terms: &Terms) -> Losses {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::I2iKind;
     use cmedl_models::{SegmenterConfig, UNetConfig};
     use tch::Device;
 
@@ -472,6 +493,59 @@ mod tests {
         for (a, (_, b)) in moments_before.iter().zip(state.g_opt.state("g")) {
             assert!(a.equal(&b), "an optimiser moment changed on a skipped step");
         }
+    }
+
+    #[test]
+    fn a_bf16_step_is_close_to_fp32_and_keeps_fp32_weights() {
+        let mut fp32 = tiny();
+        fp32.model.i2i = I2iKind::Cyclegan;
+        let mut bf16 = fp32.clone();
+        bf16.precision = Precision::Bf16;
+        let build = |c: &TrainConfig| {
+            let _turn = crate::TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+            tch::manual_seed(11);
+            Networks::build(c, Device::Cpu).unwrap()
+        };
+        let images = Tensor::rand([2, 1, 32, 32], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+        let teacher = Tensor::rand([2, 1, 32, 32], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+        let labels = images.gt(0.3).to_kind(Kind::Int64).squeeze_dim(1);
+        let run = |c: &TrainConfig| {
+            let mut nets = build(c);
+            let adam = |vars| Adam::new(vars, [0.5, 0.999], 0.0);
+            let mut state = TrainState {
+                g_opt: adam(nets.translator_side()),
+                s_opt: adam(nets.segmenter_side()),
+                d_opt: Some(adam(nets.discriminator_side())),
+                pool_t: ImagePool::new(4, 1),
+                pool_s: ImagePool::new(4, 2),
+            };
+            let inputs = StepInputs {
+                student: &images,
+                student_labels: &labels,
+                teacher: Some(&teacher),
+                teacher_labels: None,
+                lr: 1e-3,
+                step: 0,
+                distill_scale: 1.0,
+                sync: None,
+            };
+            let losses = train_step(&mut nets, &mut state, c, &inputs).unwrap();
+            (losses, weights(&nets))
+        };
+        let (full, _) = run(&fp32);
+        let (mixed, after) = run(&bf16);
+        assert_eq!(full.len(), mixed.len());
+        // bf16 keeps 8 significant bits: each term within 5 % (or 0.02 when it is small).
+        for ((name, a), (_, b)) in full.iter().zip(&mixed) {
+            assert!(
+                (a - b).abs() <= 0.05 * a.abs().max(0.4),
+                "{name}: fp32 {a}, bf16 {b}"
+            );
+        }
+        assert!(
+            after.iter().all(|w| w.kind() == Kind::Float),
+            "weights stay fp32 for checkpoints"
+        );
     }
 
     #[test]
