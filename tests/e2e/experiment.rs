@@ -101,3 +101,107 @@ fn a_micro_experiment_writes_a_report_with_figures() {
         .succeeds();
     assert!(out_dir.join("runs/ct-only-unet-s0/report.html").exists());
 }
+
+/// The micro experiment's config (two modes, one seed) in `dir`.
+fn micro_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let exp = serde_json::json!({
+        "name": "micro",
+        "data": {"phantom": {"ct": 2, "mr": 2, "val": 1, "test": 2, "size": 32, "slices": 6, "spacing": [10.0, 10.0, 20.0], "seed": 4}},
+        "base": {
+            "model": {"generator": {"ngf": 4, "blocks": 1}, "discriminator": {"ndf": 4}, "segmenter": {"kind": "unet", "base": 4, "depth": 2}},
+            "loss": {"pool_size": 4},
+            "data": {"size": 32, "spacing": 10.0},
+            "train": {"epochs": 1, "batch": 2, "max_steps_per_epoch": 2},
+            "device": "cpu"
+        },
+        "modes": ["ct-only", "cmedl"],
+        "seeds": [0]
+    });
+    let cfg = dir.join("micro.json");
+    std::fs::write(&cfg, exp.to_string()).unwrap();
+    cfg
+}
+
+fn table_rows(md: &str) -> Vec<String> {
+    md.lines()
+        .skip_while(|l| !l.starts_with("| mode |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn shards_train_their_runs_and_report_merges_them_and_devices_run_runs_concurrently() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = micro_config(dir.path());
+    let sharded = dir.path().join("sharded");
+    for shard in ["0/2", "1/2"] {
+        let out = TestCommand::new("experiment")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--out")
+            .arg(&sharded)
+            .args(["--shard", shard])
+            .succeeds();
+        assert!(
+            crate::stderr(&out).contains("cmedl report"),
+            "{}",
+            crate::stderr(&out)
+        );
+        assert!(
+            !sharded.join("report.md").exists(),
+            "a shard writes no report"
+        );
+    }
+    // Each shard trained and evaluated its own run.
+    for run in ["ct-only-unet-s0", "cmedl-unet-cyclegan-s0"] {
+        assert!(sharded
+            .join(format!("runs/{run}/checkpoints/final.safetensors"))
+            .exists());
+        assert!(sharded.join(format!("results/{run}.json")).exists());
+    }
+    TestCommand::new("report").arg(&sharded).succeeds();
+    let md = std::fs::read_to_string(sharded.join("report.md")).unwrap();
+    assert_eq!(table_rows(&md).len(), 2, "{md}");
+    TestCommand::new("experiment")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(dir.path().join("x"))
+        .args(["--shard", "2/2"])
+        .fails_with(2, "below N");
+
+    // Two worker processes on the CPU, then the evaluation and the report.
+    let concurrent = dir.path().join("concurrent");
+    TestCommand::new("experiment")
+        .arg("--quiet")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&concurrent)
+        .args(["--devices", "cpu,cpu"])
+        .succeeds();
+    let md = std::fs::read_to_string(concurrent.join("report.md")).unwrap();
+    assert_eq!(table_rows(&md).len(), 2, "{md}");
+    // Trained in separate processes from the same seeds: the same weights as the shards'.
+    for run in ["ct-only-unet-s0", "cmedl-unet-cyclegan-s0"] {
+        let read = |root: &std::path::Path| {
+            let mut t = tch::Tensor::read_safetensors(
+                root.join(format!("runs/{run}/checkpoints/final.safetensors")),
+            )
+            .unwrap();
+            t.retain(|(n, _)| n != "__meta_json__");
+            t.sort_by(|a, b| a.0.cmp(&b.0));
+            t
+        };
+        let (a, b) = (read(&sharded), read(&concurrent));
+        for ((n, x), (_, y)) in a.iter().zip(&b) {
+            let d = (x.to_kind(tch::Kind::Double) - y.to_kind(tch::Kind::Double))
+                .abs()
+                .max()
+                .double_value(&[]);
+            assert!(d < 1e-4, "{run}: {n} differs by {d}");
+        }
+    }
+}

@@ -8,15 +8,17 @@
 //! is [`ExperimentDir`]'s.
 //!
 //! ```no_run
-//! use cmedl_experiment::{run_experiment, ExperimentOptions};
+//! use cmedl_experiment::{run_experiment, ExperimentOptions, ExperimentOutcome};
 //! use std::path::Path;
 //!
-//! let report = run_experiment(
+//! let outcome = run_experiment(
 //!     Path::new("configs/experiments/demo.json"),
 //!     Path::new("runs/demo"),
 //!     &ExperimentOptions::default(),
 //! )?;
-//! assert!(report.markdown.exists());
+//! if let ExperimentOutcome::Report(report) = outcome {
+//!     assert!(report.markdown.exists());
+//! }
 //! # Ok::<(), cmedl_experiment::ExperimentError>(())
 //! ```
 
@@ -39,7 +41,9 @@ pub use evaluate::{
 };
 pub use layout::ExperimentDir;
 pub use plan::{plan, RunPlan};
-pub use runner::{run_experiment, ExperimentOptions};
+pub use runner::{
+    plan_experiment, run_experiment, ExperimentOptions, ExperimentOutcome, RunSelection,
+};
 
 /// Errors of experiments, evaluation and reports.
 #[derive(Debug, thiserror::Error)]

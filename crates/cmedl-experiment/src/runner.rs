@@ -28,15 +28,54 @@ use crate::{plan, ExperimentConfig, ExperimentDir, ExperimentError, RunPlan, Run
 pub struct ExperimentOptions {
     /// Set by a Ctrl-C handler: the run in training saves `latest` and the experiment stops.
     pub interrupt: Option<Arc<AtomicBool>>,
+    /// Which of the planned runs this process takes on.
+    pub runs: RunSelection,
+    /// The device of this process's runs instead of the config's (the runs' results and
+    /// fingerprints do not depend on it).
+    pub device: Option<cmedl_trainer::DeviceSpec>,
 }
 
-/// Runs the experiment of `config_path` in the folder `out` and writes its report.
-pub fn run_experiment(
+/// Which of an experiment's planned runs one process takes on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum RunSelection {
+    /// Every run: train, evaluate, then write the figures and the report.
+    #[default]
+    All,
+    /// Runs `i`, `i + n`, `i + 2n`, … of the plan (0 ≤ i < n): train and evaluate them; the
+    /// report is left to `cmedl report` once every shard has finished.
+    Shard {
+        /// This shard (0-based).
+        index: usize,
+        /// Number of shards.
+        count: usize,
+    },
+    /// One run, trained only (evaluation and report are left to the process that started it).
+    TrainOnly(String),
+}
+
+/// What an experiment process produced.
+#[derive(Debug)]
+pub enum ExperimentOutcome {
+    /// The report of the whole experiment.
+    Report(ReportFiles),
+    /// Part of the runs, trained (and evaluated, for a shard); no report yet.
+    Partial {
+        /// The runs this process took on.
+        runs: Vec<String>,
+    },
+}
+
+/// The planned runs of the experiment in `out` (writing `experiment.json` and `plan.json`, and
+/// generating phantom data, as the experiment itself would).
+pub fn plan_experiment(config_path: &Path, out: &Path) -> Result<Vec<RunPlan>, ExperimentError> {
+    Ok(prepare(config_path, out)?.1)
+}
+
+/// The experiment, its folder and its checked plan.
+fn prepare(
     config_path: &Path,
     out: &Path,
-    options: &ExperimentOptions,
-) -> Result<ReportFiles, ExperimentError> {
-    let start = Instant::now();
+) -> Result<(ExperimentConfig, Vec<RunPlan>, PathBuf), ExperimentError> {
     let exp = ExperimentConfig::load(config_path)?;
     let base = exp.base_config(config_path)?;
     let dir = ExperimentDir::new(out);
@@ -52,14 +91,54 @@ pub fn run_experiment(
     }
     crate::write_json(&dir.experiment_file(), &exp)?;
     crate::write_json(&dir.plan_file(), &runs)?;
+    Ok((exp, runs, data_root))
+}
+
+/// Runs the experiment of `config_path` in the folder `out` and writes its report (or, for
+/// part of the runs, trains and evaluates them).
+pub fn run_experiment(
+    config_path: &Path,
+    out: &Path,
+    options: &ExperimentOptions,
+) -> Result<ExperimentOutcome, ExperimentError> {
+    let start = Instant::now();
+    let (exp, mut runs, data_root) = prepare(config_path, out)?;
+    let dir = ExperimentDir::new(out);
+    if let Some(device) = options.device {
+        for r in &mut runs {
+            r.config.device = device;
+        }
+    }
+    let mine: Vec<&RunPlan> = match &options.runs {
+        RunSelection::All => runs.iter().collect(),
+        RunSelection::Shard { index, count } => {
+            runs.iter().skip(*index).step_by((*count).max(1)).collect()
+        }
+        RunSelection::TrainOnly(name) => {
+            let r = runs.iter().find(|r| r.name == *name).ok_or_else(|| {
+                ExperimentError::input(config_path, format!("no planned run named '{name}'"))
+            })?;
+            train_run(&dir, r, options)?;
+            return Ok(ExperimentOutcome::Partial {
+                runs: vec![name.clone()],
+            });
+        }
+    };
     let ds = Dataset::open(&data_root)?;
-    for r in &runs {
+    for r in &mine {
         train_run(&dir, r, options)?;
         evaluate_run(&ds, r, &dir, exp.tolerance_mm)?;
     }
+    if options.runs != RunSelection::All {
+        return Ok(ExperimentOutcome::Partial {
+            runs: mine.iter().map(|r| r.name.clone()).collect(),
+        });
+    }
     report::make_figures(&ds, &runs, &dir)?;
     dir.add_wall_time(start.elapsed().as_secs_f64())?;
-    report::write_experiment_report(&dir)
+    Ok(ExperimentOutcome::Report(report::write_experiment_report(
+        &dir,
+    )?))
 }
 
 /// The dataset root: the configured one, or the phantom generated into the experiment folder.
@@ -144,7 +223,12 @@ fn check_same_config(run: &cmedl_trainer::RunDir, r: &RunPlan) -> Result<(), Exp
         return Ok(());
     }
     let stored: cmedl_trainer::run_dir::ConfigRecord = crate::read_json(&path)?;
-    let as_json = |c: &cmedl_trainer::TrainConfig| serde_json::to_value(c).ok();
+    // The device is where a run trained, not what it is: runs spread over devices match.
+    let as_json = |c: &cmedl_trainer::TrainConfig| {
+        let mut c = c.clone();
+        c.device = cmedl_trainer::DeviceSpec::Auto;
+        serde_json::to_value(c).ok()
+    };
     if as_json(&stored.config) != as_json(&r.config) {
         return Err(ExperimentError::input(
             &path,

@@ -2,11 +2,17 @@
 //! split, compare every mode with `ct-only`, and write the report.
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
 
-use cmedl_experiment::{run_experiment, ExperimentOptions};
+use cmedl_experiment::{
+    plan_experiment, run_experiment, ExperimentDir, ExperimentOptions, ExperimentOutcome,
+    RunSelection,
+};
+use cmedl_trainer::DeviceSpec;
 
 use crate::common::interrupt_flag;
-use crate::failure::CmdResult;
+use crate::failure::{CmdResult, Failure};
 use crate::Global;
 
 /// Options of `cmedl experiment`.
@@ -18,16 +24,152 @@ pub struct Args {
     /// Experiment folder; finished runs in it are skipped, unfinished ones resumed.
     #[arg(long)]
     out: PathBuf,
+    /// Train independent runs concurrently, one per device (e.g. cuda:0,cuda:1; a device may
+    /// be listed twice to run two runs on it), then evaluate and report.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "DEVICES",
+        conflicts_with = "shard"
+    )]
+    devices: Vec<DeviceSpec>,
+    /// Train and evaluate only runs i, i+n, i+2n, … of the plan (0 ≤ i < n), e.g. one Slurm
+    /// array task each: `--shard $SLURM_ARRAY_TASK_ID/4`; `cmedl report OUT` merges them.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
+    /// Train only this planned run (used by `--devices` for its worker processes).
+    #[arg(long, hide = true, requires = "run_device")]
+    train_run: Option<String>,
+    /// The device of `--train-run`.
+    #[arg(long, hide = true)]
+    run_device: Option<DeviceSpec>,
+}
+
+/// Reads `I/N` with I < N.
+fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    let (i, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?} is not I/N (e.g. 0/4)"))?;
+    let number = |s: &str| {
+        s.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("{text:?} is not I/N (e.g. 0/4)"))
+    };
+    let (i, n) = (number(i)?, number(n)?);
+    if n == 0 || i >= n {
+        return Err(format!(
+            "shard {i}/{n}: I must be below N (shards 0 to N-1)"
+        ));
+    }
+    Ok((i, n))
 }
 
 /// Runs `cmedl experiment`.
-pub fn run(args: Args, _global: &Global) -> CmdResult {
-    let options = ExperimentOptions {
-        interrupt: Some(interrupt_flag(
-            "saving the latest checkpoint of the run in training",
-        )),
+pub fn run(args: Args, global: &Global) -> CmdResult {
+    let interrupt = interrupt_flag("saving the latest checkpoint of the run in training");
+    let runs = match (&args.train_run, args.shard) {
+        (Some(name), _) => RunSelection::TrainOnly(name.clone()),
+        (None, Some((index, count))) => RunSelection::Shard { index, count },
+        (None, None) => RunSelection::All,
     };
-    let report = run_experiment(&args.config, &args.out, &options)?;
-    eprintln!("report: {}", report.markdown.display());
+    if args.devices.len() > 1 && runs == RunSelection::All {
+        let trained = train_on_devices(&args, global);
+        if interrupt.load(Ordering::SeqCst) {
+            return Err(Failure::Interrupted(
+                "the runs in training saved their latest checkpoints; run the same command again to continue".into(),
+            ));
+        }
+        trained?;
+    }
+    let options = ExperimentOptions {
+        interrupt: Some(interrupt),
+        runs,
+        device: args.run_device.or(args.devices.first().copied()),
+    };
+    match run_experiment(&args.config, &args.out, &options)? {
+        ExperimentOutcome::Report(report) => {
+            eprintln!("report: {}", report.markdown.display());
+        }
+        ExperimentOutcome::Partial { runs } => {
+            if args.train_run.is_none() {
+                eprintln!(
+                    "done: {} run(s) of this shard; when every shard has finished, `cmedl report {}` writes the report",
+                    runs.len(),
+                    args.out.display()
+                );
+            }
+        }
+    }
     Ok(())
+}
+
+/// Trains the unfinished runs of the plan in worker processes, one per listed device at a
+/// time (separate processes: libtorch's random generator is per process, so runs stay
+/// reproducible).
+fn train_on_devices(args: &Args, global: &Global) -> CmdResult {
+    let plan = plan_experiment(&args.config, &args.out)?;
+    let dir = ExperimentDir::new(&args.out);
+    let queue = Mutex::new(
+        plan.into_iter()
+            .filter(|r| !dir.run(&r.name).is_finished())
+            .map(|r| r.name)
+            .collect::<Vec<_>>(),
+    );
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::Internal(format!("cannot find the cmedl binary: {e}")))?;
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for device in &args.devices {
+            let (queue, failures, exe) = (&queue, &failures, &exe);
+            // The lock is taken and released inside `next`, never held while a run trains.
+            let next = move || queue.lock().ok().and_then(|mut q| q.pop());
+            scope.spawn(move || {
+                while let Some(name) = next() {
+                    if !global.quiet {
+                        eprintln!("training {name} on {device}");
+                    }
+                    let status = std::process::Command::new(exe)
+                        .arg("experiment")
+                        .arg("--config")
+                        .arg(&args.config)
+                        .arg("--out")
+                        .arg(&args.out)
+                        .args(["--train-run", &name, "--run-device", &device.to_string()])
+                        .arg("--quiet")
+                        .status();
+                    let failed = match status {
+                        Ok(s) if s.success() => None,
+                        Ok(s) => Some(format!("{name} on {device}: {s}")),
+                        Err(e) => Some(format!("{name} on {device}: cannot start: {e}")),
+                    };
+                    if let (Some(f), Ok(mut all)) = (failed, failures.lock()) {
+                        all.push(f);
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap_or_default();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Internal(format!(
+            "runs failed (see their messages above): {}",
+            failures.join("; ")
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_shard;
+
+    #[test]
+    fn shards_are_i_of_n() {
+        assert_eq!(parse_shard("0/4"), Ok((0, 4)));
+        assert_eq!(parse_shard("3/4"), Ok((3, 4)));
+        for bad in ["4/4", "1/0", "x/2", "2", "-1/3"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+    }
 }
