@@ -127,8 +127,9 @@ impl ExperimentConfig {
             BaseConfig::Inline(c) => Ok((**c).clone()),
             BaseConfig::Path(p) => {
                 let path = exp_path.parent().unwrap_or(Path::new(".")).join(p);
-                let text =
-                    std::fs::read_to_string(&path).map_err(|e| ExperimentError::input(&path, e))?;
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    ExperimentError::input(exp_path, format!("base {}: {e}", path.display()))
+                })?;
                 Ok(TrainConfig::from_json(&text, &path.display().to_string())?)
             }
         }

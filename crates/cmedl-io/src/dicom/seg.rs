@@ -164,7 +164,12 @@ fn read_segmentation(path: &Path) -> Result<Segmentation> {
     let lookup = |frame: &InMemDicomObject, seq, tag| {
         in_group(frame, seq, tag).or_else(|| shared.first().and_then(|s| in_group(s, seq, tag)))
     };
-    let first = &per_frame[0];
+    let Some(first) = per_frame.first().filter(|_| n_frames > 0) else {
+        return Err(IoError::format(
+            path,
+            "a SEG without frames (NumberOfFrames 0)",
+        ));
+    };
     let orientation: [f64; 6] = lookup(
         first,
         tags::PLANE_ORIENTATION_SEQUENCE,
