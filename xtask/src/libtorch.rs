@@ -23,6 +23,10 @@ pub struct FetchArgs {
     /// Package index for pip, e.g. <https://download.pytorch.org/whl/cpu> for CPU-only wheels.
     #[arg(long)]
     pub index_url: Option<String>,
+    /// Also install CUDA's crt and cccl headers (small wheels), which building cmedl-dist with
+    /// NCCL (`--features nccl`) needs besides the torch wheel's own NCCL and CUDA headers.
+    #[arg(long)]
+    pub nccl: bool,
 }
 
 /// Installs (when needed) and links libtorch; returns the torch package folder.
@@ -41,10 +45,46 @@ pub fn fetch(root: &Path, args: &FetchArgs) -> Result<PathBuf> {
         );
     }
     link_workspace(root, &torch)?;
+    if args.nccl {
+        nccl_headers(&venv, args)?;
+    }
     let gloo = gloo_headers(&venv)?;
     crate::link(&root.join(".libtorch").join("gloo"), &gloo)?;
     eprintln!("libtorch {version} ready: {}", torch.display());
     Ok(torch)
+}
+
+/// The CUDA headers (crt/, nv/target) that compiling `ProcessGroupNCCL.hpp` needs and the torch
+/// wheel's dependencies lack.
+fn nccl_headers(venv: &Path, args: &FetchArgs) -> Result<()> {
+    let torch = installed_torch(venv).context("torch is not installed")?;
+    let include = torch
+        .parent()
+        .context("torch sits in site-packages")?
+        .join("nvidia/cu13/include");
+    if include.join("crt/host_defines.h").exists() && include.join("nv/target").exists() {
+        return Ok(());
+    }
+    eprintln!("installing CUDA's crt and cccl headers for the NCCL build");
+    let mut pip = Command::new(venv.join("bin").join("python"));
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--no-deps",
+        "nvidia-cuda-crt==13.0.*",
+        "nvidia-cuda-cccl==13.0.*",
+    ]);
+    if let Some(url) = &args.index_url {
+        pip.args(["--index-url", url]);
+    }
+    let status = pip.status().context("cannot run pip")?;
+    if !status.success() {
+        bail!("installing nvidia-cuda-crt and nvidia-cuda-cccl failed ({status})");
+    }
+    Ok(())
 }
 
 /// Gloo's headers, which `ProcessGroupGloo.hpp` includes but the wheel does not ship: Debian's

@@ -147,7 +147,15 @@ fn workspace_root() -> PathBuf {
 }
 
 fn ci(root: &Path, tests_only: bool) -> Result<()> {
-    libtorch::fetch(root, &libtorch::FetchArgs::default())?;
+    // With NCCL's extra headers: the NCCL build of the shim is compiled and its error path
+    // tested even on machines without a GPU.
+    libtorch::fetch(
+        root,
+        &libtorch::FetchArgs {
+            nccl: true,
+            ..Default::default()
+        },
+    )?;
     fixtures::fetch(root, &fixtures::FixturesArgs::default())?;
     if !tests_only {
         cargo(root, &["fmt", "--all", "--", "--check"])?;
@@ -182,6 +190,10 @@ fn ci(root: &Path, tests_only: bool) -> Result<()> {
     cargo(
         root,
         &["test", "--workspace", "--features", "cmedl-io/fixtures"],
+    )?;
+    cargo(
+        root,
+        &["test", "--package", "cmedl-dist", "--features", "nccl"],
     )
 }
 

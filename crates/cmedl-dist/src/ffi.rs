@@ -17,6 +17,17 @@ extern "C" {
         timeout_ms: i64,
         out: *mut *mut c_void,
     ) -> c_int;
+    fn cmedl_dist_has_nccl() -> c_int;
+    fn cmedl_dist_init_nccl(
+        master_addr: *const c_char,
+        master_port: u16,
+        rank: c_int,
+        world: c_int,
+        is_server: c_int,
+        timeout_ms: i64,
+        device: c_int,
+        out: *mut *mut c_void,
+    ) -> c_int;
     fn cmedl_dist_free(group: *mut c_void);
     fn cmedl_dist_allreduce_sum(group: *mut c_void, tensors: *const *mut c_void, n: usize)
         -> c_int;
@@ -62,30 +73,45 @@ unsafe impl Send for RawGroup {}
 unsafe impl Sync for RawGroup {}
 
 impl RawGroup {
-    /// Meets the other processes at `addr:port` and builds the Gloo group.
-    pub(crate) fn gloo(
+    /// Meets the other processes at `addr:port` and builds the group: Gloo, or NCCL on CUDA
+    /// device `nccl_device`.
+    pub(crate) fn new(
         addr: &str,
         port: u16,
         rank: usize,
         world: usize,
         is_server: bool,
         timeout_ms: i64,
+        nccl_device: Option<usize>,
     ) -> Result<Self, String> {
         let addr = CString::new(addr).map_err(|_| "MASTER_ADDR holds a NUL byte".to_owned())?;
         let rank = c_int::try_from(rank).map_err(|_| "rank too large".to_owned())?;
         let world = c_int::try_from(world).map_err(|_| "world size too large".to_owned())?;
         let mut out = std::ptr::null_mut();
+        let server = c_int::from(is_server);
         // SAFETY: `addr` outlives the call; `out` receives a heap pointer owned by RawGroup.
         check(unsafe {
-            cmedl_dist_init_gloo(
-                addr.as_ptr(),
-                port,
-                rank,
-                world,
-                c_int::from(is_server),
-                timeout_ms,
-                &mut out,
-            )
+            match nccl_device {
+                None => cmedl_dist_init_gloo(
+                    addr.as_ptr(),
+                    port,
+                    rank,
+                    world,
+                    server,
+                    timeout_ms,
+                    &mut out,
+                ),
+                Some(device) => cmedl_dist_init_nccl(
+                    addr.as_ptr(),
+                    port,
+                    rank,
+                    world,
+                    server,
+                    timeout_ms,
+                    c_int::try_from(device).unwrap_or(c_int::MAX),
+                    &mut out,
+                ),
+            }
         })?;
         Ok(Self(out))
     }
@@ -121,6 +147,12 @@ impl Drop for RawGroup {
         // SAFETY: the pointer came from cmedl_dist_init_gloo and is freed once.
         unsafe { cmedl_dist_free(self.0) }
     }
+}
+
+/// Whether the shim was built with NCCL.
+pub(crate) fn has_nccl() -> bool {
+    // SAFETY: no arguments, a constant answer.
+    unsafe { cmedl_dist_has_nccl() != 0 }
 }
 
 /// Enters an autocast region on `device` (0 CPU, 1 CUDA) with `dtype` (0 bf16, 1 fp16);

@@ -138,9 +138,38 @@ impl LaunchEnv {
     }
 }
 
-/// A Gloo process group: every process of the launch, collectives on CPU tensors.
+/// The c10d backend of a process group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Gloo: CPU tensors, any machine.
+    Gloo,
+    /// NCCL: CUDA tensors on the process's `LOCAL_RANK` GPU (builds with the `nccl` feature).
+    Nccl,
+}
+
+impl Backend {
+    /// c10d's name of the backend.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gloo => "gloo",
+            Self::Nccl => "nccl",
+        }
+    }
+
+    /// Whether this build of cmedl has the backend.
+    pub fn is_available(self) -> bool {
+        match self {
+            Self::Gloo => true,
+            Self::Nccl => ffi::has_nccl(),
+        }
+    }
+}
+
+/// A process group: every process of the launch, collectives on CPU tensors (Gloo) or on the
+/// process's GPU (NCCL).
 pub struct ProcessGroup {
     raw: ffi::RawGroup,
+    backend: Backend,
     rank: usize,
     local_rank: usize,
     world: usize,
@@ -157,18 +186,29 @@ impl std::fmt::Debug for ProcessGroup {
 }
 
 impl ProcessGroup {
-    /// Meets the other processes (waiting at most `timeout` for them) and forms the group.
+    /// Meets the other processes (waiting at most `timeout` for them) and forms a Gloo group.
     pub fn init(env: &LaunchEnv, timeout: Duration) -> Result<Self, DistError> {
+        Self::init_with(env, Backend::Gloo, timeout)
+    }
+
+    /// Meets the other processes and forms a group of `backend` (NCCL: on GPU `LOCAL_RANK`).
+    pub fn init_with(
+        env: &LaunchEnv,
+        backend: Backend,
+        timeout: Duration,
+    ) -> Result<Self, DistError> {
         let is_server = env.rank == 0 && !env.agent_store;
         let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
-        tracing::debug!(?env, "joining the process group");
-        let raw = ffi::RawGroup::gloo(
+        tracing::debug!(?env, ?backend, "joining the process group");
+        let nccl_device = (backend == Backend::Nccl).then_some(env.local_rank);
+        let raw = ffi::RawGroup::new(
             &env.master_addr,
             env.master_port,
             env.rank,
             env.world_size,
             is_server,
             timeout_ms,
+            nccl_device,
         )
         .map_err(|message| DistError::Rendezvous {
             addr: env.master_addr.clone(),
@@ -177,6 +217,7 @@ impl ProcessGroup {
         })?;
         Ok(Self {
             raw,
+            backend,
             rank: env.rank,
             local_rank: env.local_rank,
             world: env.world_size,
@@ -198,12 +239,20 @@ impl ProcessGroup {
         self.world
     }
 
-    /// The c10d backend.
+    /// The c10d backend's name.
     pub fn backend(&self) -> &'static str {
-        "gloo"
+        self.backend.name()
     }
 
-    /// Sums each tensor over all processes, in place (CPU, contiguous tensors).
+    /// The device collectives take their tensors on: the CPU (Gloo) or `cuda:LOCAL_RANK`.
+    pub fn device(&self) -> tch::Device {
+        match self.backend {
+            Backend::Gloo => tch::Device::Cpu,
+            Backend::Nccl => tch::Device::Cuda(self.local_rank),
+        }
+    }
+
+    /// Sums each tensor over all processes, in place (contiguous tensors on [`Self::device`]).
     pub fn allreduce_sum(&self, tensors: &[&Tensor]) -> Result<(), DistError> {
         self.raw
             .allreduce_sum(tensors)
@@ -365,6 +414,33 @@ mod tests {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+    }
+
+    #[test]
+    fn nccl_without_a_gpu_or_without_the_feature_is_an_error_not_a_crash() {
+        let env = LaunchEnv {
+            rank: 0,
+            local_rank: 0,
+            world_size: 2,
+            master_addr: "127.0.0.1".into(),
+            master_port: free_port(),
+            agent_store: false,
+        };
+        if tch::Cuda::device_count() > 0 && Backend::Nccl.is_available() {
+            return; // a GPU machine: the two-process test covers it
+        }
+        let err = ProcessGroup::init_with(&env, Backend::Nccl, Duration::from_secs(2))
+            .unwrap_err()
+            .to_string();
+        let expected = if Backend::Nccl.is_available() {
+            "GPU" // "... no GPUs found" or a CUDA error naming the device
+        } else {
+            "without NCCL"
+        };
+        assert!(
+            err.contains(expected) || err.to_lowercase().contains("cuda"),
+            "{err}"
+        );
     }
 
     #[test]

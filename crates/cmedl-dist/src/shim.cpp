@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,10 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef CMEDL_NCCL
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 namespace {
 
@@ -20,8 +25,25 @@ thread_local std::string last_error;
 
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+  c10::intrusive_ptr<c10d::Backend> backend;
 };
+
+// The rendezvous store every backend of cmedl meets in.
+c10::intrusive_ptr<c10d::PrefixStore> rendezvous(const char* master_addr, uint16_t master_port,
+                                                 int world, int is_server,
+                                                 std::chrono::milliseconds timeout,
+                                                 c10::intrusive_ptr<c10d::Store>* raw) {
+  c10d::TCPStoreOptions options;
+  options.port = master_port;
+  options.isServer = is_server != 0;
+  options.numWorkers = static_cast<size_t>(world);
+  options.waitWorkers = false;
+  options.multiTenant = true;
+  options.timeout = timeout;
+  auto store = c10::make_intrusive<c10d::TCPStore>(std::string(master_addr), options);
+  *raw = store;
+  return c10::make_intrusive<c10d::PrefixStore>("cmedl/0/", store);
+}
 
 template <typename F>
 int guarded(F&& f) {
@@ -59,20 +81,45 @@ int cmedl_dist_init_gloo(const char* master_addr, uint16_t master_port, int rank
                          int is_server, int64_t timeout_ms, void** out) {
   return guarded([&] {
     auto timeout = std::chrono::milliseconds(timeout_ms);
-    c10d::TCPStoreOptions options;
-    options.port = master_port;
-    options.isServer = is_server != 0;
-    options.numWorkers = static_cast<size_t>(world);
-    options.waitWorkers = false;
-    options.multiTenant = true;
-    options.timeout = timeout;
-    auto store = c10::make_intrusive<c10d::TCPStore>(std::string(master_addr), options);
-    auto prefixed = c10::make_intrusive<c10d::PrefixStore>("cmedl/0/", store);
+    c10::intrusive_ptr<c10d::Store> store;
+    auto prefixed = rendezvous(master_addr, master_port, world, is_server, timeout, &store);
     auto gloo_options = c10d::ProcessGroupGloo::Options::create(timeout);
     gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     auto gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(
         c10::make_intrusive<c10d::PrefixStore>("cpu/", prefixed), rank, world, gloo_options);
     *out = new Group{store, gloo};
+  });
+}
+
+// 1 when the shim was built with NCCL.
+int cmedl_dist_has_nccl() {
+#ifdef CMEDL_NCCL
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+// An NCCL group on CUDA device `device` (set as the current device first).
+int cmedl_dist_init_nccl(const char* master_addr, uint16_t master_port, int rank, int world,
+                         int is_server, int64_t timeout_ms, int device, void** out) {
+  return guarded([&] {
+#ifdef CMEDL_NCCL
+    auto timeout = std::chrono::milliseconds(timeout_ms);
+    c10::cuda::set_device(static_cast<c10::DeviceIndex>(device));
+    c10::intrusive_ptr<c10d::Store> store;
+    auto prefixed = rendezvous(master_addr, master_port, world, is_server, timeout, &store);
+    auto options = c10d::ProcessGroupNCCL::Options::create();
+    options->timeout = timeout;
+    auto nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(
+        c10::make_intrusive<c10d::PrefixStore>("cuda/", prefixed), rank, world, options);
+    *out = new Group{store, nccl};
+#else
+    (void)master_addr; (void)master_port; (void)rank; (void)world; (void)is_server;
+    (void)timeout_ms; (void)device; (void)out;
+    throw std::runtime_error(
+        "this cmedl was built without NCCL (build cmedl-dist with the `nccl` feature)");
+#endif
   });
 }
 
@@ -83,7 +130,7 @@ int cmedl_dist_allreduce_sum(void* group, void* const* tensors, size_t n) {
     auto v = tensors_of(tensors, n);
     c10d::AllreduceOptions options;
     options.reduceOp = c10d::ReduceOp::SUM;
-    static_cast<Group*>(group)->gloo->allreduce(v, options)->wait();
+    static_cast<Group*>(group)->backend->allreduce(v, options)->wait();
   });
 }
 
@@ -92,12 +139,12 @@ int cmedl_dist_broadcast(void* group, void* const* tensors, size_t n, int root) 
     auto v = tensors_of(tensors, n);
     c10d::BroadcastOptions options;
     options.rootRank = root;
-    static_cast<Group*>(group)->gloo->broadcast(v, options)->wait();
+    static_cast<Group*>(group)->backend->broadcast(v, options)->wait();
   });
 }
 
 int cmedl_dist_barrier(void* group) {
-  return guarded([&] { static_cast<Group*>(group)->gloo->barrier()->wait(); });
+  return guarded([&] { static_cast<Group*>(group)->backend->barrier()->wait(); });
 }
 
 // Enters an autocast region on `device` (0: CPU, 1: CUDA) with `dtype` (0: bfloat16,

@@ -1,7 +1,8 @@
 //! Data-parallel training over a c10d process group: weights broadcast from rank 0, gradients
 //! (and the step's loss terms) averaged in one bucket per step, agreement on stopping.
 //!
-//! Gloo works on CPU tensors: tensors on another device travel through a CPU copy.
+//! Collectives take their tensors on the group's device (the CPU for Gloo, the process's GPU
+//! for NCCL); buckets are built there and copied back.
 
 use cmedl_dist::{DistError, ProcessGroup};
 use tch::{Device, Kind, Tensor};
@@ -13,8 +14,8 @@ pub(crate) fn error(e: DistError) -> TrainError {
     TrainError::Data(format!("data-parallel training: {e}"))
 }
 
-/// Copies rank 0's `tensors` into every rank's, in place: one bucket per element kind (a Gloo
-/// collective takes one tensor per process), sent through the CPU.
+/// Copies rank 0's `tensors` into every rank's, in place: one bucket per element kind (a
+/// collective takes one tensor per process), on the group's device.
 pub(crate) fn broadcast(group: &ProcessGroup, tensors: &[Tensor]) -> Result<(), TrainError> {
     tch::no_grad(|| {
         let mut kinds: Vec<Kind> = tensors.iter().map(Tensor::kind).collect();
@@ -25,7 +26,7 @@ pub(crate) fn broadcast(group: &ProcessGroup, tensors: &[Tensor]) -> Result<(), 
             let members: Vec<&Tensor> = tensors.iter().filter(|t| t.kind() == kind).collect();
             let pieces: Vec<Tensor> = members
                 .iter()
-                .map(|t| t.detach().to_device(Device::Cpu).reshape([-1]))
+                .map(|t| t.detach().to_device(group.device()).reshape([-1]))
                 .collect();
             let bucket = Tensor::cat(&pieces, 0).contiguous();
             group.broadcast(&[&bucket], 0).map_err(error)?;
@@ -43,7 +44,7 @@ pub(crate) fn broadcast(group: &ProcessGroup, tensors: &[Tensor]) -> Result<(), 
 
 /// Whether `yes` holds on any rank.
 pub(crate) fn any(group: &ProcessGroup, yes: bool) -> Result<bool, TrainError> {
-    let flag = Tensor::from_slice(&[f32::from(u8::from(yes))]);
+    let flag = Tensor::from_slice(&[f32::from(u8::from(yes))]).to_device(group.device());
     group.allreduce_sum(&[&flag]).map_err(error)?;
     Ok(flag.double_value(&[0]) > 0.0)
 }
@@ -71,7 +72,9 @@ pub(crate) fn average(
         for t in terms.iter() {
             pieces.push(t.to_kind(Kind::Float).to_device(device).reshape([-1]));
         }
-        let bucket = Tensor::cat(&pieces, 0).to_device(Device::Cpu).contiguous();
+        let bucket = Tensor::cat(&pieces, 0)
+            .to_device(group.device())
+            .contiguous();
         group.allreduce_sum(&[&bucket]).map_err(error)?;
         let bucket = (bucket / world).to_device(device);
         let mut at = 0i64;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::ValueEnum;
-use cmedl_dist::{LaunchEnv, ProcessGroup};
+use cmedl_dist::{Backend, LaunchEnv, ProcessGroup};
 use cmedl_trainer::checkpoint::{self, Which};
 use cmedl_trainer::log::LogRecord;
 use cmedl_trainer::networks::Networks;
@@ -68,6 +68,10 @@ pub struct Args {
     /// Seconds to wait for the other processes of a data-parallel launch (torchrun, srun).
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     rendezvous_timeout: u64,
+    /// c10d backend of a data-parallel launch: nccl (GPUs; builds with the `nccl` feature),
+    /// gloo (CPU tensors; works everywhere) or auto (nccl when built and a GPU is present).
+    #[arg(long, value_enum, default_value = "auto")]
+    dist_backend: DistBackend,
     /// Data-parallel ranks train on their shards without averaging gradients (for testing that
     /// the averaging matters).
     #[arg(long, hide = true)]
@@ -228,13 +232,34 @@ impl Observer for Display {
     }
 }
 
+/// The c10d backend to join.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DistBackend {
+    Auto,
+    Gloo,
+    Nccl,
+}
+
 /// The data-parallel group when torchrun or srun launched this process (none: one process).
 fn join_group(args: &Args) -> Result<Option<Arc<ProcessGroup>>, Failure> {
     let Some(env) = LaunchEnv::from_env().map_err(|e| Failure::Input(e.to_string()))? else {
         return Ok(None);
     };
     let timeout = std::time::Duration::from_secs(args.rendezvous_timeout);
-    let group = ProcessGroup::init(&env, timeout).map_err(|e| Failure::Internal(e.to_string()))?;
+    let backend = match args.dist_backend {
+        DistBackend::Gloo => Backend::Gloo,
+        DistBackend::Nccl if !Backend::Nccl.is_available() => return Err(Failure::Input(
+            "--dist-backend nccl: this cmedl was built without NCCL (build with --features nccl)"
+                .into(),
+        )),
+        DistBackend::Nccl => Backend::Nccl,
+        DistBackend::Auto if Backend::Nccl.is_available() && tch::Cuda::device_count() > 0 => {
+            Backend::Nccl
+        }
+        DistBackend::Auto => Backend::Gloo,
+    };
+    let group = ProcessGroup::init_with(&env, backend, timeout)
+        .map_err(|e| Failure::Internal(e.to_string()))?;
     tracing::info!(
         "data-parallel: rank {} of {} ({})",
         group.rank(),
