@@ -7,6 +7,7 @@ and Adam settings as `cmedl bench --what train`. Prints one JSON line.
 """
 
 import argparse
+import os
 import json
 import random
 import resource
@@ -129,7 +130,20 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--bf16", action="store_true")
     args = ap.parse_args()
-    c = CONFIGS[args.config]
+    c = dict(CONFIGS[args.config])
+    # Under torchrun: DistributedDataParallel, each rank with its share of the global batch.
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if args.device.startswith("cuda"):
+            args.device = f"cuda:{local}"
+            torch.cuda.set_device(local)
+        dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
+        assert c["batch"] % world == 0, "the global batch must split evenly"
+        c["batch"] //= world
     dev = torch.device(args.device)
     torch.backends.cudnn.benchmark = True
     torch.manual_seed(0)
@@ -137,6 +151,11 @@ def main():
     g_s2t, g_t2s = resnet_generator(c["ngf"], c["blocks"]).to(dev), resnet_generator(c["ngf"], c["blocks"]).to(dev)
     d_t, d_s = patchgan(c["ndf"]).to(dev), patchgan(c["ndf"]).to(dev)
     teacher, student = UNet(c["base"], c["depth"]).to(dev), UNet(c["base"], c["depth"]).to(dev)
+    if world > 1:
+        # Networks used twice per step or frozen in part of it: unused parameters allowed, and
+        # batch-norm buffers stay per rank (broadcasting them in place breaks a second forward).
+        wrap = lambda m: DDP(m, find_unused_parameters=True, broadcast_buffers=False)
+        g_s2t, g_t2s, d_t, d_s, teacher, student = map(wrap, (g_s2t, g_t2s, d_t, d_s, teacher, student))
     betas = (0.5, 0.999)
     opt_g = torch.optim.Adam(list(g_s2t.parameters()) + list(g_t2s.parameters()), 2e-4, betas)
     opt_s = torch.optim.Adam(list(teacher.parameters()) + list(student.parameters()), 2e-4, betas)
@@ -209,11 +228,13 @@ def main():
     if dev.type == "cuda":
         torch.cuda.synchronize()
     optimizer_ms = (time.perf_counter() - began) * 1e3 / rounds
+    gb = b * world  # the global batch
     out = {
         "bench": "train", "impl": "pytorch", "config": args.config, "device": str(dev),
-        "precision": "bf16" if args.bf16 else "fp32", "batch": b, "size": s, "steps": args.steps,
-        "slices_per_s": args.steps * b / secs, "step_ms": secs * 1e3 / args.steps,
-        "slices_per_s_median": b / median_s, "step_ms_median": median_s * 1e3,
+        "precision": "bf16" if args.bf16 else "fp32", "world_size": world,
+        "backend": dist.get_backend() if world > 1 else "none", "batch": gb, "size": s,
+        "steps": args.steps, "slices_per_s": args.steps * gb / secs, "step_ms": secs * 1e3 / args.steps,
+        "slices_per_s_median": gb / median_s, "step_ms_median": median_s * 1e3,
         "optimizer_ms": optimizer_ms,
         # Peak resident memory of the whole process (Linux reports KiB), as cmedl reports it.
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -223,7 +244,10 @@ def main():
     }
     if dev.type == "cuda":
         out["peak_mem_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
-    print(json.dumps(out))
+    if rank == 0:
+        print(json.dumps(out))
+    if world > 1:
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -177,3 +177,127 @@ pub fn run(
     }
     Ok(())
 }
+
+/// Data-parallel scaling of the training step: `nproc` processes under torchrun against one,
+/// for cmedl and for the PyTorch reference (DistributedDataParallel), `rounds` times
+/// alternating; prints JSON lines, the throughputs and the scaling efficiency (throughput with
+/// N processes / (N × throughput with one)).
+pub fn scaling(
+    root: &Path,
+    nproc: usize,
+    device: &str,
+    paper: bool,
+    steps: usize,
+    rounds: usize,
+) -> Result<()> {
+    if nproc < 2 {
+        bail!("--nproc needs at least 2 processes");
+    }
+    let torch = libtorch::fetch(root, &libtorch::FetchArgs::default())?;
+    crate::cargo(root, &["build", "--release", "--package", "cmedl-cli"])?;
+    let cmedl = root.join("target/release/cmedl");
+    let venv = torch
+        .ancestors()
+        .nth(4)
+        .context("torch sits in a virtual environment")?
+        .to_path_buf();
+    let (python, torchrun) = (venv.join("bin/python"), venv.join("bin/torchrun"));
+    if !torchrun.exists() {
+        bail!("{} is missing", torchrun.display());
+    }
+    let reference = root.join("benches/reference/cmedl_step.py");
+    let config = if paper { "paper" } else { "cpu" };
+    let step_args = [
+        "--config".to_owned(),
+        config.to_owned(),
+        "--device".to_owned(),
+        device.to_owned(),
+        "--steps".to_owned(),
+        steps.to_string(),
+    ];
+    // Each process gets its share of the cores, as PyTorch's launcher does by default.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = |procs: usize| (cores / procs).max(1).to_string();
+    let mut lines = Vec::new();
+    for _ in 0..rounds.max(1) {
+        let mut one = Command::new(&cmedl);
+        one.args(["bench", "--what", "train"])
+            .args(step_args.iter())
+            .env("OMP_NUM_THREADS", threads(1));
+        lines.extend(run_json(one, "cmedl bench (1 process)")?);
+        let mut many = Command::new(&torchrun);
+        many.args([
+            "--standalone",
+            "--nproc-per-node",
+            &nproc.to_string(),
+            "--no-python",
+        ])
+        .arg(&cmedl)
+        .args(["bench", "--what", "train"])
+        .args(step_args.iter())
+        .env("OMP_NUM_THREADS", threads(nproc));
+        lines.extend(run_json(many, "cmedl bench under torchrun")?);
+        let mut one = Command::new(&python);
+        one.arg(&reference)
+            .args(step_args.iter())
+            .env("OMP_NUM_THREADS", threads(1));
+        lines.extend(run_json(one, "the PyTorch reference (1 process)")?);
+        let mut many = Command::new(&torchrun);
+        many.args(["--standalone", "--nproc-per-node", &nproc.to_string()])
+            .arg(&reference)
+            .args(step_args.iter())
+            .env("OMP_NUM_THREADS", threads(nproc));
+        lines.extend(run_json(
+            many,
+            "the PyTorch reference under torchrun (DDP)",
+        )?);
+    }
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("results.jsonl"))?;
+    for l in &lines {
+        println!("{l}");
+        writeln!(log, "{l}")?;
+    }
+    let throughput = |implementation: &str, world: usize| {
+        median(
+            lines
+                .iter()
+                .filter(|l| text(l, "impl") == implementation)
+                .filter(|l| number(l, "world_size").unwrap_or(1.0) == world as f64)
+                .filter_map(|l| number(l, "slices_per_s"))
+                .collect(),
+        )
+    };
+    println!();
+    println!(
+        "{:<8} {:>16} {:>16} {:>9} {:>11}",
+        "impl",
+        "1 process",
+        format!("{nproc} processes"),
+        "speed-up",
+        "efficiency"
+    );
+    for implementation in ["cmedl", "pytorch"] {
+        let (t1, tn) = (
+            throughput(implementation, 1),
+            throughput(implementation, nproc),
+        );
+        println!(
+            "{:<8} {:>16} {:>16} {:>9.2} {:>10.0} %",
+            implementation,
+            format!("{t1:.2} slices/s"),
+            format!("{tn:.2} slices/s"),
+            tn / t1,
+            100.0 * tn / (nproc as f64 * t1)
+        );
+    }
+    println!(
+        "(training step, config {config}, {device}; medians of {} rounds; global batch fixed)",
+        rounds.max(1)
+    );
+    Ok(())
+}

@@ -72,6 +72,10 @@ enum Task {
         /// Alternating cmedl / PyTorch rounds of the training benchmark (medians are reported).
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// Data-parallel scaling instead: the training step with 1 and with N processes under
+        /// torchrun (Gloo on CPUs, NCCL on GPUs when built with it), and the efficiency.
+        #[arg(long)]
+        nproc: Option<usize>,
     },
     /// The phantom study: CMEDL against ct-only across CT tumour contrasts (summary.md).
     PhantomStudy(study::StudyArgs),
@@ -101,11 +105,20 @@ fn run(cli: Cli) -> Result<()> {
         Task::PhantomStudy(args) => study::run(&root, &args),
         Task::Fuzz { time, target } => fuzz(&root, time, target.as_deref()),
         Task::Bench {
+            quick: _,
+            device,
+            paper,
+            steps,
+            rounds,
+            nproc: Some(n),
+        } => bench::scaling(&root, n, &device, paper, steps, rounds),
+        Task::Bench {
             quick,
             device,
             paper,
             steps,
             rounds,
+            nproc: None,
         } => bench::run(&root, quick, &device, paper, steps, rounds),
     }
 }

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use cmedl_dist::{Backend, LaunchEnv, ProcessGroup};
+
 use cmedl_io::formats::{format_of, is_image_path, read_image, Format};
 use cmedl_io::nifti::{read_volume, ReadOptions};
 use cmedl_trainer::checkpoint::Which;
@@ -169,4 +171,47 @@ pub fn interrupt_flag(saving: &'static str) -> Arc<AtomicBool> {
         eprintln!("\ninterrupt: {saving}…");
     });
     interrupt
+}
+
+/// The c10d backend to join.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum DistBackend {
+    /// NCCL when this build has it and a GPU is present, else Gloo.
+    Auto,
+    /// Gloo (CPU tensors).
+    Gloo,
+    /// NCCL (GPUs).
+    Nccl,
+}
+
+/// The data-parallel group when torchrun or srun launched this process (none: one process).
+pub fn join_group(
+    backend: DistBackend,
+    rendezvous_timeout_s: u64,
+) -> Result<Option<Arc<ProcessGroup>>, Failure> {
+    let Some(env) = LaunchEnv::from_env().map_err(|e| Failure::Input(e.to_string()))? else {
+        return Ok(None);
+    };
+    let timeout = std::time::Duration::from_secs(rendezvous_timeout_s);
+    let backend = match backend {
+        DistBackend::Gloo => Backend::Gloo,
+        DistBackend::Nccl if !Backend::Nccl.is_available() => return Err(Failure::Input(
+            "--dist-backend nccl: this cmedl was built without NCCL (build with --features nccl)"
+                .into(),
+        )),
+        DistBackend::Nccl => Backend::Nccl,
+        DistBackend::Auto if Backend::Nccl.is_available() && tch::Cuda::device_count() > 0 => {
+            Backend::Nccl
+        }
+        DistBackend::Auto => Backend::Gloo,
+    };
+    let group = ProcessGroup::init_with(&env, backend, timeout)
+        .map_err(|e| Failure::Internal(e.to_string()))?;
+    tracing::info!(
+        "data-parallel: rank {} of {} ({})",
+        group.rank(),
+        group.world_size(),
+        group.backend()
+    );
+    Ok(Some(Arc::new(group)))
 }

@@ -44,15 +44,24 @@ fn device_name(device: Device) -> String {
 }
 
 /// Slices per second of the full training step of `config` on synthetic batches (`name` labels
-/// the record).
+/// the record). In a data-parallel group each rank takes its share of `train.batch` and the
+/// step includes the gradient allreduce; the throughput is the global one.
 pub fn bench_train(
     name: &str,
     config: &TrainConfig,
     steps: usize,
     warmup: usize,
     device: Device,
+    group: Option<&cmedl_dist::ProcessGroup>,
 ) -> Result<serde_json::Value, TrainError> {
     let config = config.clone();
+    let world = group.map_or(1, cmedl_dist::ProcessGroup::world_size);
+    if !config.train.batch.is_multiple_of(world) {
+        return Err(TrainError::Config(format!(
+            "train.batch {} must be a multiple of the {world} processes",
+            config.train.batch
+        )));
+    }
     let mut nets = Networks::build(&config, device)?;
     let mut state = TrainState {
         g_opt: Adam::new(nets.translator_side(), config.train.betas, 0.0),
@@ -65,7 +74,7 @@ pub fn bench_train(
         pool_t: ImagePool::new(config.loss.pool_size, 1),
         pool_s: ImagePool::new(config.loss.pool_size, 2),
     };
-    let (b, s) = (config.train.batch as i64, config.data.size as i64);
+    let (b, s) = ((config.train.batch / world) as i64, config.data.size as i64);
     let image = || Tensor::rand([b, 1, s, s], (Kind::Float, device)) * 2.0 - 1.0;
     let labels = || {
         Tensor::rand([b, s, s], (Kind::Float, device))
@@ -92,7 +101,7 @@ pub fn bench_train(
             lr: 2e-4,
             step,
             distill_scale: 1.0,
-            sync: None,
+            sync: group,
         };
         train_step(&mut nets, &mut state, &config, &inputs)?;
         if per_step && step >= warmup {
@@ -113,10 +122,17 @@ pub fn bench_train(
         .into_iter()
         .map(|(n, c)| (n.to_owned(), json!(c)))
         .collect();
+    let precision = match config.precision {
+        crate::Precision::Fp32 => "fp32",
+        crate::Precision::Bf16 => "bf16",
+    };
+    // The global batch: every rank's share is processed in the same step.
+    let global = b as f64 * world as f64;
     Ok(json!({
-        "bench": "train", "impl": "cmedl", "config": name, "device": device_name(device), "precision": "fp32",
-        "batch": b, "size": s, "steps": steps, "slices_per_s": (steps as f64 * b as f64) / timed,
-        "step_ms": timed * 1e3 / steps as f64, "slices_per_s_median": b as f64 / median_s,
+        "bench": "train", "impl": "cmedl", "config": name, "device": device_name(device), "precision": precision,
+        "world_size": world, "backend": group.map_or("none", cmedl_dist::ProcessGroup::backend),
+        "batch": b * world as i64, "size": s, "steps": steps, "slices_per_s": (steps as f64 * global) / timed,
+        "step_ms": timed * 1e3 / steps as f64, "slices_per_s_median": global / median_s,
         "step_ms_median": median_s * 1e3, "optimizer_ms": optimizer_ms,
         "peak_rss_mib": peak_rss_mib(), "params": params,
     }))

@@ -3,8 +3,9 @@
 
 use clap::ValueEnum;
 use cmedl_trainer::bench::{bench_loader, bench_predict, bench_train};
-use cmedl_trainer::{DeviceSpec, TrainConfig};
+use cmedl_trainer::{DeviceSpec, Precision, TrainConfig};
 
+use crate::common::{join_group, DistBackend};
 use crate::failure::CmdResult;
 use crate::Global;
 
@@ -31,6 +32,18 @@ pub struct Args {
     /// Device.
     #[arg(long, default_value = "auto")]
     device: DeviceSpec,
+    /// Precision of the training step: fp32, or bf16 autocast.
+    #[arg(long, value_enum, default_value = "fp32")]
+    precision: PrecisionArg,
+}
+
+/// The precisions of the training step.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PrecisionArg {
+    /// 32-bit floats.
+    Fp32,
+    /// bf16 autocast (weights and optimiser fp32).
+    Bf16,
 }
 
 /// The benchmarks.
@@ -71,16 +84,34 @@ impl BenchConfig {
 
 /// Runs `cmedl bench`: the benchmarks named in `--what`, as JSON lines.
 pub fn run(args: Args, _global: &Global) -> CmdResult {
-    let device = args.device.resolve()?;
-    let (name, config) = (args.config.name(), args.config.config());
+    // Under torchrun the training benchmark is data-parallel; rank 0 reports.
+    let group = join_group(DistBackend::Auto, 300)?;
+    let device = match (&group, args.device) {
+        (Some(g), DeviceSpec::Cuda(_)) => DeviceSpec::Cuda(g.local_rank()),
+        (_, d) => d,
+    }
+    .resolve()?;
+    let root = group.as_ref().is_none_or(|g| g.rank() == 0);
+    let (name, mut config) = (args.config.name(), args.config.config());
+    config.precision = match args.precision {
+        PrecisionArg::Fp32 => Precision::Fp32,
+        PrecisionArg::Bf16 => Precision::Bf16,
+    };
     let steps = args.steps.max(1);
     for w in &args.what {
         let lines = match w {
-            Bench::Train => vec![bench_train(name, &config, steps, args.warmup, device)?],
+            Bench::Train => vec![bench_train(
+                name,
+                &config,
+                steps,
+                args.warmup,
+                device,
+                group.as_deref(),
+            )?],
             Bench::Predict => bench_predict(name, &config, device)?,
             Bench::Loader => vec![bench_loader(name, &config, steps.max(20))?],
         };
-        for l in lines {
+        for l in lines.into_iter().filter(|_| root) {
             outln!("{l}");
         }
     }

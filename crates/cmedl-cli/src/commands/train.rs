@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::ValueEnum;
-use cmedl_dist::{Backend, LaunchEnv, ProcessGroup};
+use cmedl_dist::ProcessGroup;
 use cmedl_trainer::checkpoint::{self, Which};
 use cmedl_trainer::log::LogRecord;
 use cmedl_trainer::networks::Networks;
@@ -13,7 +13,7 @@ use cmedl_trainer::{
     DeviceSpec, Mode, Observer, RunDir, RunOptions, StepProgress, TrainConfig, Trainer,
 };
 
-use crate::common::interrupt_flag;
+use crate::common::{interrupt_flag, join_group, DistBackend};
 use crate::failure::{CmdResult, Failure};
 use crate::progress::Progress;
 use crate::Global;
@@ -232,43 +232,6 @@ impl Observer for Display {
     }
 }
 
-/// The c10d backend to join.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum DistBackend {
-    Auto,
-    Gloo,
-    Nccl,
-}
-
-/// The data-parallel group when torchrun or srun launched this process (none: one process).
-fn join_group(args: &Args) -> Result<Option<Arc<ProcessGroup>>, Failure> {
-    let Some(env) = LaunchEnv::from_env().map_err(|e| Failure::Input(e.to_string()))? else {
-        return Ok(None);
-    };
-    let timeout = std::time::Duration::from_secs(args.rendezvous_timeout);
-    let backend = match args.dist_backend {
-        DistBackend::Gloo => Backend::Gloo,
-        DistBackend::Nccl if !Backend::Nccl.is_available() => return Err(Failure::Input(
-            "--dist-backend nccl: this cmedl was built without NCCL (build with --features nccl)"
-                .into(),
-        )),
-        DistBackend::Nccl => Backend::Nccl,
-        DistBackend::Auto if Backend::Nccl.is_available() && tch::Cuda::device_count() > 0 => {
-            Backend::Nccl
-        }
-        DistBackend::Auto => Backend::Gloo,
-    };
-    let group = ProcessGroup::init_with(&env, backend, timeout)
-        .map_err(|e| Failure::Internal(e.to_string()))?;
-    tracing::info!(
-        "data-parallel: rank {} of {} ({})",
-        group.rank(),
-        group.world_size(),
-        group.backend()
-    );
-    Ok(Some(Arc::new(group)))
-}
-
 fn start(args: &Args, group: Option<Arc<ProcessGroup>>) -> Result<Trainer, Failure> {
     let mut trainer = match (&args.resume, &args.out) {
         (Some(dir), _) => Trainer::resume_in(dir, group)?,
@@ -297,7 +260,7 @@ pub fn run(args: Args, global: &Global) -> CmdResult {
         };
         return dry_run(&config);
     }
-    let group = join_group(&args)?;
+    let group = join_group(args.dist_backend, args.rendezvous_timeout)?;
     let trainer = start(&args, group)?;
     // Only rank 0 of a data-parallel run reports; the others train quietly.
     let root = trainer.is_root();
