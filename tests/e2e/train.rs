@@ -430,3 +430,35 @@ fn bad_training_inputs_exit_2_with_a_clear_message() {
         train().args(&args).fails_with(2, expect);
     }
 }
+
+#[test]
+fn a_run_draws_progress_png_after_every_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_phantom(dir.path());
+    let config = tiny_config(dir.path(), &data);
+    let run = dir.path().join("run");
+    train()
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&run)
+        .args(["--mode", "ct-only", "--stop-at-step", "2"])
+        .expect_exit(130);
+    // After the first epoch (2 steps), before the run ends.
+    let first = image::open(run.join("progress.png")).unwrap();
+    assert_eq!((first.width(), first.height()), (800, 300));
+    train().arg("--resume").arg(&run).succeeds();
+    let last = image::open(run.join("progress.png")).unwrap();
+    assert_ne!(
+        first.to_rgb8().into_raw(),
+        last.to_rgb8().into_raw(),
+        "redrawn with the second epoch"
+    );
+    let names: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
+    TestCommand::new("report").arg(&run).succeeds();
+    assert!(run.join("report.md").exists());
+}

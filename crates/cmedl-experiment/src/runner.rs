@@ -194,7 +194,10 @@ fn train_run(
         interrupt: options.interrupt.clone(),
         ..Default::default()
     };
-    trainer.run(&run_options, &mut Silent)?;
+    trainer.run(
+        &run_options,
+        &mut report::ProgressFigure::new(run.clone(), &mut Silent),
+    )?;
     Ok(())
 }
 

@@ -275,7 +275,16 @@ pub fn run(args: Args, global: &Global) -> CmdResult {
         quiet: global.quiet || json || !root,
         json,
     };
-    let result = trainer.run(&options, &mut display);
+    let run_dir = trainer.run_dir().clone();
+    // Rank 0 (or the only process) redraws RUN/progress.png after every epoch.
+    let result = if root {
+        trainer.run(
+            &options,
+            &mut cmedl_experiment::report::ProgressFigure::new(run_dir, &mut display),
+        )
+    } else {
+        trainer.run(&options, &mut display)
+    };
     if let Some(bar) = display.bar.take() {
         bar.finish();
     }

@@ -3,6 +3,7 @@
 
 pub mod chart;
 mod figures;
+mod progress;
 mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,6 +15,7 @@ use cmedl_trainer::config::Mode;
 use cmedl_trainer::RunDir;
 
 pub use figures::{make_figures, MontageSlice};
+pub use progress::ProgressFigure;
 pub use render::{
     html, markdown, montage, paired_differences, training_curves, write, Block, Panel, ReportFiles,
 };
