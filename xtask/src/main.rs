@@ -51,7 +51,7 @@ enum Task {
         /// Seconds per target.
         #[arg(long, default_value_t = 600)]
         time: u64,
-        /// Only this target (nifti_read, dataset_index, dicom_file).
+        /// Only this target (nifti_read, dataset_index, dicom_file, dicom_on_grid).
         #[arg(long)]
         target: Option<String>,
     },

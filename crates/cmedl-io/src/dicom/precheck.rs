@@ -89,7 +89,27 @@ pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<DataSet> {
     let mut meta_end: Option<usize> = None;
     let mut in_encapsulated = false;
     let mut deflated = false;
+    // Ends of the sequences and items of defined length around `pos`, innermost last: the
+    // parser bounds their contents by them, so nothing inside may reach past one.
+    let mut ends: Vec<usize> = Vec::new();
+    let crossing = |group: u16, elem: u16, at: usize, end: usize| {
+        IoError::format(
+            path,
+            format!("element ({group:04X},{elem:04X}) at byte {at} reaches past the end of its sequence or item at byte {end}: corrupt DICOM"),
+        )
+    };
     while pos + 8 <= bytes.len() {
+        while let Some(&end) = ends.last() {
+            match pos.cmp(&end) {
+                std::cmp::Ordering::Equal => {
+                    ends.pop();
+                }
+                std::cmp::Ordering::Greater => {
+                    return Err(IoError::format(path, format!("the elements of a sequence or item run past its declared end at byte {end} (to byte {pos}): corrupt DICOM")));
+                }
+                std::cmp::Ordering::Less => break,
+            }
+        }
         if let Some(end) = meta_end.filter(|end| deflated && pos >= *end) {
             return Ok(DataSet::Deflated { start: end });
         }
@@ -133,8 +153,13 @@ pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<DataSet> {
                 if len as usize > bytes.len() - pos {
                     return Err(too_long(path, group, elem, len, bytes.len() - pos));
                 }
+                if let Some(&end) = ends.last().filter(|&&end| pos + len as usize > end) {
+                    return Err(crossing(group, elem, pos - 8, end));
+                }
                 if in_encapsulated {
                     pos += len as usize; // a compressed fragment: raw bytes
+                } else {
+                    ends.push(pos + len as usize);
                 }
             }
             continue;
@@ -169,11 +194,19 @@ pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<DataSet> {
             in_encapsulated = true;
             continue;
         }
-        if len == UNDEFINED || is_sq {
-            continue; // descend into the sequence's items
+        if len != UNDEFINED {
+            if len as usize > bytes.len() - pos {
+                return Err(too_long(path, group, elem, len, bytes.len() - pos));
+            }
+            if let Some(&end) = ends.last().filter(|&&end| pos + len as usize > end) {
+                return Err(crossing(group, elem, pos - header, end));
+            }
         }
-        if len as usize > bytes.len() - pos {
-            return Err(too_long(path, group, elem, len, bytes.len() - pos));
+        if len == UNDEFINED || is_sq {
+            if is_sq && len != UNDEFINED {
+                ends.push(pos + len as usize);
+            }
+            continue; // descend into the sequence's items
         }
         if (group, elem) == (0x0002, 0x0000) {
             meta_end = rd32(pos, false).map(|l| pos + 4 + l as usize);
@@ -230,12 +263,15 @@ mod tests {
             "unknown_meta_vr",
             "meta_length_mismatch",
             "meta_overrun_sh",
+            "sequence_length_past_end",
         ] {
             let path = dir.join(case).join("slice.dcm");
             let bytes = std::fs::read(&path).unwrap();
             let err = check_lengths(&path, &bytes).expect_err(case).to_string();
             assert!(
-                err.contains("corrupt DICOM") || err.contains("not a DICOM file"),
+                err.contains("corrupt DICOM")
+                    || err.contains("corrupt or truncated DICOM")
+                    || err.contains("not a DICOM file"),
                 "{case}: {err}"
             );
         }
