@@ -362,3 +362,113 @@ fn an_nnunet_folder_is_imported_trained_predicted_and_evaluated() {
         .arg(src.join("labelsTs"))
         .succeeds();
 }
+
+/// The Python of the virtual environment that provides libtorch (it has PyTorch).
+fn venv_python() -> std::path::PathBuf {
+    let torch = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../.libtorch/torch")
+        .canonicalize()
+        .expect("run `cargo xtask fetch-libtorch` first");
+    torch.ancestors().nth(4).unwrap().join("bin/python")
+}
+
+#[test]
+fn an_exported_model_gives_pytorch_the_logits_cmedl_computes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = crate::train::tiny_phantom(dir.path());
+    let config = crate::train::tiny_config(dir.path(), &data);
+    let run = dir.path().join("run");
+    TestCommand::new("train")
+        .args(["--quiet", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&run)
+        .args(["--mode", "ct-only", "--set", "train.epochs=1"])
+        .succeeds();
+    let model = dir.path().join("student.pt");
+    TestCommand::new("export")
+        .arg("--run")
+        .arg(&run)
+        .args(["--device", "cpu", "--batch", "3", "--out"])
+        .arg(&model)
+        .succeeds();
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("student.pt.json")).unwrap())
+            .unwrap();
+    assert_eq!(sidecar["input_shape"], serde_json::json!([3, 1, 32, 32]));
+    assert_eq!(sidecar["mode"], "ct-only");
+    assert_eq!(sidecar["classes"], 2);
+
+    // cmedl's logits for a fixed input …
+    let predictor = cmedl_trainer::infer::Predictor::load(
+        &run,
+        &cmedl_trainer::checkpoint::Which::Best,
+        tch::Device::Cpu,
+    )
+    .unwrap();
+    let x = tch::Tensor::linspace(-1.0, 1.0, 3 * 32 * 32, (tch::Kind::Float, tch::Device::Cpu))
+        .view([3, 1, 32, 32])
+        .sin();
+    let ours = tch::no_grad(|| predictor.nets.segment(&x, false).unwrap().logits);
+    // … and PyTorch's, from the exported file.
+    let input = dir.path().join("x.f32");
+    let output = dir.path().join("y.f32");
+    let raw = |t: &tch::Tensor| -> Vec<u8> {
+        Vec::<f32>::try_from(t.flatten(0, -1))
+            .unwrap()
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect()
+    };
+    std::fs::write(&input, raw(&x)).unwrap();
+    let script = r#"
+import sys, torch
+model, inp, out = sys.argv[1:4]
+m = torch.jit.load(model)
+x = torch.frombuffer(bytearray(open(inp, "rb").read()), dtype=torch.float32).view(3, 1, 32, 32)
+with torch.no_grad():
+    y = m(x)
+open(out, "wb").write(bytes(y.contiguous().view(torch.uint8).flatten().tolist()))
+print(list(y.shape))
+"#;
+    let out = std::process::Command::new(venv_python())
+        .arg("-c")
+        .arg(script)
+        .arg(&model)
+        .arg(&input)
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "[3, 2, 32, 32]"
+    );
+    let theirs: Vec<f32> = std::fs::read(&output)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let ours = Vec::<f32>::try_from(ours.flatten(0, -1)).unwrap();
+    assert_eq!(ours.len(), theirs.len());
+    let diff = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        diff <= 1e-5,
+        "PyTorch's logits differ from cmedl's by {diff}"
+    );
+    // The output may not replace the checkpoint it reads.
+    TestCommand::new("export")
+        .arg("--run")
+        .arg(&run)
+        .arg("--out")
+        .arg(run.join("checkpoints/best.safetensors"))
+        .fails_with(2, "refusing to write --out over an input");
+}

@@ -42,6 +42,12 @@ impl RunModel {
         Ok(Predictor::load(&self.run, &which, device)?)
     }
 
+    /// The checkpoint file this model loads.
+    pub fn checkpoint_path(&self) -> Result<PathBuf, Failure> {
+        let which: Which = self.checkpoint.parse().map_err(Failure::Input)?;
+        Ok(cmedl_trainer::RunDir::new(&self.run).checkpoint(&which))
+    }
+
     /// Slices per forward pass (at least one).
     pub fn batch(&self) -> usize {
         self.batch.max(1)

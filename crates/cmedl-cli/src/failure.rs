@@ -41,9 +41,15 @@ pub fn install_panic_hook() {
     }));
 }
 
-/// The first line of a message (libtorch errors carry a C++ backtrace after it).
+/// The first line of a message (libtorch errors carry a C++ backtrace after it, with real or,
+/// inside a `Debug`-formatted error, escaped line breaks).
 fn first_line(message: &str) -> &str {
-    message.lines().next().unwrap_or(message).trim()
+    let end = [message.find('\n'), message.find("\\n")]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(message.len());
+    message[..end].trim()
 }
 
 impl Failure {

@@ -77,6 +77,8 @@ enum Command {
     Convert(convert::Args),
     /// Import an nnU-Net v2 or Medical Segmentation Decathlon dataset.
     Dataset(dataset::Args),
+    /// Export a trained run's test-time network (TorchScript, with a JSON sidecar).
+    Export(export::Args),
 }
 
 fn main() -> ExitCode {
@@ -116,5 +118,6 @@ fn dispatch(cli: Cli) -> CmdResult {
         Command::Info(a) => info::run(a, g),
         Command::Convert(a) => convert::run(a, g),
         Command::Dataset(a) => dataset::run(a, g),
+        Command::Export(a) => export::run(a, g),
     }
 }

@@ -27,6 +27,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod export;
 pub mod infer;
 pub mod log;
 pub mod networks;
@@ -134,7 +135,14 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_owned());
-    text.lines().next().unwrap_or_default().trim().to_owned()
+    // libtorch appends a C++ backtrace: with real line breaks, or escaped ones when the error
+    // was formatted with `Debug` (`unwrap` of a `TchError`).
+    let end = [text.find('\n'), text.find("\\n")]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(text.len());
+    text[..end].trim().to_owned()
 }
 
 impl TrainError {
@@ -182,6 +190,7 @@ mod panic_tests {
         let message = panic_message(payload.as_ref());
         assert!(!message.contains('\n'));
         assert!(message.contains("cannot be multiplied"), "{message}");
+        assert!(!message.contains("frame #"), "no C++ backtrace: {message}");
         assert!(!is_out_of_memory(&message));
         assert!(is_out_of_memory(
             "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.1 GiB total capacity)"

@@ -6,6 +6,7 @@ pub mod dataset;
 pub mod doctor;
 pub mod evaluate;
 pub mod experiment;
+pub mod export;
 pub mod info;
 pub mod phantom;
 pub mod predict;
