@@ -472,3 +472,67 @@ print(list(y.shape))
         .arg(run.join("checkpoints/best.safetensors"))
         .fails_with(2, "refusing to write --out over an input");
 }
+
+#[test]
+fn an_ensemble_averages_the_runs_probabilities() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_phantom(dir.path());
+    let config = tiny_config(dir.path(), &data);
+    let runs: Vec<_> = ["0", "1"]
+        .iter()
+        .map(|seed| {
+            let run = dir.path().join(format!("seed{seed}"));
+            TestCommand::new("train")
+                .args(["--quiet", "--config"])
+                .arg(&config)
+                .arg("--out")
+                .arg(&run)
+                .args([
+                    "--mode",
+                    "ct-only",
+                    "--set",
+                    "train.epochs=1",
+                    "--seed",
+                    seed,
+                ])
+                .succeeds();
+            run
+        })
+        .collect();
+    let image = std::fs::read_dir(data.join("ct/imagesTs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let predict = |name: &str, members: &[&std::path::PathBuf]| {
+        let out = dir.path().join(format!("{name}.nii.gz"));
+        let mut cmd = TestCommand::new("predict");
+        for run in members {
+            cmd.arg("--run").arg(run);
+        }
+        cmd.args(["--device", "cpu", "--probabilities", "--input"])
+            .arg(&image)
+            .arg("--output")
+            .arg(&out)
+            .succeeds();
+        let prob = dir.path().join(format!("{name}_prob1.nii.gz"));
+        read_volume(&prob, &ReadOptions::default()).unwrap().volume
+    };
+    let (a, b) = (predict("a", &[&runs[0]]), predict("b", &[&runs[1]]));
+    let both = predict("both", &[&runs[0], &runs[1]]);
+    let largest = a
+        .data
+        .iter()
+        .zip(&b.data)
+        .zip(&both.data)
+        .map(|((x, y), m)| (0.5 * (x + y) - m).abs())
+        .fold(0.0f32, f32::max);
+    assert!(largest < 1e-6, "the ensemble is not the mean ({largest})");
+    assert_ne!(a.data, b.data, "two seeds, two different runs");
+    let mask = read_mask(&dir.path().join("both.nii.gz"), &ReadOptions::default()).unwrap();
+    for (label, p) in mask.data.iter().zip(&both.data) {
+        // Two classes: foreground exactly where its mean probability wins.
+        assert_eq!(*label == 1, *p > 0.5, "p = {p}");
+    }
+}

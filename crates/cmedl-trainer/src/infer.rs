@@ -126,25 +126,62 @@ impl Predictor {
                 Some(outside),
             )?);
         }
-        let n = volume.geometry.len();
-        let mut labels = vec![0u8; n];
-        for (i, l) in labels.iter_mut().enumerate() {
-            let mut best = (0usize, f32::NEG_INFINITY);
-            for (c, p) in per_class.iter().enumerate() {
-                if p.data[i] > best.1 {
-                    best = (c, p.data[i]);
-                }
-            }
-            *l = best.0 as u8;
-        }
         Ok(Segmentation {
-            labels: Mask::new(volume.geometry.clone(), labels)?,
+            labels: argmax(&per_class, &volume.geometry)?,
             probabilities: if keep_probabilities {
                 per_class
             } else {
                 Vec::new()
             },
         })
+    }
+
+    /// Segments a volume with several runs (seeds or folds of one method): their class
+    /// probabilities on the input grid are averaged, then the argmax is taken.
+    pub fn segment_ensemble(
+        members: &[Predictor],
+        volume: &Volume,
+        batch: usize,
+        tta_flip: bool,
+        keep_probabilities: bool,
+    ) -> Result<Segmentation, TrainError> {
+        let [one] = members else {
+            let mut sum: Vec<Volume> = Vec::new();
+            for (m, p) in members.iter().enumerate() {
+                let seg = p.segment(volume, batch, tta_flip, true)?;
+                if m > 0 && seg.probabilities.len() != sum.len() {
+                    return Err(TrainError::Config(format!(
+                        "ensemble members disagree on the classes ({} and {})",
+                        sum.len(),
+                        seg.probabilities.len()
+                    )));
+                }
+                if sum.is_empty() {
+                    sum = seg.probabilities;
+                } else {
+                    for (acc, p) in sum.iter_mut().zip(&seg.probabilities) {
+                        for (a, v) in acc.data.iter_mut().zip(&p.data) {
+                            *a += v;
+                        }
+                    }
+                }
+            }
+            if sum.is_empty() {
+                return Err(TrainError::Config(
+                    "an ensemble needs at least one run".into(),
+                ));
+            }
+            let scale = 1.0 / members.len() as f32;
+            for p in &mut sum {
+                p.data.iter_mut().for_each(|v| *v *= scale);
+            }
+            let labels = argmax(&sum, &volume.geometry)?;
+            return Ok(Segmentation {
+                labels,
+                probabilities: if keep_probabilities { sum } else { Vec::new() },
+            });
+        };
+        one.segment(volume, batch, tta_flip, keep_probabilities)
     }
 
     /// Translates a student-modality volume into the teacher modality (e.g. CT → pseudo-MRI),
@@ -207,4 +244,20 @@ impl Predictor {
             Some(out_window.lo),
         )?)
     }
+}
+
+/// The label of the most probable class at every voxel of `geometry`.
+fn argmax(per_class: &[Volume], geometry: &cmedl_io::Geometry) -> Result<Mask, TrainError> {
+    let n = geometry.len();
+    let mut labels = vec![0u8; n];
+    for (i, l) in labels.iter_mut().enumerate() {
+        let mut best = (0usize, f32::NEG_INFINITY);
+        for (c, p) in per_class.iter().enumerate() {
+            if p.data[i] > best.1 {
+                best = (c, p.data[i]);
+            }
+        }
+        *l = best.0 as u8;
+    }
+    Ok(Mask::new(geometry.clone(), labels)?)
 }

@@ -7,11 +7,13 @@ use clap::ValueEnum;
 use cmedl_io::nifti::{
     is_nifti_path, stem, write_mask, write_volume, DataType, ReadOptions, WriteOptions,
 };
+use cmedl_trainer::checkpoint::Which;
 use cmedl_trainer::infer::Predictor;
+use cmedl_trainer::DeviceSpec;
 
 use cmedl_io::formats::{image_stem, is_image_path, read_image};
 
-use crate::common::{check_not_same, image_files, load_volume, RunModel};
+use crate::common::{check_not_same, image_files, load_volume};
 use crate::failure::{CmdResult, Failure};
 use crate::progress::Progress;
 use crate::Global;
@@ -19,8 +21,19 @@ use crate::Global;
 /// Options of `cmedl predict`.
 #[derive(clap::Args)]
 pub struct Args {
-    #[command(flatten)]
-    model: RunModel,
+    /// Run directory; repeat it (`--run A --run B …`) to average the runs' probabilities (an
+    /// ensemble of seeds or folds).
+    #[arg(long = "run", required = true)]
+    runs: Vec<PathBuf>,
+    /// best, final, latest or a checkpoint file (of every run).
+    #[arg(long, default_value = "best")]
+    checkpoint: String,
+    /// Device: auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: DeviceSpec,
+    /// Slices per forward pass.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
     /// A NIfTI file, a folder of them, or a DICOM series folder.
     #[arg(long)]
     input: PathBuf,
@@ -141,7 +154,7 @@ fn jobs(args: &Args) -> Result<Vec<Job>, Failure> {
 }
 
 /// Segments one input and writes its mask (and probabilities when asked).
-fn segment(args: &Args, predictor: &Predictor, job: &Job) -> CmdResult {
+fn segment(args: &Args, members: &[Predictor], job: &Job) -> CmdResult {
     check_not_same(&job.input, &job.output)?;
     let volume = if job.dicom_series {
         load_volume(&job.input, None, None)?.0
@@ -149,7 +162,13 @@ fn segment(args: &Args, predictor: &Predictor, job: &Job) -> CmdResult {
         read_image(&job.input, &ReadOptions::default())?
     };
     let tta_flip = args.tta == Some(Tta::Flip);
-    let mut seg = predictor.segment(&volume, args.model.batch(), tta_flip, args.probabilities)?;
+    let mut seg = Predictor::segment_ensemble(
+        members,
+        &volume,
+        args.batch.max(1),
+        tta_flip,
+        args.probabilities,
+    )?;
     if args.largest_component {
         seg.labels.keep_largest_components();
     }
@@ -169,7 +188,13 @@ fn segment(args: &Args, predictor: &Predictor, job: &Job) -> CmdResult {
 
 /// Runs `cmedl predict`.
 pub fn run(args: Args, global: &Global) -> CmdResult {
-    let predictor = args.model.load()?;
+    let which: Which = args.checkpoint.parse().map_err(Failure::Input)?;
+    let device = args.device.resolve()?;
+    let members = args
+        .runs
+        .iter()
+        .map(|run| Predictor::load(run, &which, device))
+        .collect::<Result<Vec<_>, _>>()?;
     let jobs = jobs(&args)?;
     let bar = Progress::new(
         "predict",
@@ -177,7 +202,7 @@ pub fn run(args: Args, global: &Global) -> CmdResult {
         global.quiet || jobs.len() == 1,
     );
     for (done, job) in jobs.iter().enumerate() {
-        segment(&args, &predictor, job)?;
+        segment(&args, &members, job)?;
         bar.set(done as u64 + 1);
     }
     bar.finish();
