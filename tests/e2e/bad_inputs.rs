@@ -42,12 +42,13 @@ fn malformed_configs() {
     for f in &files {
         let name = f.file_name().unwrap().to_str().unwrap();
         let run = dir.path().join(name);
-        TestCommand::new("train")
+        let stderr = TestCommand::new("train")
             .arg("--config")
             .arg(f)
             .args(["--data", "some/data", "--out"])
             .arg(&run)
             .fails_with(2, name);
+        assert!(!stderr.contains("config: config:"), "{stderr}");
         assert!(!run.exists(), "no run folder for a bad config");
     }
 }
@@ -101,7 +102,10 @@ fn malformed_experiment_configs() {
             .arg(&out)
             .fails_with(2, name);
         assert!(!stderr.contains("panicked"), "{stderr}");
-        assert!(!out.join("report.md").exists());
+        assert!(
+            !out.exists(),
+            "{name}: nothing is written for a bad experiment config"
+        );
     }
 }
 

@@ -78,6 +78,16 @@ fn prepare(
 ) -> Result<(ExperimentConfig, Vec<RunPlan>, PathBuf), ExperimentError> {
     let exp = ExperimentConfig::load(config_path)?;
     let base = exp.base_config(config_path)?;
+    // Checked before any data is generated or any run folder made.
+    base.validate().map_err(|e| {
+        ExperimentError::input(config_path, format!("base config: {}", e.message()))
+    })?;
+    if exp.data.root.is_none() && exp.data.phantom.is_none() {
+        return Err(ExperimentError::input(
+            config_path,
+            "data needs 'root' or 'phantom'",
+        ));
+    }
     let dir = ExperimentDir::new(out);
     check_same_data(&dir, &exp)?;
     crate::create_dir(dir.path())?;

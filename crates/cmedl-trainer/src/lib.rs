@@ -153,6 +153,14 @@ impl TrainError {
         }
     }
 
+    /// The message without the variant's prefix (`config: `), for wrapping in another error.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Config(m) | Self::Data(m) | Self::Checkpoint(m) => m.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// Prefixes data errors with the file they concern.
     pub(crate) fn in_file(self, path: &Path) -> Self {
         match self {

@@ -215,7 +215,7 @@ impl RunDir {
         record
             .config
             .validate()
-            .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
+            .map_err(|e| TrainError::Config(format!("{}: {}", path.display(), e.message())))?;
         Ok(record)
     }
 

@@ -155,7 +155,7 @@ fn load_config(args: &Args) -> Result<TrainConfig, Failure> {
     // Problems of the values themselves are reported against the file they came from.
     if let Err(e) = config.validate() {
         let source = path.map_or("config".to_owned(), |p| p.display().to_string());
-        return Err(Failure::Input(format!("{source}: {e}")));
+        return Err(Failure::Input(format!("{source}: {}", e.message())));
     }
     Ok(config)
 }
