@@ -44,3 +44,16 @@ fn an_unknown_device_is_a_usage_error() {
         .args(["--device", "tpu"])
         .fails_with(2, "unknown device 'tpu'");
 }
+
+#[test]
+fn completion_scripts_cover_the_commands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let script = TestCommand::new("completions").arg(shell).stdout();
+        for command in ["train", "predict", "export", "experiment"] {
+            assert!(script.contains(command), "{shell}: {command} missing");
+        }
+    }
+    TestCommand::new("completions")
+        .arg("tcsh")
+        .fails_with(2, "tcsh");
+}

@@ -511,9 +511,10 @@ fn an_ensemble_averages_the_runs_probabilities() {
         for run in members {
             cmd.arg("--run").arg(run);
         }
-        cmd.args(["--device", "cpu", "--probabilities", "--input"])
+        // nnU-Net's -i/-o.
+        cmd.args(["--device", "cpu", "--probabilities", "-i"])
             .arg(&image)
-            .arg("--output")
+            .arg("-o")
             .arg(&out)
             .succeeds();
         let prob = dir.path().join(format!("{name}_prob1.nii.gz"));

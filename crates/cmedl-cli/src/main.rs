@@ -26,7 +26,7 @@ use failure::CmdResult;
     version,
     about = "Unpaired cross-modality educed distillation (CMEDL) for CT segmentation"
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     global: Global,
     #[command(subcommand)]
@@ -79,6 +79,8 @@ enum Command {
     Dataset(dataset::Args),
     /// Export a trained run's test-time network (TorchScript, with a JSON sidecar).
     Export(export::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
 }
 
 fn main() -> ExitCode {
@@ -119,5 +121,6 @@ fn dispatch(cli: Cli) -> CmdResult {
         Command::Convert(a) => convert::run(a, g),
         Command::Dataset(a) => dataset::run(a, g),
         Command::Export(a) => export::run(a, g),
+        Command::Completions(a) => completions::run(a, g),
     }
 }

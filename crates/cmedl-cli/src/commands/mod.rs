@@ -1,6 +1,7 @@
 //! One module per sub-command, each with its `Args` and `run(args, &Global)`.
 
 pub mod bench;
+pub mod completions;
 pub mod convert;
 pub mod dataset;
 pub mod doctor;

@@ -35,10 +35,10 @@ pub struct Args {
     #[arg(long, default_value_t = 16)]
     batch: usize,
     /// A NIfTI file, a folder of them, or a DICOM series folder.
-    #[arg(long)]
+    #[arg(long, short = 'i')]
     input: PathBuf,
     /// Output .nii.gz file (for a file or a series) or folder (for a folder).
-    #[arg(long)]
+    #[arg(long, short = 'o')]
     output: PathBuf,
     /// Test-time augmentation.
     #[arg(long, value_enum)]

@@ -16,10 +16,10 @@ pub struct Args {
     #[command(flatten)]
     model: RunModel,
     /// Input NIfTI.
-    #[arg(long)]
+    #[arg(long, short = 'i')]
     input: PathBuf,
     /// Output NIfTI.
-    #[arg(long)]
+    #[arg(long, short = 'o')]
     output: PathBuf,
 }
 
