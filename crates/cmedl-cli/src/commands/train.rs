@@ -151,13 +151,38 @@ fn load_config(args: &Args) -> Result<TrainConfig, Failure> {
     if let Some(s) = args.seed {
         base.seed = s;
     }
-    let config = base.with_overrides(&args.set)?;
+    let mut config = base.with_overrides(&args.set)?;
+    if config.data.root.as_os_str().is_empty() {
+        if let Some(out) = &args.out {
+            config.data.root = phantom_in_run(out)?;
+        }
+    }
     // Problems of the values themselves are reported against the file they came from.
     if let Err(e) = config.validate() {
         let source = path.map_or("config".to_owned(), |p| p.display().to_string());
         return Err(Failure::Input(format!("{source}: {}", e.message())));
     }
     Ok(config)
+}
+
+/// Without a dataset, a run trains on the synthetic cohort (`cmedl phantom`'s defaults)
+/// generated into `RUN/data` once, so that `cmedl train --out runs/first` works on its own.
+fn phantom_in_run(out: &Path) -> Result<PathBuf, Failure> {
+    let root = out.join("data");
+    if !root.join("dataset.json").exists() {
+        if cmedl_trainer::RunDir::new(out).can_resume() {
+            return Err(Failure::Input(format!(
+                "{}: already holds a run; use --resume to continue it or choose another --out",
+                out.display()
+            )));
+        }
+        eprintln!(
+            "no dataset given (--data or data.root): generating the synthetic phantom cohort in {}",
+            root.display()
+        );
+        cmedl_phantom::write_cohort(&cmedl_phantom::CohortConfig::default(), &root, &|_, _| {})?;
+    }
+    Ok(root)
 }
 
 fn dry_run(config: &TrainConfig) -> CmdResult {
