@@ -201,6 +201,41 @@ fn predict_keeps_the_input_grid_and_evaluate_scores_it() {
             .arg(shard)
             .succeeds();
     }
+    // --continue leaves finished outputs alone and redoes a broken one.
+    let done: Vec<_> = std::fs::read_dir(&preds)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let first = done[0].clone();
+    let before = std::fs::read(&first).unwrap();
+    let modified = std::fs::metadata(&first).unwrap().modified().unwrap();
+    let rerun = |expect: &str| {
+        let out = TestCommand::new("predict")
+            .args(["--run"])
+            .arg(&run)
+            .args(["--checkpoint", "final", "--continue", "--input"])
+            .arg(data.join("ct/imagesTs"))
+            .arg("--output")
+            .arg(&preds)
+            .succeeds();
+        assert!(
+            crate::stderr(&out).contains(expect),
+            "{}",
+            crate::stderr(&out)
+        );
+    };
+    rerun("wrote 0 prediction(s)");
+    assert_eq!(
+        std::fs::metadata(&first).unwrap().modified().unwrap(),
+        modified
+    );
+    std::fs::write(&first, b"cut short").unwrap();
+    rerun("wrote 1 prediction(s)");
+    assert_eq!(
+        std::fs::read(&first).unwrap(),
+        before,
+        "redone, the same mask"
+    );
     let results = dir.path().join("results.json");
     let csv = dir.path().join("cases.csv");
     let refs = data.join("ct/labelsTs");

@@ -467,11 +467,7 @@ fn a_run_draws_progress_png_after_every_epoch() {
 fn without_a_dataset_a_run_trains_on_a_phantom_generated_into_it() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("first");
-    let out = train()
-        .arg("--out")
-        .arg(&run)
-        .arg("--dry-run")
-        .succeeds();
+    let out = train().arg("--out").arg(&run).arg("--dry-run").succeeds();
     assert!(crate::stderr(&out).contains("generating the synthetic phantom cohort"));
     assert!(run.join("data/dataset.json").exists());
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -49,6 +49,9 @@ pub struct Args {
     /// Also write each foreground class C's probability map as NAME_probC.nii.gz.
     #[arg(long)]
     probabilities: bool,
+    /// Skip cases whose output exists and reads back completely (a rerun after an interruption).
+    #[arg(long = "continue")]
+    keep_done: bool,
     /// Process only cases i, i+n, i+2n, … of a folder (0 ≤ i < n), for job arrays.
     #[arg(long, value_parser = parse_shard)]
     shard: Option<(usize, usize)>,
@@ -201,16 +204,29 @@ pub fn run(args: Args, global: &Global) -> CmdResult {
         jobs.len() as u64,
         global.quiet || jobs.len() == 1,
     );
+    let mut skipped = 0;
     for (done, job) in jobs.iter().enumerate() {
-        segment(&args, &members, job)?;
+        // Outputs are written whole or not at all, so one that reads is complete.
+        let finished = args.keep_done
+            && cmedl_io::nifti::read_mask(&job.output, &ReadOptions::default()).is_ok();
+        if finished {
+            skipped += 1;
+        } else {
+            segment(&args, &members, job)?;
+        }
         bar.set(done as u64 + 1);
     }
     bar.finish();
     if !global.quiet {
         eprintln!(
-            "wrote {} prediction(s) to {}",
-            jobs.len(),
-            args.output.display()
+            "wrote {} prediction(s) to {}{}",
+            jobs.len() - skipped,
+            args.output.display(),
+            if skipped > 0 {
+                format!(" ({skipped} already there, skipped)")
+            } else {
+                String::new()
+            }
         );
     }
     Ok(())
