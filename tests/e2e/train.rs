@@ -473,3 +473,28 @@ fn without_a_dataset_a_run_trains_on_a_phantom_generated_into_it() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("24 ct training cases"), "{stdout}");
 }
+
+#[test]
+fn a_dry_run_inspects_a_cuda_config_on_a_machine_without_cuda() {
+    if tch::Cuda::is_available() {
+        return; // the question does not arise on a GPU machine
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_phantom(dir.path());
+    let config = tiny_config(dir.path(), &data);
+    let stdout = train()
+        .arg("--config")
+        .arg(&config)
+        .args(["--out", "unused", "--device", "cuda", "--dry-run"])
+        .stdout();
+    assert!(stdout.contains("inspected on the CPU"), "{stdout}");
+    assert!(stdout.contains("steps per epoch"), "{stdout}");
+    // Training itself still refuses the missing device.
+    train()
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .args(["--device", "cuda"])
+        .fails_with(2, "CUDA is not available");
+}

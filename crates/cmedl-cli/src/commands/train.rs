@@ -190,9 +190,18 @@ fn dry_run(config: &TrainConfig) -> CmdResult {
         "{}",
         serde_json::to_string_pretty(config).map_err(|e| Failure::Internal(e.to_string()))?
     );
-    let data = prepare_data(config)?;
-    let nets = Networks::build(config, data.device)?;
-    outln!("device: {:?}", data.device);
+    // A dry run inspects: a config for a device this machine lacks is inspected on the CPU.
+    let mut inspected = config.clone();
+    let missing = config.device.resolve().err();
+    if missing.is_some() {
+        inspected.device = DeviceSpec::Cpu;
+    }
+    let data = prepare_data(&inspected)?;
+    let nets = Networks::build(&inspected, data.device)?;
+    match missing {
+        Some(e) => outln!("device: {} (not here: {e}; inspected on the CPU)", config.device),
+        None => outln!("device: {:?}", data.device),
+    }
     outln!(
         "networks ({} mode, {} → {} teaching):",
         config.mode.name(),
