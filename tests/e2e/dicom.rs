@@ -189,3 +189,67 @@ fn a_dicom_seg_segment_converts_to_a_mask_on_the_series_grid() {
         .expect_exit(2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a DICOM SEG"));
 }
+
+#[test]
+fn predict_writes_a_dicom_seg_that_reads_back_onto_the_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = crate::train::tiny_phantom(dir.path());
+    let config = crate::train::tiny_config(dir.path(), &data);
+    let run = dir.path().join("run");
+    TestCommand::new("train")
+        .args(["--quiet", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&run)
+        .args(["--mode", "ct-only", "--set", "train.epochs=1"])
+        .succeeds();
+    let ct = dir.path().join("ct");
+    write_series(&ct, "1.2.840.88", &[0.0, 2.5, 5.0, 7.5, 10.0], 48, 40).unwrap();
+    let predict = |kind: &str, out: &std::path::Path| {
+        TestCommand::new("predict")
+            .arg("--run")
+            .arg(&run)
+            .args(["--device", "cpu", "--output-type", kind, "-i"])
+            .arg(&ct)
+            .arg("-o")
+            .arg(out)
+            .succeeds();
+    };
+    let nifti = dir.path().join("mask.nii.gz");
+    let seg = dir.path().join("mask.dcm");
+    predict("nifti", &nifti);
+    predict("dicom-seg", &seg);
+    let series = cmedl_io::dicom::read_series(&ct, None).unwrap();
+    let segments = cmedl_io::dicom::list_segments(&seg).unwrap();
+    assert_eq!(segments.len(), 1);
+    assert_eq!(segments[0].label, "tumour");
+    let back =
+        cmedl_io::dicom::read_seg_mask(&seg, Some(&series.volume.geometry), "tumour").unwrap();
+    let want = read_mask(&nifti, &ReadOptions::default()).unwrap();
+    assert_eq!(
+        back.data, want.data,
+        "the SEG holds the NIfTI prediction exactly"
+    );
+    // Every frame references an image of the series.
+    let text = String::from_utf8_lossy(&std::fs::read(&seg).unwrap()).into_owned();
+    for uid in &series.source.instance_uids {
+        assert!(text.contains(uid.as_str()), "{uid} is referenced");
+    }
+    // A SEG needs a series as input and a .dcm name.
+    TestCommand::new("predict")
+        .arg("--run")
+        .arg(&run)
+        .args(["--output-type", "dicom-seg", "-i"])
+        .arg(&nifti)
+        .arg("-o")
+        .arg(dir.path().join("x.dcm"))
+        .fails_with(2, "needs a DICOM series folder");
+    TestCommand::new("predict")
+        .arg("--run")
+        .arg(&run)
+        .args(["--output-type", "dicom-seg", "-i"])
+        .arg(&ct)
+        .arg("-o")
+        .arg(dir.path().join("x.nii.gz"))
+        .fails_with(2, "must be a .dcm file");
+}

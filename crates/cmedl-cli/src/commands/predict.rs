@@ -11,6 +11,7 @@ use cmedl_trainer::checkpoint::Which;
 use cmedl_trainer::infer::Predictor;
 use cmedl_trainer::DeviceSpec;
 
+use cmedl_io::dicom::SegmentSpec;
 use cmedl_io::formats::{image_stem, is_image_path, read_image};
 
 use crate::common::{check_not_same, image_files, load_volume};
@@ -40,6 +41,14 @@ pub struct Args {
     /// Output .nii.gz file (for a file or a series) or folder (for a folder).
     #[arg(long, short = 'o')]
     output: PathBuf,
+    /// What to write: a NIfTI label map, or (for a DICOM series input) a DICOM SEG that
+    /// references the series (one segment per foreground label).
+    #[arg(long, value_enum, default_value = "nifti")]
+    output_type: OutputType,
+    /// Names of the foreground labels in a DICOM SEG, comma-separated [default: tumour for two
+    /// classes, else "label N"].
+    #[arg(long, value_delimiter = ',')]
+    labels: Vec<String>,
     /// Test-time augmentation.
     #[arg(long, value_enum)]
     tta: Option<Tta>,
@@ -55,6 +64,15 @@ pub struct Args {
     /// Process only cases i, i+n, i+2n, … of a folder (0 ≤ i < n), for job arrays.
     #[arg(long, value_parser = parse_shard)]
     shard: Option<(usize, usize)>,
+}
+
+/// Output types of `--output-type`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputType {
+    /// A NIfTI label map on the input's grid.
+    Nifti,
+    /// A DICOM SEG (BINARY) on the planes of the input series.
+    DicomSeg,
 }
 
 /// Test-time augmentations of `--tta`.
@@ -115,6 +133,12 @@ fn jobs(args: &Args) -> Result<Vec<Job>, Failure> {
         dicom_series,
     };
     if !args.input.is_dir() {
+        if args.output_type == OutputType::DicomSeg {
+            return Err(Failure::Input(format!(
+                "{}: --output-type dicom-seg needs a DICOM series folder as input",
+                args.input.display()
+            )));
+        }
         if !is_image_path(&args.input) {
             return Err(Failure::Input(format!(
                 "{}: not a NIfTI file, a folder of them, or a DICOM series folder",
@@ -125,9 +149,29 @@ fn jobs(args: &Args) -> Result<Vec<Job>, Failure> {
         return Ok(vec![single(false)]);
     }
     let files = image_files(&args.input)?;
+    if !files.is_empty() && args.output_type == OutputType::DicomSeg {
+        return Err(Failure::Input(format!(
+            "{}: --output-type dicom-seg needs a DICOM series folder as input",
+            args.input.display()
+        )));
+    }
     if files.is_empty() {
         // A folder without NIfTI files is read as one DICOM series.
-        need_nifti_output(&args.output, "a DICOM series")?;
+        if args.output_type == OutputType::DicomSeg {
+            if !args
+                .output
+                .to_string_lossy()
+                .to_ascii_lowercase()
+                .ends_with(".dcm")
+            {
+                return Err(Failure::Input(format!(
+                    "{}: a DICOM SEG output must be a .dcm file",
+                    args.output.display()
+                )));
+            }
+        } else {
+            need_nifti_output(&args.output, "a DICOM series")?;
+        }
         return Ok(vec![single(true)]);
     }
     let jobs: Vec<Job> = files
@@ -159,6 +203,9 @@ fn jobs(args: &Args) -> Result<Vec<Job>, Failure> {
 /// Segments one input and writes its mask (and probabilities when asked).
 fn segment(args: &Args, members: &[Predictor], job: &Job) -> CmdResult {
     check_not_same(&job.input, &job.output)?;
+    if args.output_type == OutputType::DicomSeg {
+        return segment_to_seg(args, members, job);
+    }
     let volume = if job.dicom_series {
         load_volume(&job.input, None, None)?.0
     } else {
@@ -186,6 +233,40 @@ fn segment(args: &Args, members: &[Predictor], job: &Job) -> CmdResult {
             write_volume(&job.output.with_file_name(name), p, &options)?;
         }
     }
+    Ok(())
+}
+
+/// Segments a DICOM series and writes the result as a SEG that references it.
+fn segment_to_seg(args: &Args, members: &[Predictor], job: &Job) -> CmdResult {
+    let series = cmedl_io::dicom::read_series(&job.input, None)?;
+    // Writing into the series' folder would add the SEG to the next read of that folder.
+    if job.output.starts_with(&job.input) {
+        return Err(Failure::Input(format!(
+            "{}: write the SEG outside the series folder {}",
+            job.output.display(),
+            job.input.display()
+        )));
+    }
+    let tta_flip = args.tta == Some(Tta::Flip);
+    let mut seg =
+        Predictor::segment_ensemble(members, &series.volume, args.batch.max(1), tta_flip, false)?;
+    if args.largest_component {
+        seg.labels.keep_largest_components();
+    }
+    let classes = members[0].config.data.classes;
+    let specs: Vec<SegmentSpec> = (1..classes)
+        .map(|c| SegmentSpec {
+            label: c as u8,
+            name: args.labels.get(c as usize - 1).cloned().unwrap_or_else(|| {
+                if classes == 2 {
+                    "tumour".to_owned()
+                } else {
+                    format!("label {c}")
+                }
+            }),
+        })
+        .collect();
+    cmedl_io::dicom::write_seg(&job.output, &series, &seg.labels, &specs)?;
     Ok(())
 }
 

@@ -199,7 +199,10 @@ fn dry_run(config: &TrainConfig) -> CmdResult {
     let data = prepare_data(&inspected)?;
     let nets = Networks::build(&inspected, data.device)?;
     match missing {
-        Some(e) => outln!("device: {} (not here: {e}; inspected on the CPU)", config.device),
+        Some(e) => outln!(
+            "device: {} (not here: {e}; inspected on the CPU)",
+            config.device
+        ),
         None => outln!("device: {:?}", data.device),
     }
     outln!(

@@ -14,13 +14,17 @@ mod precheck;
 mod rle;
 mod rtstruct;
 mod seg;
+mod seg_write;
 mod series;
 pub mod synthetic;
 
 pub use image::{read_image_file, ImageFile};
 pub use rtstruct::{list_rois, read_rtstruct_mask, RoiInfo, RoiMask};
 pub use seg::{list_segments, read_seg_mask, SegmentInfo};
-pub use series::{read_series, read_series_file, scan_folder, SeriesInfo, SeriesVolume};
+pub use seg_write::{new_uid, write_seg, SegmentSpec};
+pub use series::{
+    read_series, read_series_file, scan_folder, SeriesInfo, SeriesSource, SeriesVolume,
+};
 
 use std::path::Path;
 

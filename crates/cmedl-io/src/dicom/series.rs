@@ -36,7 +36,38 @@ pub struct SeriesVolume {
     pub modality: String,
     /// Largest relative deviation of the slice gaps from their median (0 for even spacing).
     pub spacing_deviation: f64,
+    /// What a derived object (SEG, RTSTRUCT) must reference and copy.
+    pub source: SeriesSource,
 }
+
+/// The identity of a series' images and the patient and study attributes derived objects copy.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SeriesSource {
+    /// StudyInstanceUID.
+    pub study_uid: String,
+    /// FrameOfReferenceUID.
+    pub frame_of_reference_uid: String,
+    /// SOPClassUID of the images.
+    pub sop_class_uid: String,
+    /// SOPInstanceUID of each slice, in the volume's slice order.
+    pub instance_uids: Vec<String>,
+    /// Patient and study attributes (tag, value) to copy, where the images have them.
+    pub patient_study: Vec<(dicom_core::Tag, String)>,
+}
+
+/// Patient and study attributes a derived object copies from its images.
+pub(crate) const PATIENT_STUDY_TAGS: [dicom_core::Tag; 10] = [
+    tags::PATIENT_NAME,
+    tags::PATIENT_ID,
+    tags::PATIENT_BIRTH_DATE,
+    tags::PATIENT_SEX,
+    tags::STUDY_DATE,
+    tags::STUDY_TIME,
+    tags::STUDY_ID,
+    tags::ACCESSION_NUMBER,
+    tags::REFERRING_PHYSICIAN_NAME,
+    tags::STUDY_DESCRIPTION,
+];
 
 fn floats(
     obj: &DefaultDicomObject,
@@ -218,6 +249,7 @@ struct Slice {
     along: f64,
     pixels: Vec<f32>,
     path: PathBuf,
+    instance_uid: String,
 }
 
 fn read_files(
@@ -229,6 +261,20 @@ fn read_files(
     let mut size: Option<(usize, usize)> = None;
     let mut spacing: Option<[f64; 2]> = None;
     let mut slices: Vec<Slice> = Vec::new();
+    let mut source = objects
+        .first()
+        .map(|obj| SeriesSource {
+            study_uid: text(obj, tags::STUDY_INSTANCE_UID),
+            frame_of_reference_uid: text(obj, tags::FRAME_OF_REFERENCE_UID),
+            sop_class_uid: text(obj, tags::SOP_CLASS_UID),
+            instance_uids: Vec::new(),
+            patient_study: PATIENT_STUDY_TAGS
+                .iter()
+                .map(|&tag| (tag, text(obj, tag)))
+                .filter(|(_, v)| !v.is_empty())
+                .collect(),
+        })
+        .unwrap_or_default();
     // The whole series' voxels are bounded before any pixel data is decoded.
     let mut bytes = 0u128;
     for (path, obj) in series.files.iter().zip(&objects) {
@@ -298,6 +344,7 @@ fn read_files(
                     along: 0.0,
                     pixels,
                     path: path.clone(),
+                    instance_uid: text(&obj, tags::SOP_INSTANCE_UID),
                 },
                 (row, col),
                 (cols, rows),
@@ -414,7 +461,9 @@ fn read_files(
     for s in &slices {
         data.extend_from_slice(&s.pixels);
     }
+    source.instance_uids = slices.iter().map(|s| s.instance_uid.clone()).collect();
     Ok(SeriesVolume {
+        source,
         volume: Volume::new(geometry, data)?,
         uid: series.uid.clone(),
         modality: series.modality.clone(),

@@ -1,6 +1,8 @@
 //! Series and structure sets written in code: sorting, geometry, rescale, errors, rasterisation.
 
 use super::synthetic::*;
+// The synthetic writer (the product's own SEG writer is `super::seg_write::write_seg`).
+use super::synthetic::write_seg;
 use super::*;
 
 #[test]
@@ -395,4 +397,71 @@ proptest::proptest! {
         super::rtstruct::fill_polygons(&polys, nx, ny, &mut plane);
         proptest::prop_assert_eq!(plane, brute_force(&polys, nx, ny));
     }
+}
+
+#[test]
+fn a_written_seg_reads_back_onto_its_series_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let ct = dir.path().join("ct");
+    write_series(&ct, "1.2.840.55", &[7.5, 0.0, 5.0, 2.5], 8, 6).unwrap();
+    let series = read_series(&ct, None).unwrap();
+    assert_eq!(series.source.instance_uids.len(), 4);
+    let g = series.volume.geometry.clone();
+    let mut labels = vec![0u8; g.len()];
+    for (i, j, k, l) in [
+        (1, 1, 1, 1),
+        (2, 1, 1, 1),
+        (7, 5, 2, 1),
+        (0, 0, 3, 2),
+        (4, 3, 1, 2),
+    ] {
+        labels[g.index(i, j, k)] = l;
+    }
+    let mask = crate::Mask::new(g.clone(), labels.clone()).unwrap();
+    let out = dir.path().join("seg.dcm");
+    let specs = [
+        SegmentSpec {
+            label: 1,
+            name: "GTV".into(),
+        },
+        SegmentSpec {
+            label: 2,
+            name: "Lung".into(),
+        },
+    ];
+    super::seg_write::write_seg(&out, &series, &mask, &specs).unwrap();
+    let segments = list_segments(&out).unwrap();
+    assert_eq!(
+        segments
+            .iter()
+            .map(|s| (s.label.as_str(), s.frames))
+            .collect::<Vec<_>>(),
+        vec![("GTV", 2), ("Lung", 2)],
+        "frames only where a label occurs"
+    );
+    for spec in &specs {
+        let back = read_seg_mask(&out, Some(&g), &spec.name).unwrap();
+        assert_eq!(back.geometry, g);
+        let want: Vec<u8> = labels.iter().map(|&l| u8::from(l == spec.label)).collect();
+        assert_eq!(back.data, want, "{}", spec.name);
+        // Read on its own grid, it is the same planes.
+        let own = read_seg_mask(&out, None, &spec.name).unwrap();
+        assert_eq!(own.geometry.shape[..2], g.shape[..2]);
+    }
+    // The SEG sits in the series' folder without becoming part of the image series.
+    std::fs::copy(&out, ct.join("seg.dcm")).unwrap();
+    assert_eq!(
+        read_series(&ct, None).unwrap().volume.data,
+        series.volume.data
+    );
+    // A mask on another grid is refused.
+    let other = crate::Mask::new(
+        crate::Geometry::axis_aligned([8, 6, 4], [1.0; 3]),
+        vec![0; 192],
+    )
+    .unwrap();
+    assert!(
+        super::seg_write::write_seg(&dir.path().join("x.dcm"), &series, &other, &specs).is_err()
+    );
+    assert!(!dir.path().join("x.dcm").exists());
 }
