@@ -230,6 +230,14 @@ fn predict_writes_a_dicom_seg_that_reads_back_onto_the_series() {
         back.data, want.data,
         "the SEG holds the NIfTI prediction exactly"
     );
+    // The RTSTRUCT of the same prediction rasterises back to it exactly (pixel-edge contours).
+    let rs = dir.path().join("contours.dcm");
+    predict("rtstruct", &rs);
+    let back = cmedl_io::dicom::read_rtstruct_mask(&rs, &series, "tumour").unwrap();
+    assert_eq!(
+        back.mask.data, want.data,
+        "the RTSTRUCT holds the prediction exactly"
+    );
     // Every frame references an image of the series.
     let text = String::from_utf8_lossy(&std::fs::read(&seg).unwrap()).into_owned();
     for uid in &series.source.instance_uids {
@@ -243,7 +251,7 @@ fn predict_writes_a_dicom_seg_that_reads_back_onto_the_series() {
         .arg(&nifti)
         .arg("-o")
         .arg(dir.path().join("x.dcm"))
-        .fails_with(2, "needs a DICOM series folder");
+        .fails_with(2, "needs a DICOM series folder as input");
     TestCommand::new("predict")
         .arg("--run")
         .arg(&run)
@@ -252,4 +260,12 @@ fn predict_writes_a_dicom_seg_that_reads_back_onto_the_series() {
         .arg("-o")
         .arg(dir.path().join("x.nii.gz"))
         .fails_with(2, "must be a .dcm file");
+    TestCommand::new("predict")
+        .arg("--run")
+        .arg(&run)
+        .args(["--output-type", "rtstruct", "-i"])
+        .arg(&ct)
+        .arg("-o")
+        .arg(ct.join("inside.dcm"))
+        .fails_with(2, "outside the series folder");
 }

@@ -41,11 +41,11 @@ pub struct Args {
     /// Output .nii.gz file (for a file or a series) or folder (for a folder).
     #[arg(long, short = 'o')]
     output: PathBuf,
-    /// What to write: a NIfTI label map, or (for a DICOM series input) a DICOM SEG that
-    /// references the series (one segment per foreground label).
+    /// What to write: a NIfTI label map, or (for a DICOM series input) a DICOM SEG or an
+    /// RTSTRUCT that references the series (one segment or ROI per foreground label).
     #[arg(long, value_enum, default_value = "nifti")]
     output_type: OutputType,
-    /// Names of the foreground labels in a DICOM SEG, comma-separated [default: tumour for two
+    /// Names of the foreground labels in a SEG or RTSTRUCT, comma-separated [default: tumour for two
     /// classes, else "label N"].
     #[arg(long, value_delimiter = ',')]
     labels: Vec<String>,
@@ -73,6 +73,15 @@ enum OutputType {
     Nifti,
     /// A DICOM SEG (BINARY) on the planes of the input series.
     DicomSeg,
+    /// An RTSTRUCT with one ROI per foreground label, contoured on the input series.
+    Rtstruct,
+}
+
+impl OutputType {
+    /// Whether the output is a DICOM object derived from a series.
+    fn is_dicom(self) -> bool {
+        self != Self::Nifti
+    }
 }
 
 /// Test-time augmentations of `--tta`.
@@ -133,9 +142,9 @@ fn jobs(args: &Args) -> Result<Vec<Job>, Failure> {
         dicom_series,
     };
     if !args.input.is_dir() {
-        if args.output_type == OutputType::DicomSeg {
+        if args.output_type.is_dicom() {
             return Err(Failure::Input(format!(
-                "{}: --output-type dicom-seg needs a DICOM series folder as input",
+                "{}: a DICOM output (--output-type) needs a DICOM series folder as input",
                 args.input.display()
             )));
         }
@@ -149,15 +158,15 @@ fn jobs(args: &Args) -> Result<Vec<Job>, Failure> {
         return Ok(vec![single(false)]);
     }
     let files = image_files(&args.input)?;
-    if !files.is_empty() && args.output_type == OutputType::DicomSeg {
+    if !files.is_empty() && args.output_type.is_dicom() {
         return Err(Failure::Input(format!(
-            "{}: --output-type dicom-seg needs a DICOM series folder as input",
+            "{}: a DICOM output (--output-type) needs a DICOM series folder as input",
             args.input.display()
         )));
     }
     if files.is_empty() {
         // A folder without NIfTI files is read as one DICOM series.
-        if args.output_type == OutputType::DicomSeg {
+        if args.output_type.is_dicom() {
             if !args
                 .output
                 .to_string_lossy()
@@ -165,7 +174,7 @@ fn jobs(args: &Args) -> Result<Vec<Job>, Failure> {
                 .ends_with(".dcm")
             {
                 return Err(Failure::Input(format!(
-                    "{}: a DICOM SEG output must be a .dcm file",
+                    "{}: a DICOM output must be a .dcm file",
                     args.output.display()
                 )));
             }
@@ -203,8 +212,8 @@ fn jobs(args: &Args) -> Result<Vec<Job>, Failure> {
 /// Segments one input and writes its mask (and probabilities when asked).
 fn segment(args: &Args, members: &[Predictor], job: &Job) -> CmdResult {
     check_not_same(&job.input, &job.output)?;
-    if args.output_type == OutputType::DicomSeg {
-        return segment_to_seg(args, members, job);
+    if args.output_type.is_dicom() {
+        return segment_to_dicom(args, members, job);
     }
     let volume = if job.dicom_series {
         load_volume(&job.input, None, None)?.0
@@ -236,13 +245,13 @@ fn segment(args: &Args, members: &[Predictor], job: &Job) -> CmdResult {
     Ok(())
 }
 
-/// Segments a DICOM series and writes the result as a SEG that references it.
-fn segment_to_seg(args: &Args, members: &[Predictor], job: &Job) -> CmdResult {
+/// Segments a DICOM series and writes the result as a SEG or RTSTRUCT that references it.
+fn segment_to_dicom(args: &Args, members: &[Predictor], job: &Job) -> CmdResult {
     let series = cmedl_io::dicom::read_series(&job.input, None)?;
     // Writing into the series' folder would add the SEG to the next read of that folder.
     if job.output.starts_with(&job.input) {
         return Err(Failure::Input(format!(
-            "{}: write the SEG outside the series folder {}",
+            "{}: write the DICOM output outside the series folder {}",
             job.output.display(),
             job.input.display()
         )));
@@ -266,7 +275,11 @@ fn segment_to_seg(args: &Args, members: &[Predictor], job: &Job) -> CmdResult {
             }),
         })
         .collect();
-    cmedl_io::dicom::write_seg(&job.output, &series, &seg.labels, &specs)?;
+    if args.output_type == OutputType::Rtstruct {
+        cmedl_io::dicom::write_rtstruct(&job.output, &series, &seg.labels, &specs)?;
+    } else {
+        cmedl_io::dicom::write_seg(&job.output, &series, &seg.labels, &specs)?;
+    }
     Ok(())
 }
 

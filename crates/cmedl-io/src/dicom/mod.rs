@@ -13,6 +13,7 @@ mod image;
 mod precheck;
 mod rle;
 mod rtstruct;
+mod rtstruct_write;
 mod seg;
 mod seg_write;
 mod series;
@@ -20,6 +21,7 @@ pub mod synthetic;
 
 pub use image::{read_image_file, ImageFile};
 pub use rtstruct::{list_rois, read_rtstruct_mask, RoiInfo, RoiMask};
+pub use rtstruct_write::write_rtstruct;
 pub use seg::{list_segments, read_seg_mask, SegmentInfo};
 pub use seg_write::{new_uid, write_seg, SegmentSpec};
 pub use series::{

@@ -19,7 +19,8 @@ use crate::volume::Mask;
 const SEG_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.66.4";
 const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 
-/// One segment of a SEG: the label value it holds in the mask and how it is named.
+/// One segment of a SEG (or ROI of an RTSTRUCT): the label value it holds in the mask and its
+/// name.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SegmentSpec {
     /// The label in the mask.
@@ -66,6 +67,18 @@ fn item(elements: Vec<DataElement<InMemDicomObject>>) -> InMemDicomObject {
 
 fn text(tag: dicom_core::Tag, vr: VR, value: &str) -> DataElement<InMemDicomObject> {
     DataElement::new(tag, vr, PrimitiveValue::from(value))
+}
+
+/// The VR of the patient and study attributes a derived object copies.
+pub(crate) fn vr_of(tag: dicom_core::Tag) -> VR {
+    match tag {
+        t if t == tags::PATIENT_NAME || t == tags::REFERRING_PHYSICIAN_NAME => VR::PN,
+        t if t == tags::PATIENT_BIRTH_DATE || t == tags::STUDY_DATE => VR::DA,
+        t if t == tags::STUDY_TIME => VR::TM,
+        t if t == tags::PATIENT_SEX => VR::CS,
+        t if t == tags::STUDY_ID || t == tags::ACCESSION_NUMBER => VR::SH,
+        _ => VR::LO,
+    }
 }
 
 /// Writes `mask` (on `series`' grid) as a BINARY SEG to `path`: segments `segments`, frames
@@ -287,15 +300,7 @@ pub fn write_seg(
         DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::from(packed)),
     ];
     for (tag, value) in &src.patient_study {
-        let vr = match *tag {
-            t if t == tags::PATIENT_NAME || t == tags::REFERRING_PHYSICIAN_NAME => VR::PN,
-            t if t == tags::PATIENT_BIRTH_DATE || t == tags::STUDY_DATE => VR::DA,
-            t if t == tags::STUDY_TIME => VR::TM,
-            t if t == tags::PATIENT_SEX => VR::CS,
-            t if t == tags::STUDY_ID || t == tags::ACCESSION_NUMBER => VR::SH,
-            _ => VR::LO,
-        };
-        elements.push(text(*tag, vr, value));
+        elements.push(text(*tag, vr_of(*tag), value));
     }
     let obj = InMemDicomObject::from_element_iter(elements);
     // Written beside the target and renamed, so that no torn SEG is ever left behind.

@@ -1,8 +1,9 @@
 //! Series and structure sets written in code: sorting, geometry, rescale, errors, rasterisation.
 
 use super::synthetic::*;
-// The synthetic writer (the product's own SEG writer is `super::seg_write::write_seg`).
-use super::synthetic::write_seg;
+// The synthetic writers (the product's own are `super::seg_write::write_seg` and
+// `super::rtstruct_write::write_rtstruct`).
+use super::synthetic::{write_rtstruct, write_seg};
 use super::*;
 
 #[test]
@@ -464,4 +465,72 @@ fn a_written_seg_reads_back_onto_its_series_exactly() {
         super::seg_write::write_seg(&dir.path().join("x.dcm"), &series, &other, &specs).is_err()
     );
     assert!(!dir.path().join("x.dcm").exists());
+}
+
+proptest::proptest! {
+    #[test]
+    fn pixel_boundaries_rasterise_back_to_their_pixels(
+        cells in proptest::collection::vec(0u8..3, 9 * 7),
+    ) {
+        let (nx, ny) = (9, 7);
+        for label in [1u8, 2] {
+            let loops = super::rtstruct_write::boundaries(&cells, nx, ny, label);
+            let polys: Vec<Vec<[f64; 2]>> = loops
+                .iter()
+                .map(|l| l.iter().map(|&(i, j)| [i as f64 - 0.5, j as f64 - 0.5]).collect())
+                .collect();
+            let mut plane = vec![0u8; nx * ny];
+            super::rtstruct::fill_polygons(&polys, nx, ny, &mut plane);
+            let want: Vec<u8> = cells.iter().map(|&c| u8::from(c == label)).collect();
+            proptest::prop_assert_eq!(plane, want);
+        }
+    }
+}
+
+#[test]
+fn a_written_rtstruct_reads_back_onto_its_series_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let ct = dir.path().join("ct");
+    write_series(&ct, "1.2.840.56", &[0.0, 2.5, 5.0], 10, 8).unwrap();
+    let series = read_series(&ct, None).unwrap();
+    let g = series.volume.geometry.clone();
+    let mut labels = vec![0u8; g.len()];
+    // A ring with a hole on slice 1, a diagonal pair on slice 2, a second label.
+    for j in 2..7 {
+        for i in 2..8 {
+            labels[g.index(i, j, 1)] = 1;
+        }
+    }
+    labels[g.index(4, 4, 1)] = 0;
+    labels[g.index(0, 0, 2)] = 1;
+    labels[g.index(1, 1, 2)] = 1;
+    labels[g.index(9, 7, 0)] = 2;
+    let mask = crate::Mask::new(g.clone(), labels.clone()).unwrap();
+    let out = dir.path().join("rs.dcm");
+    let rois = [
+        SegmentSpec {
+            label: 1,
+            name: "GTV".into(),
+        },
+        SegmentSpec {
+            label: 2,
+            name: "Node".into(),
+        },
+    ];
+    super::rtstruct_write::write_rtstruct(&out, &series, &mask, &rois).unwrap();
+    let listed = list_rois(&out).unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|r| (r.name.as_str(), r.contours))
+            .collect::<Vec<_>>(),
+        vec![("GTV", 4), ("Node", 1)],
+        "outer ring, hole, and the two diagonal pixels; one pixel"
+    );
+    for roi in &rois {
+        let back = read_rtstruct_mask(&out, &series, &roi.name).unwrap();
+        assert_eq!(back.outside, 0);
+        let want: Vec<u8> = labels.iter().map(|&l| u8::from(l == roi.label)).collect();
+        assert_eq!(back.mask.data, want, "{}", roi.name);
+    }
 }
