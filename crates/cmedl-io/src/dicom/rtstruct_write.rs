@@ -66,10 +66,7 @@ pub(crate) fn boundaries(plane: &[u8], nx: usize, ny: usize, label: u8) -> Vec<V
         let mut path = vec![start];
         let mut at = start;
         let mut from: Option<Corner> = None;
-        loop {
-            let Some(ends) = edges.get_mut(&at).filter(|e| !e.is_empty()) else {
-                break;
-            };
+        while let Some(ends) = edges.get_mut(&at).filter(|e| !e.is_empty()) {
             // Where two loops touch at a corner (pixels meeting diagonally), turn left: each
             // pixel group keeps a contour of its own instead of a figure of eight.
             let turn = |to: &Corner| match from {
