@@ -1001,3 +1001,82 @@ fn pyradiomics_nrrd_orientations_and_their_canonical_order() {
     }
     assert_eq!(r.volume_back(&canonical).data, brain.data);
 }
+
+/// pydicom 3.0.2 (the fixture wheel, pure Python) reads cmedl's SEG and RTSTRUCT of a series and
+/// checks them against the series' own files.
+#[test]
+fn pydicom_reads_cmedl_seg_and_rtstruct_and_their_references_exist() {
+    use cmedl_io::dicom::synthetic::write_series;
+    use cmedl_io::dicom::{write_rtstruct, write_seg, SegmentSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let ct = dir.path().join("ct");
+    write_series(&ct, "1.2.840.57", &[0.0, 2.5, 5.0, 7.5], 12, 10).unwrap();
+    let series = read_series(&ct, None).unwrap();
+    let g = series.volume.geometry.clone();
+    let mut labels = vec![0u8; g.len()];
+    for k in 1..3 {
+        for j in 2..6 {
+            for i in 3..9 {
+                labels[g.index(i, j, k)] = 1;
+            }
+        }
+    }
+    let mask = cmedl_io::Mask::new(g, labels).unwrap();
+    let specs = [SegmentSpec {
+        label: 1,
+        name: "GTV".into(),
+    }];
+    let (seg, rs) = (dir.path().join("seg.dcm"), dir.path().join("rs.dcm"));
+    write_seg(&seg, &series, &mask, &specs).unwrap();
+    write_rtstruct(&rs, &series, &mask, &specs).unwrap();
+    let script = r#"
+import glob, sys
+import pydicom
+ct, seg_path, rs_path = sys.argv[1:4]
+images = {d.SOPInstanceUID: d for d in (pydicom.dcmread(f) for f in glob.glob(ct + "/*.dcm"))}
+seg = pydicom.dcmread(seg_path)
+assert seg.SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.4" and seg.Modality == "SEG"
+assert seg.SegmentationType == "BINARY" and seg.SegmentSequence[0].SegmentLabel == "GTV"
+assert int(seg.NumberOfFrames) == 2 == len(seg.PerFrameFunctionalGroupsSequence)
+assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == next(iter(images.values())).SeriesInstanceUID
+for frame in seg.PerFrameFunctionalGroupsSequence:
+    ref = frame.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+    image = images[ref]
+    pos = [float(v) for v in frame.PlanePositionSequence[0].ImagePositionPatient]
+    assert max(abs(a - float(b)) for a, b in zip(pos, image.ImagePositionPatient)) < 1e-3, (pos, image.ImagePositionPatient)
+orient = [float(v) for v in seg.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0].ImageOrientationPatient]
+image = next(iter(images.values()))
+assert max(abs(a - float(b)) for a, b in zip(orient, image.ImageOrientationPatient)) < 1e-5
+assert seg.Rows == image.Rows and seg.Columns == image.Columns
+bits = seg.Rows * seg.Columns * 2
+assert len(seg.PixelData) >= bits // 8
+assert sum(bin(b).count("1") for b in seg.PixelData) == 2 * 4 * 6
+rs = pydicom.dcmread(rs_path)
+assert rs.Modality == "RTSTRUCT" and rs.StructureSetROISequence[0].ROIName == "GTV"
+contours = rs.ROIContourSequence[0].ContourSequence
+assert len(contours) == 2
+for c in contours:
+    assert c.ContourGeometricType == "CLOSED_PLANAR"
+    assert int(c.NumberOfContourPoints) * 3 == len(c.ContourData) == 12
+    image = images[c.ContourImageSequence[0].ReferencedSOPInstanceUID]
+    z = float(image.ImagePositionPatient[2])
+    assert all(abs(float(v) - z) < 1e-3 for v in c.ContourData[2::3])
+assert rs.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0].RTReferencedSeriesSequence[0].SeriesInstanceUID == image.SeriesInstanceUID
+print("ok")
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&ct)
+        .arg(&seg)
+        .arg(&rs)
+        .env("PYTHONPATH", root().join("pydicom-3.0.2"))
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
