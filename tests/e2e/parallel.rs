@@ -232,3 +232,34 @@ fn torchrun_launches_two_ranks_that_resume_from_rank_0s_checkpoint() {
     );
     assert!(!run.join(".lock").exists());
 }
+
+#[test]
+fn a_rank_whose_peers_never_come_exits_1_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = TestCommand::new("train")
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .args(["--rendezvous-timeout", "1"])
+        .env("RANK", "0")
+        .env("WORLD_SIZE", "2")
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", &free_port())
+        .expect_exit(1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot reach the other processes") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("run").exists(),
+        "nothing written before the group formed"
+    );
+    // A launch environment that makes no sense is bad input.
+    TestCommand::new("train")
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .env("RANK", "5")
+        .env("WORLD_SIZE", "2")
+        .env("MASTER_ADDR", "127.0.0.1")
+        .fails_with(2, "not below the world size");
+}

@@ -112,6 +112,9 @@ pub enum TrainError {
         /// libtorch's message (first line).
         message: String,
     },
+    /// A collective of data-parallel training failed (a process died, a timeout).
+    #[error("data-parallel training: {0}")]
+    Parallel(String),
     /// libtorch failed inside a training step (an error it raises as a panic in tch).
     #[error("libtorch failed at step {step}: {message}")]
     StepFailed {

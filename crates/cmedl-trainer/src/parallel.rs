@@ -9,19 +9,21 @@ use tch::{Device, Kind, Tensor};
 
 use crate::TrainError;
 
-/// A collective's error as a training error.
+/// A collective's error as a training error (a failure of the launch, not bad input).
 pub(crate) fn error(e: DistError) -> TrainError {
-    TrainError::Data(format!("data-parallel training: {e}"))
+    TrainError::Parallel(e.to_string())
 }
 
 /// Copies rank 0's `tensors` into every rank's, in place: one bucket per element kind (a
 /// collective takes one tensor per process), on the group's device.
 pub(crate) fn broadcast(group: &ProcessGroup, tensors: &[Tensor]) -> Result<(), TrainError> {
     tch::no_grad(|| {
-        let mut kinds: Vec<Kind> = tensors.iter().map(Tensor::kind).collect();
-        kinds.dedup();
-        kinds.sort_by_key(|k| format!("{k:?}"));
-        kinds.dedup();
+        let mut kinds: Vec<Kind> = Vec::new();
+        for t in tensors {
+            if !kinds.contains(&t.kind()) {
+                kinds.push(t.kind());
+            }
+        }
         for kind in kinds {
             let members: Vec<&Tensor> = tensors.iter().filter(|t| t.kind() == kind).collect();
             let pieces: Vec<Tensor> = members

@@ -272,7 +272,23 @@ impl Observer for Display {
 fn start(args: &Args, group: Option<Arc<ProcessGroup>>) -> Result<Trainer, Failure> {
     let mut trainer = match (&args.resume, &args.out) {
         (Some(dir), _) => Trainer::resume_in(dir, group)?,
-        (None, Some(out)) => Trainer::new_in(&load_config(args)?, out, group)?,
+        (None, Some(out)) => {
+            // Rank 0 alone may generate a phantom cohort into the run folder; the others read
+            // the config after it has.
+            let config = match &group {
+                Some(g) if g.rank() == 0 => {
+                    let config = load_config(args);
+                    g.barrier().map_err(|e| Failure::Internal(e.to_string()))?;
+                    config?
+                }
+                Some(g) => {
+                    g.barrier().map_err(|e| Failure::Internal(e.to_string()))?;
+                    load_config(args)?
+                }
+                None => load_config(args)?,
+            };
+            Trainer::new_in(&config, out, group)?
+        }
         (None, None) => {
             return Err(Failure::Input(
                 "give --out RUN_DIR for a new run or --resume RUN_DIR".into(),
