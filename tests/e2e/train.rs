@@ -447,7 +447,11 @@ fn a_run_draws_progress_png_after_every_epoch() {
     // After the first epoch (2 steps), before the run ends.
     let first = image::open(run.join("progress.png")).unwrap();
     assert_eq!((first.width(), first.height()), (800, 300));
+    // One panel of 32 px at 8× and the legend underneath.
+    let sample = image::open(run.join("samples/epoch_001.png")).unwrap();
+    assert_eq!((sample.width(), sample.height()), (320, 256 + 34));
     train().arg("--resume").arg(&run).succeeds();
+    assert!(run.join("samples/epoch_002.png").exists());
     let last = image::open(run.join("progress.png")).unwrap();
     assert_ne!(
         first.to_rgb8().into_raw(),

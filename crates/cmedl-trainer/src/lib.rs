@@ -45,7 +45,7 @@ use std::path::{Path, PathBuf};
 pub use config::{LabelSet, Mode, Precision, TrainConfig};
 pub use device::{DeviceError, DeviceSpec};
 pub use run_dir::RunDir;
-pub use trainer::{Observer, RunOptions, RunSummary, Silent, StepProgress, Trainer};
+pub use trainer::{EpochSamples, Observer, RunOptions, RunSummary, Silent, StepProgress, Trainer};
 
 /// libtorch's random generator is global: unit tests that draw from it take turns.
 #[cfg(test)]

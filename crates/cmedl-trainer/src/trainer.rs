@@ -73,6 +73,29 @@ pub trait Observer {
     fn step(&mut self, _progress: &StepProgress) {}
     /// A record was written to the training log.
     fn record(&mut self, _record: &LogRecord) {}
+    /// An epoch ended: a fixed validation slice as the networks now see it.
+    fn samples(&mut self, _samples: &EpochSamples) {}
+}
+
+/// A fixed validation slice at the end of an epoch: the image, its reference, the student's
+/// prediction and, for modes with a translator, the translation and the teacher's prediction on
+/// it (all `size × size`, row by row; images normalised to [-1, 1]).
+#[derive(Clone, Debug)]
+pub struct EpochSamples {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Side of the slice in pixels.
+    pub size: usize,
+    /// The student-modality image.
+    pub image: Vec<f32>,
+    /// Its reference labels.
+    pub reference: Vec<u8>,
+    /// The mode's test-time prediction.
+    pub prediction: Vec<u8>,
+    /// The translation into the teacher modality.
+    pub translation: Option<Vec<f32>>,
+    /// The teacher's prediction on the translation.
+    pub teacher: Option<Vec<u8>>,
 }
 
 /// An observer that ignores everything.
@@ -501,6 +524,61 @@ impl Trainer {
         Ok(record)
     }
 
+    /// The samples of the first labelled validation case, at its slice with the most reference
+    /// foreground (none without such a case).
+    fn samples(&self, epoch: usize) -> Result<Option<EpochSamples>, TrainError> {
+        let Some((case, labels)) = self
+            .data
+            .val
+            .iter()
+            .find_map(|c| c.labels.as_ref().map(|l| (c, l)))
+        else {
+            return Ok(None);
+        };
+        let [nx, ny, nz] = case.image.geometry.shape;
+        let n = nx * ny;
+        let k = (0..nz)
+            .max_by_key(|&k| {
+                labels[k * n..(k + 1) * n]
+                    .iter()
+                    .filter(|&&v| v > 0)
+                    .count()
+            })
+            .unwrap_or(0);
+        let image = case.image.data[k * n..(k + 1) * n].to_vec();
+        let x = tch::Tensor::from_slice(&image)
+            .view([1, 1, ny as i64, nx as i64])
+            .to_device(self.data.device);
+        let labels_of = |t: &tch::Tensor| -> Result<Vec<u8>, TrainError> {
+            let l = t.argmax(1, false).to_kind(tch::Kind::Uint8).flatten(0, -1);
+            Ok(Vec::<u8>::try_from(l.to_device(tch::Device::Cpu))?)
+        };
+        let nets = &self.nets;
+        let (prediction, translation, teacher) = tch::no_grad(|| -> Result<_, TrainError> {
+            let prediction = labels_of(&nets.segment(&x, false)?.logits)?;
+            let (translation, teacher) = match (&nets.g_s2t, &nets.teacher) {
+                (Some(g), Some(_)) => {
+                    let t = g.net.forward_t(&x, false)?;
+                    let values = t.to_kind(tch::Kind::Float).flatten(0, -1);
+                    let values = Vec::<f32>::try_from(values.to_device(tch::Device::Cpu))?;
+                    let teacher = labels_of(&nets.teacher_on_translation(&x)?.logits)?;
+                    (Some(values), Some(teacher))
+                }
+                _ => (None, None),
+            };
+            Ok((prediction, translation, teacher))
+        })?;
+        Ok(Some(EpochSamples {
+            epoch,
+            size: nx,
+            image,
+            reference: labels[k * n..(k + 1) * n].to_vec(),
+            prediction,
+            translation,
+            teacher,
+        }))
+    }
+
     /// The teacher's validation Dice on translated student-modality images and on labelled real
     /// teacher-modality images (none for modes without a teacher or without such cases).
     fn validate_teacher(&self) -> Result<(Option<f64>, Option<f64>), TrainError> {
@@ -622,7 +700,13 @@ impl Trainer {
             let epoch_end = self.at_epoch_end();
             if epoch_end {
                 let record = self.end_epoch()?;
+                let epoch = record.epoch;
                 observer.record(&LogRecord::Epoch(record));
+                if self.is_root() {
+                    if let Some(samples) = self.samples(epoch)? {
+                        observer.samples(&samples);
+                    }
+                }
             } else if self
                 .step
                 .is_multiple_of(self.config.train.checkpoint_every.max(1))

@@ -102,6 +102,13 @@ impl Canvas {
         }
     }
 
+    /// Copies `image` onto the canvas with its top-left corner at (x, y).
+    pub fn blit(&mut self, image: &RgbImage, x: i32, y: i32) {
+        for (i, j, p) in image.enumerate_pixels() {
+            self.put(x + i as i32, y + j as i32, *p);
+        }
+    }
+
     /// A straight line (Bresenham).
     pub fn line(&mut self, (x0, y0): (i32, i32), (x1, y1): (i32, i32), c: Rgb<u8>) {
         let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());

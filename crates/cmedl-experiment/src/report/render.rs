@@ -215,6 +215,13 @@ pub fn montage(
     ny: usize,
     scale: u32,
 ) -> Result<(), ExperimentError> {
+    montage_image(panels, nx, ny, scale)
+        .save(path)
+        .map_err(|e| ExperimentError::Figure(format!("{}: {e}", path.display())))
+}
+
+/// The image of [`montage`].
+pub fn montage_image(panels: &[Panel<'_>], nx: usize, ny: usize, scale: u32) -> RgbImage {
     let (w, h) = (nx as u32 * scale, ny as u32 * scale);
     let mut img = RgbImage::new(w * panels.len() as u32, h);
     for (p, panel) in panels.iter().enumerate() {
@@ -252,6 +259,5 @@ pub fn montage(
             }
         }
     }
-    img.save(path)
-        .map_err(|e| ExperimentError::Figure(format!("{}: {e}", path.display())))
+    img
 }
