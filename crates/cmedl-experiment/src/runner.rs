@@ -78,8 +78,13 @@ fn prepare(
 ) -> Result<(ExperimentConfig, Vec<RunPlan>, PathBuf), ExperimentError> {
     let exp = ExperimentConfig::load(config_path)?;
     let base = exp.base_config(config_path)?;
-    // Checked before any data is generated or any run folder made.
-    base.validate().map_err(|e| {
+    // Checked before any data is generated or any run folder made (the data root is the
+    // experiment's to fill in).
+    let mut checked = base.clone();
+    if checked.data.root.as_os_str().is_empty() {
+        checked.data.root = PathBuf::from("experiment-data");
+    }
+    checked.validate().map_err(|e| {
         ExperimentError::input(config_path, format!("base config: {}", e.message()))
     })?;
     if exp.data.root.is_none() && exp.data.phantom.is_none() {
