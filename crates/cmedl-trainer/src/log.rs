@@ -73,6 +73,9 @@ pub struct EpochRecord {
     pub losses: BTreeMap<String, f64>,
     /// Seconds since this invocation of training started.
     pub wall_s: f64,
+    /// The data-parallel launch that trained the epoch (absent: one process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<crate::run_dir::ParallelRecord>,
 }
 
 /// JSON has no NaN: serde_json writes it as `null`, and this reads it back.

@@ -315,6 +315,7 @@ mod tests {
                 distill_scale: None,
                 losses: [("total".to_owned(), total)].into(),
                 wall_s: 1.0,
+                parallel: None,
             })
         };
         log.write(&LogRecord::Step(StepRecord {

@@ -503,6 +503,7 @@ impl Trainer {
                 .map(|(n, (s, c))| ((*n).to_owned(), s / *c as f64))
                 .collect(),
             wall_s: self.started.elapsed().as_secs_f64(),
+            parallel: self.parallel_record(),
         };
         if let Some(log) = &mut self.log {
             log.write(&LogRecord::Epoch(record.clone()))?;
