@@ -499,6 +499,78 @@ print(list(y.shape))
         diff <= 1e-5,
         "PyTorch's logits differ from cmedl's by {diff}"
     );
+    // `predict --model` runs the exported file: the same probabilities as the run itself.
+    let image = std::fs::read_dir(data.join("ct/imagesTs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let probabilities = |source: &[&str], name: &str| {
+        let out = dir.path().join(format!("{name}.nii.gz"));
+        TestCommand::new("predict")
+            .args(source)
+            .args(["--device", "cpu", "--probabilities", "-i"])
+            .arg(&image)
+            .arg("-o")
+            .arg(&out)
+            .succeeds();
+        let prob = dir.path().join(format!("{name}_prob1.nii.gz"));
+        read_volume(&prob, &ReadOptions::default()).unwrap().volume
+    };
+    let model_arg = model.to_str().unwrap().to_owned();
+    let run_arg = run.to_str().unwrap().to_owned();
+    let from_model = probabilities(&["--model", &model_arg], "by_model");
+    let from_run = probabilities(&["--run", &run_arg], "by_run");
+    assert_eq!(from_model.geometry, from_run.geometry);
+    let largest = from_model
+        .data
+        .iter()
+        .zip(&from_run.data)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        largest < 1e-5,
+        "the exported model's probabilities differ by {largest}"
+    );
+    // A plane wider than the traced size is cut into tiles (here 2 × 2).
+    let v = read_volume(&image, &ReadOptions::default()).unwrap().volume;
+    let [nx, ny, nz] = v.geometry.shape;
+    let mut wide_geometry = v.geometry.clone();
+    wide_geometry.shape = [2 * nx, 2 * ny, nz];
+    let mut wide = vec![-1000.0f32; wide_geometry.len()];
+    for k in 0..nz {
+        for j in 0..ny {
+            for i in 0..nx {
+                wide[wide_geometry.index(i, j, k)] = v.data[v.geometry.index(i, j, k)];
+            }
+        }
+    }
+    let wide_path = dir.path().join("wide.nii.gz");
+    write_volume(
+        &wide_path,
+        &Volume::new(wide_geometry.clone(), wide).unwrap(),
+        &WriteOptions {
+            datatype: DataType::F32,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let wide_mask = dir.path().join("wide_mask.nii.gz");
+    TestCommand::new("predict")
+        .args(["--model", &model_arg, "--device", "cpu", "-i"])
+        .arg(&wide_path)
+        .arg("-o")
+        .arg(&wide_mask)
+        .succeeds();
+    let mask = read_mask(&wide_mask, &ReadOptions::default()).unwrap();
+    assert_eq!(mask.geometry, wide_geometry);
+    TestCommand::new("predict")
+        .args(["--model", &model_arg, "--run", &run_arg, "-i"])
+        .arg(&wide_path)
+        .arg("-o")
+        .arg(&wide_mask)
+        .fails_with(2, "cannot be used with");
     // The output may not replace the checkpoint it reads.
     TestCommand::new("export")
         .arg("--run")

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use tch::{CModule, Kind, Tensor};
 
 use crate::data::Normalization;
+
 use crate::infer::Predictor;
 use crate::TrainError;
 
@@ -119,4 +120,148 @@ pub fn sidecar_path(module: &Path) -> std::path::PathBuf {
     let mut name = module.as_os_str().to_owned();
     name.push(".json");
     std::path::PathBuf::from(name)
+}
+
+/// An exported model loaded for prediction: its TorchScript module and the sidecar that says
+/// how to prepare its input.
+pub struct ExportedModel {
+    module: CModule,
+    /// The sidecar read beside the module.
+    pub sidecar: ExportSidecar,
+    pre: crate::data::Preprocessor,
+    device: tch::Device,
+}
+
+impl ExportedModel {
+    /// Loads `path` (and `path.json`) onto `device`.
+    pub fn load(path: &Path, device: tch::Device) -> Result<Self, TrainError> {
+        let json_path = sidecar_path(path);
+        let text =
+            std::fs::read_to_string(&json_path).map_err(|e| TrainError::file(&json_path, e))?;
+        let sidecar: ExportSidecar = serde_json::from_str(&text).map_err(|e| {
+            TrainError::Checkpoint(format!(
+                "{}: not a cmedl export sidecar: {e}",
+                json_path.display()
+            ))
+        })?;
+        let [_, channels, h, w] = sidecar.input_shape;
+        if channels != 1 || h != w || h <= 0 || sidecar.classes < 2 {
+            return Err(TrainError::Checkpoint(format!(
+                "{}: input shape {:?} with {} classes is not one cmedl exports",
+                json_path.display(),
+                sidecar.input_shape,
+                sidecar.classes
+            )));
+        }
+        let module = CModule::load_on_device(path, device).map_err(|e| {
+            TrainError::Checkpoint(format!("{}: not a TorchScript module: {e}", path.display()))
+        })?;
+        let normalization = match sidecar.normalization {
+            NormalizationRecord::Window { lo, hi } => {
+                Normalization::Window(cmedl_io::Window { lo, hi })
+            }
+            NormalizationRecord::Percentiles { lo, hi } => Normalization::Percentiles([lo, hi]),
+        };
+        let pre = crate::data::Preprocessor {
+            size: h as usize,
+            spacing: sidecar.spacing_mm,
+            normalization,
+            field: crate::data::Field::WholePlane,
+        };
+        Ok(Self {
+            module,
+            sidecar,
+            pre,
+            device,
+        })
+    }
+
+    /// Segments a volume as [`Predictor::segment`](crate::infer::Predictor::segment) does, with the exported module: the plane
+    /// is cut into tiles of the traced size (one tile when the plane is that size).
+    pub fn segment(
+        &self,
+        volume: &cmedl_io::Volume,
+        tta_flip: bool,
+        keep_probabilities: bool,
+    ) -> Result<crate::infer::Segmentation, TrainError> {
+        let r = cmedl_io::orientation::Reorientation::to_canonical(&volume.geometry);
+        let canonical = r.volume(volume);
+        let prepared = self.pre.image(&canonical)?;
+        let [nx, ny, nz] = prepared.geometry.shape;
+        let x = Tensor::from_slice(&prepared.data).view([nz as i64, 1, ny as i64, nx as i64]);
+        let mut probs = self.tiled(&x)?;
+        if tta_flip {
+            probs = (probs + self.tiled(&x.flip([3]))?.flip([3])) * 0.5;
+        }
+        let seg = crate::infer::on_input_grid(
+            &probs,
+            &prepared.geometry,
+            &canonical.geometry,
+            keep_probabilities,
+        )?;
+        Ok(crate::infer::Segmentation {
+            labels: r.mask_back(&seg.labels),
+            probabilities: seg.probabilities.iter().map(|p| r.volume_back(p)).collect(),
+        })
+    }
+
+    /// Class probabilities `[nz, C, H, W]` of slices `x` (`[nz, 1, H, W]`), run tile by tile
+    /// in batches of the traced batch size.
+    fn tiled(&self, x: &Tensor) -> Result<Tensor, TrainError> {
+        let [n, _, size, _] = self.sidecar.input_shape;
+        let (nz, h, w) = (x.size()[0], x.size()[2], x.size()[3]);
+        let (th, tw) = ((h + size - 1) / size, (w + size - 1) / size);
+        // Padded with air (−1) to whole tiles.
+        let canvas = Tensor::full(
+            [nz, 1, th * size, tw * size],
+            -1.0,
+            (Kind::Float, tch::Device::Cpu),
+        );
+        canvas.narrow(2, 0, h).narrow(3, 0, w).copy_(x);
+        let tiles: Vec<Tensor> = (0..th)
+            .flat_map(|a| (0..tw).map(move |b| (a, b)))
+            .map(|(a, b)| canvas.narrow(2, a * size, size).narrow(3, b * size, size))
+            .collect();
+        let all = Tensor::cat(&tiles, 0); // [tiles·nz, 1, size, size], tile-major
+        let total = all.size()[0];
+        let mut outputs = Vec::new();
+        tch::no_grad(|| -> Result<(), TrainError> {
+            for start in (0..total).step_by(n as usize) {
+                let count = n.min(total - start);
+                let mut batch = all.narrow(0, start, count);
+                if count < n {
+                    // The traced module takes exactly n slices.
+                    let fill = Tensor::full(
+                        [n - count, 1, size, size],
+                        -1.0,
+                        (Kind::Float, tch::Device::Cpu),
+                    );
+                    batch = Tensor::cat(&[batch, fill], 0);
+                }
+                let logits = self
+                    .module
+                    .forward_ts(&[batch.to_device(self.device)])?
+                    .to_device(tch::Device::Cpu);
+                outputs.push(logits.narrow(0, 0, count).softmax(1, Kind::Float));
+            }
+            Ok(())
+        })?;
+        let probs = Tensor::cat(&outputs, 0);
+        let classes = probs.size()[1];
+        let stitched = Tensor::zeros(
+            [nz, classes, th * size, tw * size],
+            (Kind::Float, tch::Device::Cpu),
+        );
+        for (t, (a, b)) in (0..th)
+            .flat_map(|a| (0..tw).map(move |b| (a, b)))
+            .enumerate()
+        {
+            let part = probs.narrow(0, t as i64 * nz, nz);
+            stitched
+                .narrow(2, a * size, size)
+                .narrow(3, b * size, size)
+                .copy_(&part);
+        }
+        Ok(stitched.narrow(2, 0, h).narrow(3, 0, w).contiguous())
+    }
 }

@@ -106,34 +106,12 @@ impl Predictor {
             self.device,
             tta_flip,
         )?;
-        let classes = probs.size()[1];
-        // Each class's probability map goes back to the input grid. The prepared plane covers
-        // the whole input plane; only slices beyond the input (none) would be background.
-        let mut per_class = Vec::with_capacity(classes as usize);
-        for c in 0..classes {
-            let plane = probs
-                .select(1, c)
-                .contiguous()
-                .to_kind(Kind::Float)
-                .flatten(0, -1);
-            let data = Vec::<f32>::try_from(plane).map_err(TrainError::Torch)?;
-            let v = Volume::new(prepared.geometry.clone(), data)?;
-            let outside = if c == 0 { 1.0 } else { 0.0 };
-            per_class.push(resample_volume_with(
-                &v,
-                &volume.geometry,
-                Interp::Linear,
-                Some(outside),
-            )?);
-        }
-        Ok(Segmentation {
-            labels: argmax(&per_class, &volume.geometry)?,
-            probabilities: if keep_probabilities {
-                per_class
-            } else {
-                Vec::new()
-            },
-        })
+        on_input_grid(
+            &probs,
+            &prepared.geometry,
+            &volume.geometry,
+            keep_probabilities,
+        )
     }
 
     /// Segments a volume with several runs (seeds or folds of one method): their class
@@ -260,4 +238,42 @@ fn argmax(per_class: &[Volume], geometry: &cmedl_io::Geometry) -> Result<Mask, T
         *l = best.0 as u8;
     }
     Ok(Mask::new(geometry.clone(), labels)?)
+}
+
+/// Class probabilities `[nz, C, H, W]` on a prepared grid, mapped back onto `target` (the
+/// input's grid), with their argmax.
+pub(crate) fn on_input_grid(
+    probs: &Tensor,
+    prepared: &cmedl_io::Geometry,
+    target: &cmedl_io::Geometry,
+    keep_probabilities: bool,
+) -> Result<Segmentation, TrainError> {
+    let classes = probs.size()[1];
+    // Each class's probability map goes back to the input grid. The prepared plane covers the
+    // whole input plane; only slices beyond the input (none) would be background.
+    let mut per_class = Vec::with_capacity(classes as usize);
+    for c in 0..classes {
+        let plane = probs
+            .select(1, c)
+            .contiguous()
+            .to_kind(Kind::Float)
+            .flatten(0, -1);
+        let data = Vec::<f32>::try_from(plane).map_err(TrainError::Torch)?;
+        let v = Volume::new(prepared.clone(), data)?;
+        let outside = if c == 0 { 1.0 } else { 0.0 };
+        per_class.push(resample_volume_with(
+            &v,
+            target,
+            Interp::Linear,
+            Some(outside),
+        )?);
+    }
+    Ok(Segmentation {
+        labels: argmax(&per_class, target)?,
+        probabilities: if keep_probabilities {
+            per_class
+        } else {
+            Vec::new()
+        },
+    })
 }

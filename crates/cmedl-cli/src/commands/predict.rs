@@ -8,7 +8,8 @@ use cmedl_io::nifti::{
     is_nifti_path, stem, write_mask, write_volume, DataType, ReadOptions, WriteOptions,
 };
 use cmedl_trainer::checkpoint::Which;
-use cmedl_trainer::infer::Predictor;
+use cmedl_trainer::export::ExportedModel;
+use cmedl_trainer::infer::{Predictor, Segmentation};
 use cmedl_trainer::DeviceSpec;
 
 use cmedl_io::dicom::SegmentSpec;
@@ -24,8 +25,15 @@ use crate::Global;
 pub struct Args {
     /// Run directory; repeat it (`--run A --run B …`) to average the runs' probabilities (an
     /// ensemble of seeds or folds).
-    #[arg(long = "run", required = true)]
+    #[arg(
+        long = "run",
+        required_unless_present = "model",
+        conflicts_with = "model"
+    )]
     runs: Vec<PathBuf>,
+    /// A model exported by `cmedl export` (its `.json` sidecar beside it) instead of runs.
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// best, final, latest or a checkpoint file (of every run).
     #[arg(long, default_value = "best")]
     checkpoint: String,
@@ -209,8 +217,38 @@ fn jobs(args: &Args) -> Result<Vec<Job>, Failure> {
     Ok(jobs)
 }
 
+/// What segments: trained runs (one, or an ensemble) or an exported model.
+enum Segmenter {
+    Runs(Vec<Predictor>),
+    Exported(ExportedModel),
+}
+
+impl Segmenter {
+    fn segment(
+        &self,
+        volume: &cmedl_io::Volume,
+        batch: usize,
+        tta_flip: bool,
+        keep_probabilities: bool,
+    ) -> Result<Segmentation, Failure> {
+        Ok(match self {
+            Self::Runs(members) => {
+                Predictor::segment_ensemble(members, volume, batch, tta_flip, keep_probabilities)?
+            }
+            Self::Exported(model) => model.segment(volume, tta_flip, keep_probabilities)?,
+        })
+    }
+
+    fn classes(&self) -> i64 {
+        match self {
+            Self::Runs(members) => members[0].config.data.classes,
+            Self::Exported(model) => model.sidecar.classes,
+        }
+    }
+}
+
 /// Segments one input and writes its mask (and probabilities when asked).
-fn segment(args: &Args, members: &[Predictor], job: &Job) -> CmdResult {
+fn segment(args: &Args, members: &Segmenter, job: &Job) -> CmdResult {
     check_not_same(&job.input, &job.output)?;
     if args.output_type.is_dicom() {
         return segment_to_dicom(args, members, job);
@@ -221,13 +259,7 @@ fn segment(args: &Args, members: &[Predictor], job: &Job) -> CmdResult {
         read_image(&job.input, &ReadOptions::default())?
     };
     let tta_flip = args.tta == Some(Tta::Flip);
-    let mut seg = Predictor::segment_ensemble(
-        members,
-        &volume,
-        args.batch.max(1),
-        tta_flip,
-        args.probabilities,
-    )?;
+    let mut seg = members.segment(&volume, args.batch.max(1), tta_flip, args.probabilities)?;
     if args.largest_component {
         seg.labels.keep_largest_components();
     }
@@ -246,7 +278,7 @@ fn segment(args: &Args, members: &[Predictor], job: &Job) -> CmdResult {
 }
 
 /// Segments a DICOM series and writes the result as a SEG or RTSTRUCT that references it.
-fn segment_to_dicom(args: &Args, members: &[Predictor], job: &Job) -> CmdResult {
+fn segment_to_dicom(args: &Args, members: &Segmenter, job: &Job) -> CmdResult {
     let series = cmedl_io::dicom::read_series(&job.input, None)?;
     // Writing into the series' folder would add the SEG to the next read of that folder.
     if job.output.starts_with(&job.input) {
@@ -257,12 +289,11 @@ fn segment_to_dicom(args: &Args, members: &[Predictor], job: &Job) -> CmdResult 
         )));
     }
     let tta_flip = args.tta == Some(Tta::Flip);
-    let mut seg =
-        Predictor::segment_ensemble(members, &series.volume, args.batch.max(1), tta_flip, false)?;
+    let mut seg = members.segment(&series.volume, args.batch.max(1), tta_flip, false)?;
     if args.largest_component {
         seg.labels.keep_largest_components();
     }
-    let classes = members[0].config.data.classes;
+    let classes = members.classes();
     let specs: Vec<SegmentSpec> = (1..classes)
         .map(|c| SegmentSpec {
             label: c as u8,
@@ -287,11 +318,15 @@ fn segment_to_dicom(args: &Args, members: &[Predictor], job: &Job) -> CmdResult 
 pub fn run(args: Args, global: &Global) -> CmdResult {
     let which: Which = args.checkpoint.parse().map_err(Failure::Input)?;
     let device = args.device.resolve()?;
-    let members = args
-        .runs
-        .iter()
-        .map(|run| Predictor::load(run, &which, device))
-        .collect::<Result<Vec<_>, _>>()?;
+    let members = match &args.model {
+        Some(model) => Segmenter::Exported(ExportedModel::load(model, device)?),
+        None => Segmenter::Runs(
+            args.runs
+                .iter()
+                .map(|run| Predictor::load(run, &which, device))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
     let jobs = jobs(&args)?;
     let bar = Progress::new(
         "predict",
