@@ -231,9 +231,25 @@ fn predict_writes_a_dicom_seg_that_reads_back_onto_the_series() {
         "the SEG holds the NIfTI prediction exactly"
     );
     // The RTSTRUCT of the same prediction rasterises back to it exactly (pixel-edge contours).
+    // Names come from the run's dataset.json ("tumour" above), or from --labels.
     let rs = dir.path().join("contours.dcm");
-    predict("rtstruct", &rs);
-    let back = cmedl_io::dicom::read_rtstruct_mask(&rs, &series, "tumour").unwrap();
+    TestCommand::new("predict")
+        .arg("--run")
+        .arg(&run)
+        .args([
+            "--device",
+            "cpu",
+            "--output-type",
+            "rtstruct",
+            "--labels",
+            "GTV",
+            "-i",
+        ])
+        .arg(&ct)
+        .arg("-o")
+        .arg(&rs)
+        .succeeds();
+    let back = cmedl_io::dicom::read_rtstruct_mask(&rs, &series, "GTV").unwrap();
     assert_eq!(
         back.mask.data, want.data,
         "the RTSTRUCT holds the prediction exactly"

@@ -92,13 +92,7 @@ pub fn export_torchscript(
         Normalization::Percentiles([lo, hi]) => NormalizationRecord::Percentiles { lo, hi },
     };
     let classes = config.data.classes;
-    let labels = (0..classes)
-        .map(|c| match c {
-            0 => "background".to_owned(),
-            1 if classes == 2 => "tumour".to_owned(),
-            c => format!("label {c}"),
-        })
-        .collect();
+    let labels = predictor.class_names();
     let sidecar = ExportSidecar {
         cmedl_version: env!("CARGO_PKG_VERSION").into(),
         mode: config.mode.name().to_owned(),

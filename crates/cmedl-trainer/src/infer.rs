@@ -114,6 +114,13 @@ impl Predictor {
         )
     }
 
+    /// Names of the classes, background first: from the run's dataset (`labels`, or
+    /// `organ_labels` for organ runs) where it is readable, else "tumour" for two classes and
+    /// "label N" otherwise.
+    pub fn class_names(&self) -> Vec<String> {
+        class_names(&self.config)
+    }
+
     /// Segments a volume with several runs (seeds or folds of one method): their class
     /// probabilities on the input grid are averaged, then the argmax is taken.
     pub fn segment_ensemble(
@@ -276,4 +283,28 @@ pub(crate) fn on_input_grid(
             Vec::new()
         },
     })
+}
+
+/// The class names of a run's configuration (see [`Predictor::class_names`]).
+pub fn class_names(config: &TrainConfig) -> Vec<String> {
+    let classes = config.data.classes;
+    let named = cmedl_io::dataset::Dataset::open(&config.data.root)
+        .ok()
+        .map(|ds| match config.data.labels {
+            crate::LabelSet::Organs => ds.index.organ_labels,
+            crate::LabelSet::Label => ds.index.labels,
+        })
+        .unwrap_or_default();
+    (0..classes)
+        .map(|c| {
+            named
+                .get(&c.to_string())
+                .cloned()
+                .unwrap_or_else(|| match c {
+                    0 => "background".to_owned(),
+                    1 if classes == 2 => "tumour".to_owned(),
+                    c => format!("label {c}"),
+                })
+        })
+        .collect()
 }

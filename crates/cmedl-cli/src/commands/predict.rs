@@ -53,8 +53,8 @@ pub struct Args {
     /// RTSTRUCT that references the series (one segment or ROI per foreground label).
     #[arg(long, value_enum, default_value = "nifti")]
     output_type: OutputType,
-    /// Names of the foreground labels in a SEG or RTSTRUCT, comma-separated [default: tumour for two
-    /// classes, else "label N"].
+    /// Names of the foreground labels in a SEG or RTSTRUCT, comma-separated [default: the names
+    /// in the run's dataset.json, else tumour for two classes and "label N"].
     #[arg(long, value_delimiter = ',')]
     labels: Vec<String>,
     /// Test-time augmentation.
@@ -239,10 +239,11 @@ impl Segmenter {
         })
     }
 
-    fn classes(&self) -> i64 {
+    /// Class names, background first (the run's dataset, or the export's sidecar).
+    fn class_names(&self) -> Vec<String> {
         match self {
-            Self::Runs(members) => members[0].config.data.classes,
-            Self::Exported(model) => model.sidecar.classes,
+            Self::Runs(members) => members[0].class_names(),
+            Self::Exported(model) => model.sidecar.labels.clone(),
         }
     }
 }
@@ -293,17 +294,15 @@ fn segment_to_dicom(args: &Args, members: &Segmenter, job: &Job) -> CmdResult {
     if args.largest_component {
         seg.labels.keep_largest_components();
     }
-    let classes = members.classes();
-    let specs: Vec<SegmentSpec> = (1..classes)
+    let names = members.class_names();
+    let specs: Vec<SegmentSpec> = (1..names.len())
         .map(|c| SegmentSpec {
             label: c as u8,
-            name: args.labels.get(c as usize - 1).cloned().unwrap_or_else(|| {
-                if classes == 2 {
-                    "tumour".to_owned()
-                } else {
-                    format!("label {c}")
-                }
-            }),
+            name: args
+                .labels
+                .get(c - 1)
+                .cloned()
+                .unwrap_or_else(|| names[c].clone()),
         })
         .collect();
     if args.output_type == OutputType::Rtstruct {
