@@ -205,3 +205,61 @@ fn shards_train_their_runs_and_report_merges_them_and_devices_run_runs_concurren
         }
     }
 }
+
+#[test]
+fn a_three_fold_experiment_and_its_ensemble_run_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    // No validation split in the data: each fold's held-out training case validates it.
+    let exp = serde_json::json!({
+        "name": "folds",
+        "data": {"phantom": {"ct": 3, "mr": 2, "val": 0, "test": 1, "size": 32, "slices": 6, "spacing": [10.0, 10.0, 20.0], "seed": 5}},
+        "base": {
+            "model": {"segmenter": {"kind": "unet", "base": 4, "depth": 2}},
+            "data": {"size": 32, "spacing": 10.0},
+            "train": {"epochs": 1, "batch": 2, "max_steps_per_epoch": 2},
+            "device": "cpu"
+        },
+        "modes": ["ct-only"],
+        "seeds": [0],
+        "folds": 3
+    });
+    let cfg = dir.path().join("folds.json");
+    std::fs::write(&cfg, exp.to_string()).unwrap();
+    let out = dir.path().join("exp");
+    TestCommand::new("experiment")
+        .args(["--quiet", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .succeeds();
+    let runs: Vec<std::path::PathBuf> = (0..3)
+        .map(|f| out.join(format!("runs/ct-only-unet-s0-f{f}")))
+        .collect();
+    for run in &runs {
+        let epochs = cmedl_trainer::RunDir::new(run).epochs();
+        assert!(
+            epochs[0].val_dice.is_finite(),
+            "{}: validated on its held-out fold",
+            run.display()
+        );
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let rows = table_rows(&md);
+    assert_eq!(rows.len(), 3, "{md}");
+    for (f, row) in rows.iter().enumerate() {
+        assert!(row.contains(&format!("0 (fold {f})")), "{row}");
+    }
+    // The folds' ensemble predicts the test split.
+    let preds = dir.path().join("preds");
+    let mut predict = TestCommand::new("predict");
+    for run in &runs {
+        predict.arg("--run").arg(run);
+    }
+    predict
+        .args(["--quiet", "--device", "cpu", "-i"])
+        .arg(out.join("data/ct/imagesTs"))
+        .arg("-o")
+        .arg(&preds)
+        .succeeds();
+    assert_eq!(std::fs::read_dir(&preds).unwrap().count(), 1);
+}

@@ -345,6 +345,7 @@ mod tests {
             i2i: mode.uses_translator().then_some(I2iKind::Cyclegan),
             seed,
             variant: None,
+            fold: None,
             config: TrainConfig::default(),
         }
     }

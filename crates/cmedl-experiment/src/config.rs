@@ -80,6 +80,11 @@ pub struct ExperimentConfig {
     /// Surface Dice tolerance in mm.
     #[serde(default = "default_tolerance")]
     pub tolerance_mm: f64,
+    /// k-fold cross-validation: every run is trained k times, each holding out one fold of the
+    /// training cases as its validation set (`-f0` … in run names); predict with the folds'
+    /// ensemble by passing their run folders to `cmedl predict --run … --run …`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folds: Option<usize>,
 }
 
 /// Two seeds at least: one seed measures one initialisation as much as the method.
@@ -95,6 +100,9 @@ impl ExperimentConfig {
     /// Reads and checks an experiment file.
     pub fn load(path: &Path) -> Result<Self, ExperimentError> {
         let exp: Self = crate::read_json(path)?;
+        if exp.folds.is_some_and(|k| k < 2) {
+            return Err(ExperimentError::input(path, "'folds' must be at least 2"));
+        }
         if exp.modes.is_empty() {
             return Err(ExperimentError::input(path, "'modes' is empty"));
         }

@@ -24,6 +24,9 @@ pub struct RunPlan {
     /// The experiment's distillation variant this run trains, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// The held-out fold, in a cross-validated experiment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fold: Option<usize>,
     /// Resolved training config.
     pub config: TrainConfig,
 }
@@ -37,10 +40,13 @@ impl RunPlan {
         }
     }
 
-    /// The `ct-only` run this run is compared with: same segmenter and seed.
+    /// The `ct-only` run this run is compared with: same segmenter, seed and fold.
     pub fn baseline<'a>(&self, runs: &'a [RunPlan]) -> Option<&'a RunPlan> {
         runs.iter().find(|x| {
-            x.mode == Mode::CtOnly && x.segmenter == self.segmenter && x.seed == self.seed
+            x.mode == Mode::CtOnly
+                && x.segmenter == self.segmenter
+                && x.seed == self.seed
+                && x.fold == self.fold
         })
     }
 }
@@ -73,7 +79,15 @@ pub fn plan(
     };
     let with_overrides = base.with_overrides(&exp.overrides)?;
     let mut runs: Vec<RunPlan> = Vec::new();
-    for &seed in &exp.seeds {
+    let folds: Vec<Option<usize>> = match exp.folds {
+        Some(k) => (0..k).map(Some).collect(),
+        None => vec![None],
+    };
+    for (&seed, fold) in exp
+        .seeds
+        .iter()
+        .flat_map(|s| folds.iter().map(move |f| (s, *f)))
+    {
         for seg in &segmenters {
             for &mode in &exp.modes {
                 let kinds: Vec<Option<I2iKind>> = if mode.uses_translator() {
@@ -100,14 +114,21 @@ pub fn plan(
                         config.model.i2i = k;
                     }
                     config.data.root = data_root.to_path_buf();
+                    config.data.fold = fold.map(|index| cmedl_trainer::config::Fold {
+                        count: exp.folds.unwrap_or(1),
+                        index,
+                    });
                     let mut mode_name = mode.name().replace('+', "-");
                     if let Some((v, _)) = variant {
                         mode_name = format!("{mode_name}+{v}");
                     }
-                    let name = match i2i {
+                    let mut name = match i2i {
                         Some(k) => format!("{mode_name}-{}-{}-s{seed}", seg.kind(), i2i_name(k)),
                         None => format!("{mode_name}-{}-s{seed}", seg.kind()),
                     };
+                    if let Some(f) = fold {
+                        name = format!("{name}-f{f}");
+                    }
                     runs.push(RunPlan {
                         name,
                         mode,
@@ -115,6 +136,7 @@ pub fn plan(
                         i2i,
                         seed,
                         variant: variant.map(|(v, _)| v.clone()),
+                        fold,
                         config,
                     });
                 }
@@ -145,6 +167,33 @@ mod tests {
             overrides: vec!["train.epochs=3".into()],
             variants: Default::default(),
             tolerance_mm: 2.0,
+            folds: None,
+        }
+    }
+
+    #[test]
+    fn folds_multiply_the_runs_and_pair_each_with_its_own_baseline() {
+        let mut exp = experiment(vec![Mode::CtOnly, Mode::Cmedl]);
+        exp.seeds = vec![0];
+        exp.folds = Some(3);
+        let runs = plan(&exp, &TrainConfig::default(), Path::new("data")).unwrap();
+        let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "ct-only-unet-s0-f0",
+                "cmedl-unet-cyclegan-s0-f0",
+                "ct-only-unet-s0-f1",
+                "cmedl-unet-cyclegan-s0-f1",
+                "ct-only-unet-s0-f2",
+                "cmedl-unet-cyclegan-s0-f2",
+            ]
+        );
+        for r in &runs {
+            let fold = r.config.data.fold.unwrap();
+            assert_eq!((fold.count, Some(fold.index)), (3, r.fold));
+            assert_eq!(r.baseline(&runs).unwrap().fold, r.fold);
+            r.config.validate().unwrap();
         }
     }
 

@@ -297,6 +297,21 @@ pub struct DataConfig {
     pub augment: AugmentConfig,
     /// Student-modality training cases to use (0: all).
     pub max_cases: usize,
+    /// Cross-validation: train on all folds of the training cases but one and validate on that
+    /// one (instead of the dataset's validation split).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fold: Option<Fold>,
+}
+
+/// One fold of a k-fold split of the training cases: case n (in the dataset's order) belongs to
+/// fold `n % count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fold {
+    /// Number of folds.
+    pub count: usize,
+    /// The held-out fold (0-based).
+    pub index: usize,
 }
 
 impl Default for DataConfig {
@@ -313,6 +328,7 @@ impl Default for DataConfig {
             teacher_empty_share: 1.0,
             augment: AugmentConfig::default(),
             max_cases: 0,
+            fold: None,
         }
     }
 }
@@ -484,6 +500,12 @@ impl TrainConfig {
             ));
         }
         self.validate_ranges()?;
+        if let Some(f) = self.data.fold.filter(|f| f.count < 2 || f.index >= f.count) {
+            return bad(format!(
+                "data.fold: fold {} of {} (need at least 2 folds and 0 ≤ index < count)",
+                f.index, f.count
+            ));
+        }
         if self.data.root.as_os_str().is_empty() {
             return bad("data.root is empty: set it in the config or with --data DIR".into());
         }

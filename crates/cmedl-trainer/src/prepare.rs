@@ -61,6 +61,26 @@ pub fn prepare_data(config: &TrainConfig) -> Result<PreparedData, TrainError> {
     if config.data.max_cases > 0 {
         s_train.truncate(config.data.max_cases);
     }
+    // Cross-validation: the held-out fold of the training cases is the validation set.
+    let mut s_val: Vec<CaseEntry> = s_mod.val.clone();
+    if let Some(fold) = config.data.fold {
+        let (held, kept): (Vec<(usize, CaseEntry)>, Vec<(usize, CaseEntry)>) = s_train
+            .into_iter()
+            .enumerate()
+            .partition(|(n, _)| n % fold.count == fold.index);
+        if held.is_empty() {
+            return Err(TrainError::Data(format!(
+                "{}: fold {} of {} holds none of the {} training cases of '{}'",
+                ds.root.join("dataset.json").display(),
+                fold.index,
+                fold.count,
+                kept.len(),
+                modalities.student
+            )));
+        }
+        s_val = held.into_iter().map(|(_, c)| c).collect();
+        s_train = kept.into_iter().map(|(_, c)| c).collect();
+    }
     if s_train.is_empty() {
         return Err(no_training_cases(&ds, modalities.student));
     }
@@ -74,7 +94,7 @@ pub fn prepare_data(config: &TrainConfig) -> Result<PreparedData, TrainError> {
             labels.name()
         )));
     }
-    let val = prepare_cases(&ds, &s_mod.val, &pre, labels, classes)?;
+    let val = prepare_cases(&ds, &s_val, &pre, labels, classes)?;
     let student = SliceSet::from_cases(
         &s_cases,
         config.data.size,

@@ -158,7 +158,11 @@ fn results_section(b: &mut Vec<Block>, runs: &[RunPlan], results: &Results, tol:
             r.label(),
             r.segmenter.clone(),
             r.i2i.map_or("–", i2i_name).into(),
-            r.seed.to_string(),
+            // A cross-validated run says which fold it held out.
+            match r.fold {
+                Some(f) => format!("{} (fold {f})", r.seed),
+                None => r.seed.to_string(),
+            },
             mine.len().to_string(),
             dm,
             dmed,
