@@ -64,10 +64,14 @@ pub fn prepare_data(config: &TrainConfig) -> Result<PreparedData, TrainError> {
     // Cross-validation: the held-out fold of the training cases is the validation set.
     let mut s_val: Vec<CaseEntry> = s_mod.val.clone();
     if let Some(fold) = config.data.fold {
-        let (held, kept): (Vec<(usize, CaseEntry)>, Vec<(usize, CaseEntry)>) = s_train
-            .into_iter()
-            .enumerate()
-            .partition(|(n, _)| n % fold.count == fold.index);
+        let (mut held, mut kept) = (Vec::new(), Vec::new());
+        for (n, case) in s_train.into_iter().enumerate() {
+            if n % fold.count == fold.index {
+                held.push(case);
+            } else {
+                kept.push(case);
+            }
+        }
         if held.is_empty() {
             return Err(TrainError::Data(format!(
                 "{}: fold {} of {} holds none of the {} training cases of '{}'",
@@ -78,8 +82,8 @@ pub fn prepare_data(config: &TrainConfig) -> Result<PreparedData, TrainError> {
                 modalities.student
             )));
         }
-        s_val = held.into_iter().map(|(_, c)| c).collect();
-        s_train = kept.into_iter().map(|(_, c)| c).collect();
+        s_val = held;
+        s_train = kept;
     }
     if s_train.is_empty() {
         return Err(no_training_cases(&ds, modalities.student));
