@@ -249,6 +249,22 @@ fn a_three_fold_experiment_and_its_ensemble_run_end_to_end() {
     for (f, row) in rows.iter().enumerate() {
         assert!(row.contains(&format!("0 (fold {f})")), "{row}");
     }
+    // The largest-component post-processing is chosen on each fold's validation case.
+    for f in 0..3 {
+        let results: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(format!("results/ct-only-unet-s0-f{f}.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        let p = &results["postprocessing"];
+        assert_eq!(p["n"], 1, "{p}");
+        let (raw, kept) = (
+            p["val_dice_raw"].as_f64().unwrap(),
+            p["val_dice_largest_component"].as_f64().unwrap(),
+        );
+        assert_eq!(p["largest_component"], kept > raw, "{p}");
+    }
+    assert!(md.contains("Largest-component post-processing"), "{md}");
     // The folds' ensemble predicts the test split.
     let preds = dir.path().join("preds");
     let mut predict = TestCommand::new("predict");

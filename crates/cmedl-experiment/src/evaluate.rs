@@ -120,6 +120,25 @@ pub struct RunResults {
     /// modality, where the dataset has it (runs with a translator).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fidelity: Vec<FidelityRow>,
+    /// The post-processing chosen on the validation cases and applied to the test predictions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postprocessing: Option<Postprocessing>,
+}
+
+/// Whether keeping only the largest connected component of each label helps, measured on a
+/// run's validation cases (nnU-Net's habit: kept only when it raises the mean Dice).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Postprocessing {
+    /// Whether the test predictions keep only the largest component of each label.
+    pub largest_component: bool,
+    /// Mean validation Dice of the raw predictions.
+    #[serde(with = "cmedl_metrics::float_serde")]
+    pub val_dice_raw: f64,
+    /// Mean validation Dice with only the largest components kept.
+    #[serde(with = "cmedl_metrics::float_serde")]
+    pub val_dice_largest_component: f64,
+    /// Validation (case, label) pairs the means are over.
+    pub n: usize,
 }
 
 /// How close a case's translation is to the same patient's real teacher-modality image.

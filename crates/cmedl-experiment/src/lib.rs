@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 pub use config::{BaseConfig, ExperimentConfig, ExperimentData};
 pub use evaluate::{
     compare, evaluate_dirs, evaluate_masks, evaluate_pair, image_files, summaries, write_csv,
-    CaseRow, Comparison, Metric, RunResults, Summaries,
+    CaseRow, Comparison, Metric, Postprocessing, RunResults, Summaries,
 };
 pub use layout::ExperimentDir;
 pub use plan::{plan, RunPlan};

@@ -278,6 +278,8 @@ fn evaluate_run(
         ));
     }
     let predictor = load_best(dir, r)?;
+    let labels: Vec<u8> = (1..r.config.data.classes as u8).collect();
+    let postprocessing = choose_postprocessing(ds, &predictor, &r.config, &labels)?;
     let scoring = Scoring {
         ds,
         predictor: &predictor,
@@ -285,15 +287,74 @@ fn evaluate_run(
             tolerance_mm: tolerance,
             ..Default::default()
         },
-        labels: (1..r.config.data.classes as u8).collect(),
+        labels,
         pred_dir: &pred_dir,
+        largest_component: postprocessing.as_ref().is_some_and(|p| p.largest_component),
     };
-    let mut results = RunResults::default();
+    let mut results = RunResults {
+        postprocessing,
+        ..Default::default()
+    };
     for case in &modality.test {
         scoring.case(case, &mut results)?;
     }
     crate::create_dir(&dir.results())?;
     crate::write_json(&dir.results_file(&r.name), &results)
+}
+
+/// Dice of `label` between two label maps (none when both lack it).
+fn dice_of(pred: &[u8], reference: &[u8], label: u8) -> Option<f64> {
+    let (mut both, mut p, mut r) = (0usize, 0usize, 0usize);
+    for (&a, &b) in pred.iter().zip(reference) {
+        let (x, y) = (a == label, b == label);
+        both += usize::from(x && y);
+        p += usize::from(x);
+        r += usize::from(y);
+    }
+    (p + r > 0).then(|| 2.0 * both as f64 / (p + r) as f64)
+}
+
+/// Predicts the run's validation cases (the dataset's split, or the held-out fold) and keeps
+/// the largest-component post-processing only when it raises their mean Dice; none without
+/// labelled validation cases.
+fn choose_postprocessing(
+    ds: &Dataset,
+    predictor: &Predictor,
+    config: &cmedl_trainer::TrainConfig,
+    labels: &[u8],
+) -> Result<Option<crate::Postprocessing>, ExperimentError> {
+    let (_, val) = cmedl_trainer::prepare::student_split(config, ds)?;
+    let (mut raw, mut kept, mut n) = (0.0, 0.0, 0usize);
+    for case in &val {
+        let Some(label_file) = &case.label else {
+            continue;
+        };
+        let image = read_image(&ds.path(&case.image), &ReadOptions::default())?;
+        let reference = read_label_image(&ds.path(label_file), &ReadOptions::default())?;
+        let mut seg = predictor.segment(&image, 16, false, false)?;
+        let before = seg.labels.data.clone();
+        seg.labels.keep_largest_components();
+        for &l in labels {
+            if let (Some(a), Some(b)) = (
+                dice_of(&before, &reference.data, l),
+                dice_of(&seg.labels.data, &reference.data, l),
+            ) {
+                raw += a;
+                kept += b;
+                n += 1;
+            }
+        }
+    }
+    if n == 0 {
+        return Ok(None);
+    }
+    let (raw, kept) = (raw / n as f64, kept / n as f64);
+    Ok(Some(crate::Postprocessing {
+        largest_component: kept > raw,
+        val_dice_raw: raw,
+        val_dice_largest_component: kept,
+        n,
+    }))
 }
 
 /// The best checkpoint of a run, on the run's device.
@@ -317,6 +378,8 @@ struct Scoring<'a> {
     metrics: MetricOptions,
     labels: Vec<u8>,
     pred_dir: &'a Path,
+    /// Keep only the largest component of each label (chosen on validation).
+    largest_component: bool,
 }
 
 impl Scoring<'_> {
@@ -334,7 +397,10 @@ impl Scoring<'_> {
         };
         if !pred_path.exists() {
             let v = image()?;
-            let seg = self.predictor.segment(&v, 16, false, false)?;
+            let mut seg = self.predictor.segment(&v, 16, false, false)?;
+            if self.largest_component {
+                seg.labels.keep_largest_components();
+            }
             write_mask(&pred_path, &seg.labels)?;
             volume = Some(v);
         }

@@ -50,11 +50,13 @@ fn no_training_cases(ds: &Dataset, name: &str) -> TrainError {
     ))
 }
 
-/// Loads and prepares the data of a config.
-pub fn prepare_data(config: &TrainConfig) -> Result<PreparedData, TrainError> {
-    config.validate()?;
-    let device = config.device.resolve()?;
-    let ds = open_dataset(&config.data)?;
+/// The student modality's training and validation cases of a config: `data.max_cases` of the
+/// training cases, and the dataset's validation split — or, with `data.fold`, the training
+/// cases of the other folds and the held-out fold.
+pub fn student_split(
+    config: &TrainConfig,
+    ds: &Dataset,
+) -> Result<(Vec<CaseEntry>, Vec<CaseEntry>), TrainError> {
     let modalities = config.teacher.modalities();
     let s_mod = ds.modality(modalities.student)?;
     let mut s_train: Vec<CaseEntry> = s_mod.train.clone();
@@ -85,6 +87,17 @@ pub fn prepare_data(config: &TrainConfig) -> Result<PreparedData, TrainError> {
         s_val = held;
         s_train = kept;
     }
+    Ok((s_train, s_val))
+}
+
+/// Loads and prepares the data of a config.
+pub fn prepare_data(config: &TrainConfig) -> Result<PreparedData, TrainError> {
+    config.validate()?;
+    let device = config.device.resolve()?;
+    let ds = open_dataset(&config.data)?;
+    let modalities = config.teacher.modalities();
+    let s_mod = ds.modality(modalities.student)?;
+    let (s_train, s_val) = student_split(config, &ds)?;
     if s_train.is_empty() {
         return Err(no_training_cases(&ds, modalities.student));
     }
