@@ -334,6 +334,7 @@ mod tests {
                 .collect(),
             case_lesions: Vec::new(),
             fidelity: Vec::new(),
+            postprocessing: None,
         }
     }
 
