@@ -57,3 +57,38 @@ fn completion_scripts_cover_the_commands() {
         .arg("tcsh")
         .fails_with(2, "tcsh");
 }
+
+#[test]
+fn config_defaults_are_documented_and_the_schema_describes_them() {
+    for (preset, want) in [
+        ("default", cmedl_trainer::TrainConfig::default()),
+        ("paper", cmedl_trainer::TrainConfig::paper()),
+    ] {
+        let text = TestCommand::new("config")
+            .args(["--defaults", "--preset", preset])
+            .stdout();
+        let lines: Vec<&str> = text.lines().collect();
+        // Every field is documented on the line above it.
+        for (n, line) in lines.iter().enumerate() {
+            if line.trim_start().starts_with('"') {
+                assert!(
+                    lines[n - 1].trim_start().starts_with("//"),
+                    "{preset}: no documentation above {line}"
+                );
+            }
+        }
+        // Without the comments it is the preset's config.
+        let json: String = lines
+            .iter()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let parsed: cmedl_trainer::TrainConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed, want, "{preset}");
+    }
+    let schema: serde_json::Value =
+        serde_json::from_str(&TestCommand::new("config").arg("--schema").stdout()).unwrap();
+    assert!(schema["properties"]["train"].is_object(), "{schema}");
+    assert!(schema["definitions"]["SegmenterConfig"]["oneOf"][0]["properties"]["norm"].is_object());
+    TestCommand::new("config").fails_with(2, "--defaults");
+}

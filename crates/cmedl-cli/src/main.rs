@@ -81,6 +81,8 @@ enum Command {
     Export(export::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::Args),
+    /// Print the default training config with each field's documentation, or its JSON Schema.
+    Config(config::Args),
 }
 
 fn main() -> ExitCode {
@@ -122,5 +124,6 @@ fn dispatch(cli: Cli) -> CmdResult {
         Command::Dataset(a) => dataset::run(a, g),
         Command::Export(a) => export::run(a, g),
         Command::Completions(a) => completions::run(a, g),
+        Command::Config(a) => config::run(a, g),
     }
 }

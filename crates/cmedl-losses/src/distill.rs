@@ -8,7 +8,7 @@ use cmedl_models::SegOutput;
 use crate::{to_f32, LossError};
 
 /// How a pair of feature maps is compared.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum DistillKind {
     /// Mean squared error, the "hint" loss of CMEDL.
@@ -29,7 +29,9 @@ pub enum DistillKind {
 }
 
 /// How feature maps are normalised before they are compared.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    schemars::JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum FeatureNorm {
     /// The raw maps (CMEDL's hint loss).
@@ -59,7 +61,7 @@ impl FeatureNorm {
 }
 
 /// Which feature maps to distil, how, and with what weight.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DistillSpec {
     /// Feature names of the segmenters (`logits` names the logits); empty: the segmenter's

@@ -8,7 +8,9 @@ use tch::{Kind, Reduction, Tensor};
 use crate::to_f32;
 
 /// Which adversarial objective.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    schemars::JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum GanMode {
     /// Least squares (Mao et al.), CycleGAN's default.

@@ -9,7 +9,7 @@ use tch::{Device, Kind, Reduction, Tensor};
 use crate::LossError;
 
 /// Settings of [`patch_nce`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PatchNceConfig {
     /// Positions sampled per layer and image (all positions when a map has fewer).

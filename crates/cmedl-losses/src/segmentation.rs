@@ -6,7 +6,7 @@ use tch::{Kind, Reduction, Tensor};
 use crate::{to_f32, LossError};
 
 /// Settings of [`dice_ce`] and its parts.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SegLossConfig {
     /// Weight of the cross-entropy term.

@@ -12,7 +12,7 @@ use crate::resnet::{ResnetEncoder, ResnetEncoderConfig};
 use crate::{check_input, ModelError, SegNet, SegOutput};
 
 /// Configuration of a [`DeepLabV3Plus`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeepLabV3PlusConfig {
     /// Input channels.

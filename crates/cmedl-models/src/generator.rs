@@ -8,7 +8,7 @@ use crate::layers::{conv, ConvNormAct, ConvSpec, InitKind, Norm, NormKind};
 use crate::{check_input, ModelError};
 
 /// Configuration of a [`ResnetGenerator`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ResnetGeneratorConfig {
     /// Input channels.

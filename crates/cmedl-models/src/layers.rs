@@ -5,7 +5,9 @@ use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
 /// How weights are initialised.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    schemars::JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum InitKind {
     /// Conv weights N(0, 0.02), norm scales N(1, 0.02), biases 0: the CycleGAN default.
@@ -42,7 +44,9 @@ impl InitKind {
 }
 
 /// Normalisation layer kind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    schemars::JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum NormKind {
     /// Instance normalisation without affine parameters (CycleGAN's choice).

@@ -145,7 +145,7 @@ pub trait SegNet: std::fmt::Debug + Send {
 }
 
 /// Which segmentation network to build, with its configuration.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum SegmenterConfig {
     /// U-Net.

@@ -11,7 +11,7 @@ use crate::resnet::{ResnetEncoder, ResnetEncoderConfig};
 use crate::{check_input, ModelError, SegNet, SegOutput};
 
 /// Configuration of a [`PspNet`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PspNetConfig {
     /// Input channels.

@@ -8,7 +8,7 @@ use tch::Tensor;
 use crate::layers::{ConvNormAct, ConvSpec, InitKind, NormKind};
 
 /// Configuration of a [`ResnetEncoder`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ResnetEncoderConfig {
     /// Channels of the stem and the first stage (doubled at each later stage).

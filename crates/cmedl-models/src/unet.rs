@@ -11,7 +11,9 @@ use crate::layers::{conv, ConvNormAct, ConvSpec, InitKind, NormKind};
 use crate::{check_input, ModelError, SegNet, SegOutput};
 
 /// How the decoder up-samples.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    schemars::JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum UpMode {
     /// 2×2 transposed convolution with stride 2.
@@ -22,7 +24,7 @@ pub enum UpMode {
 }
 
 /// Configuration of a [`UNet`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UNetConfig {
     /// Input channels (1 for CT, 2 for CT + pseudo-MRI).

@@ -13,7 +13,18 @@ use crate::TrainError;
 
 /// What is trained and what runs at test time.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    schemars::JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
@@ -60,7 +71,9 @@ impl Mode {
 }
 
 /// Which modality teaches which (the paper's three settings).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    schemars::JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum TeacherSetting {
     /// MRI teacher, CT student: modalities `mr` → `ct`.
@@ -102,7 +115,9 @@ impl TeacherSetting {
 }
 
 /// Arithmetic precision of training.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    schemars::JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// 32-bit floats throughout.
@@ -114,7 +129,9 @@ pub enum Precision {
 }
 
 /// Which label maps of the dataset a run trains on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    schemars::JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LabelSet {
     /// The tumour label maps (`label` of each case).
@@ -136,7 +153,18 @@ impl LabelSet {
 
 /// The image-to-image translator.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    schemars::JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum I2iKind {
@@ -148,7 +176,7 @@ pub enum I2iKind {
 }
 
 /// Networks.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
     /// The translator kind.
@@ -191,7 +219,7 @@ impl Default for ModelConfig {
 }
 
 /// Loss terms and their weights.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LossConfig {
     /// Adversarial objective.
@@ -247,7 +275,7 @@ impl Default for LossConfig {
 }
 
 /// Augmentation of training slices.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AugmentConfig {
     /// Probability of a left-right flip.
@@ -272,7 +300,7 @@ impl Default for AugmentConfig {
 }
 
 /// Data and preprocessing.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
     /// Dataset folder holding `dataset.json`.
@@ -305,7 +333,7 @@ pub struct DataConfig {
 
 /// One fold of a k-fold split of the training cases: case n (in the dataset's order) belongs to
 /// fold `n % count`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fold {
     /// Number of folds.
@@ -334,7 +362,7 @@ impl Default for DataConfig {
 }
 
 /// Optimisation schedule.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScheduleConfig {
     /// Epochs (an epoch is one pass over the student's training slices).
@@ -378,7 +406,7 @@ impl Default for ScheduleConfig {
 }
 
 /// Everything a run needs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     /// What is trained.

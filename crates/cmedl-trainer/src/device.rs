@@ -101,6 +101,19 @@ impl DeviceSpec {
     }
 }
 
+impl schemars::JsonSchema for DeviceSpec {
+    fn schema_name() -> String {
+        "DeviceSpec".to_owned()
+    }
+
+    fn json_schema(generator: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        let mut schema = String::json_schema(generator).into_object();
+        schema.metadata().description =
+            Some("auto (the first usable GPU, else the CPU), cpu, cuda or cuda:N".to_owned());
+        schema.into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod completions;
+pub mod config;
 pub mod convert;
 pub mod dataset;
 pub mod doctor;
