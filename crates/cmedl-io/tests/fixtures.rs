@@ -1037,6 +1037,7 @@ images = {d.SOPInstanceUID: d for d in (pydicom.dcmread(f) for f in glob.glob(ct
 seg = pydicom.dcmread(seg_path)
 assert seg.SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.4" and seg.Modality == "SEG"
 assert seg.SegmentationType == "BINARY" and seg.SegmentSequence[0].SegmentLabel == "GTV"
+assert len(seg.SegmentSequence[0].RecommendedDisplayCIELabValue) == 3
 assert int(seg.NumberOfFrames) == 2 == len(seg.PerFrameFunctionalGroupsSequence)
 assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == next(iter(images.values())).SeriesInstanceUID
 for frame in seg.PerFrameFunctionalGroupsSequence:

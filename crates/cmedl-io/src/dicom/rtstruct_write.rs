@@ -12,7 +12,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::mem::InMemDicomObject;
 use dicom_object::meta::FileMetaTableBuilder;
 
-use super::seg_write::{new_uid, SegmentSpec};
+use super::seg_write::{new_uid, SegmentSpec, COLOURS};
 use super::series::SeriesVolume;
 use crate::error::{IoError, Result};
 use crate::volume::Mask;
@@ -118,16 +118,6 @@ fn item(elements: Vec<DataElement<InMemDicomObject>>) -> InMemDicomObject {
 fn text(tag: dicom_core::Tag, vr: VR, value: &str) -> DataElement<InMemDicomObject> {
     DataElement::new(tag, vr, PrimitiveValue::from(value))
 }
-
-/// Display colours of the ROIs, in turn.
-const COLOURS: [[u8; 3]; 6] = [
-    [255, 0, 0],
-    [0, 200, 0],
-    [0, 100, 255],
-    [255, 200, 0],
-    [200, 0, 200],
-    [0, 200, 200],
-];
 
 /// Writes `mask` (on `series`' grid) as an RTSTRUCT to `path` with one ROI per entry of `rois`.
 pub fn write_rtstruct(

@@ -69,6 +69,50 @@ fn text(tag: dicom_core::Tag, vr: VR, value: &str) -> DataElement<InMemDicomObje
     DataElement::new(tag, vr, PrimitiveValue::from(value))
 }
 
+/// Display colours of segments and ROIs, in turn (sRGB).
+pub(crate) const COLOURS: [[u8; 3]; 6] = [
+    [255, 0, 0],
+    [0, 200, 0],
+    [0, 100, 255],
+    [255, 200, 0],
+    [200, 0, 200],
+    [0, 200, 200],
+];
+
+/// An sRGB colour as DICOM's RecommendedDisplayCIELabValue: CIELab (D65) scaled to 0–65535
+/// (L* over 0–100, a* and b* over −128–127).
+pub(crate) fn dicom_lab(rgb: [u8; 3]) -> [u16; 3] {
+    let linear = |c: u8| {
+        let c = f64::from(c) / 255.0;
+        if c <= 0.04045 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    let (r, g, b) = (linear(rgb[0]), linear(rgb[1]), linear(rgb[2]));
+    let x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047;
+    let y = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    let z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883;
+    let f = |t: f64| {
+        if t > 0.008856 {
+            t.cbrt()
+        } else {
+            7.787 * t + 16.0 / 116.0
+        }
+    };
+    let (fx, fy, fz) = (f(x), f(y), f(z));
+    let (l, a, bb) = (116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz));
+    let scale = |v: f64, lo: f64, hi: f64| {
+        ((v - lo) / (hi - lo) * 65535.0).round().clamp(0.0, 65535.0) as u16
+    };
+    [
+        scale(l, 0.0, 100.0),
+        scale(a, -128.0, 127.0),
+        scale(bb, -128.0, 127.0),
+    ]
+}
+
 /// The VR of the patient and study attributes a derived object copies.
 pub(crate) fn vr_of(tag: dicom_core::Tag) -> VR {
     match tag {
@@ -240,6 +284,16 @@ pub fn write_seg(
                 text(tags::SEGMENT_LABEL, VR::LO, &s.name),
                 text(tags::SEGMENT_ALGORITHM_TYPE, VR::CS, "AUTOMATIC"),
                 text(tags::SEGMENT_ALGORITHM_NAME, VR::LO, "cmedl"),
+                DataElement::new(
+                    tags::RECOMMENDED_DISPLAY_CIE_LAB_VALUE,
+                    VR::US,
+                    PrimitiveValue::U16(
+                        dicom_lab(COLOURS[n % COLOURS.len()])
+                            .iter()
+                            .copied()
+                            .collect(),
+                    ),
+                ),
             ])
         })
         .collect();

@@ -534,3 +534,22 @@ fn a_written_rtstruct_reads_back_onto_its_series_exactly() {
         assert_eq!(back.mask.data, want, "{}", roi.name);
     }
 }
+
+#[test]
+fn segment_colours_are_cielab_scaled_as_dicom_wants() {
+    let lab = super::seg_write::dicom_lab;
+    // White: L* 100, a* = b* = 0 (0 sits at 128/255 of the range; the 4-digit sRGB matrix
+    // leaves a few units).
+    let white = lab([255, 255, 255]);
+    assert_eq!(white[0], 65535);
+    assert!(
+        white[1].abs_diff(32896) < 8 && white[2].abs_diff(32896) < 8,
+        "{white:?}"
+    );
+    // sRGB red: L* 53.24, a* 80.09, b* 67.20 (the textbook values), within a unit or two.
+    let red = lab([255, 0, 0]);
+    let want = [34891.0, 53480.0, 50167.0];
+    for (got, want) in red.iter().zip(want) {
+        assert!((f64::from(*got) - want).abs() < 40.0, "{red:?}");
+    }
+}
