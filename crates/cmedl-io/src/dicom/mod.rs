@@ -9,6 +9,7 @@
 //! reason. Standard attributes stored with VR UN are read with their dictionary VR. DICOM patient
 //! coordinates (LPS) become RAS+ in the returned geometry.
 
+mod derived;
 mod image;
 mod precheck;
 mod rle;
@@ -19,11 +20,12 @@ mod seg_write;
 mod series;
 pub mod synthetic;
 
+pub use derived::{new_uid, SegmentSpec};
 pub use image::{read_image_file, ImageFile};
 pub use rtstruct::{list_rois, read_rtstruct_mask, RoiInfo, RoiMask};
 pub use rtstruct_write::write_rtstruct;
 pub use seg::{list_segments, read_seg_mask, SegmentInfo};
-pub use seg_write::{new_uid, write_seg, SegmentSpec};
+pub use seg_write::write_seg;
 pub use series::{
     read_series, read_series_file, scan_folder, SeriesInfo, SeriesSource, SeriesVolume,
 };

@@ -6,20 +6,18 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use dicom_core::value::DataSetSequence;
-use dicom_core::{DataElement, PrimitiveValue, VR};
+use dicom_core::VR;
 use dicom_dictionary_std::tags;
-use dicom_object::mem::InMemDicomObject;
-use dicom_object::meta::FileMetaTableBuilder;
 
-use super::seg_write::{new_uid, SegmentSpec, COLOURS};
+use super::derived::{
+    check_derivable, item, new_uid, save_derived, sq, text, SegmentSpec, COLOURS,
+};
 use super::series::SeriesVolume;
-use crate::error::{IoError, Result};
+use crate::error::Result;
 use crate::volume::Mask;
 
 const RT_STRUCTURE_SET: &str = "1.2.840.10008.5.1.4.1.1.481.3";
 const STUDY_COMPONENT: &str = "1.2.840.10008.3.1.2.3.1";
-const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 
 /// A corner of the pixel grid: corner (i, j) is the low corner of pixel (i, j).
 type Corner = (usize, usize);
@@ -107,18 +105,6 @@ fn simplify(path: Vec<Corner>) -> Vec<Corner> {
         .collect()
 }
 
-fn sq(tag: dicom_core::Tag, items: Vec<InMemDicomObject>) -> DataElement<InMemDicomObject> {
-    DataElement::new(tag, VR::SQ, DataSetSequence::from(items))
-}
-
-fn item(elements: Vec<DataElement<InMemDicomObject>>) -> InMemDicomObject {
-    InMemDicomObject::from_element_iter(elements)
-}
-
-fn text(tag: dicom_core::Tag, vr: VR, value: &str) -> DataElement<InMemDicomObject> {
-    DataElement::new(tag, vr, PrimitiveValue::from(value))
-}
-
 /// Writes `mask` (on `series`' grid) as an RTSTRUCT to `path` with one ROI per entry of `rois`.
 pub fn write_rtstruct(
     path: &Path,
@@ -126,22 +112,9 @@ pub fn write_rtstruct(
     mask: &Mask,
     rois: &[SegmentSpec],
 ) -> Result<()> {
+    check_derivable(path, series, mask, "an RTSTRUCT")?;
     let g = &series.volume.geometry;
-    if !mask.geometry.same_grid(g, 1e-3) {
-        return Err(IoError::Geometry(format!(
-            "{}: the mask (shape {:?}) does not lie on the series' grid (shape {:?})",
-            path.display(),
-            mask.geometry.shape,
-            g.shape
-        )));
-    }
     let src = &series.source;
-    if src.instance_uids.len() != g.shape[2] || src.instance_uids.iter().any(String::is_empty) {
-        return Err(IoError::format(
-            path,
-            "the series' images lack SOPInstanceUIDs, which an RTSTRUCT must reference",
-        ));
-    }
     let [nx, ny, nz] = g.shape;
     let image_ref = |k: usize| {
         item(vec![
@@ -232,7 +205,7 @@ pub fn write_rtstruct(
         ),
     ]);
     let sop_instance = new_uid(3);
-    let mut elements = vec![
+    let elements = vec![
         text(tags::SOP_CLASS_UID, VR::UI, RT_STRUCTURE_SET),
         text(tags::SOP_INSTANCE_UID, VR::UI, &sop_instance),
         text(tags::MODALITY, VR::CS, "RTSTRUCT"),
@@ -257,30 +230,5 @@ pub fn write_rtstruct(
         sq(tags::ROI_CONTOUR_SEQUENCE, contour_items),
         sq(tags::RTROI_OBSERVATIONS_SEQUENCE, observations),
     ];
-    for (tag, value) in &src.patient_study {
-        elements.push(text(*tag, super::seg_write::vr_of(*tag), value));
-    }
-    let obj = InMemDicomObject::from_element_iter(elements);
-    let tmp = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let written = obj
-        .with_meta(
-            FileMetaTableBuilder::new()
-                .transfer_syntax(EXPLICIT_LE)
-                .media_storage_sop_class_uid(RT_STRUCTURE_SET)
-                .media_storage_sop_instance_uid(&sop_instance),
-        )
-        .map_err(|e| IoError::format(path, e.to_string()))?
-        .write_to_file(&tmp)
-        .map_err(|e| IoError::format(path, e.to_string()));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::rename(&tmp, path).map_err(|e| IoError::io(path, e))
+    save_derived(path, series, elements, RT_STRUCTURE_SET, &sop_instance)
 }

@@ -537,7 +537,7 @@ fn a_written_rtstruct_reads_back_onto_its_series_exactly() {
 
 #[test]
 fn segment_colours_are_cielab_scaled_as_dicom_wants() {
-    let lab = super::seg_write::dicom_lab;
+    let lab = super::derived::dicom_lab;
     // White: L* 100, a* = b* = 0 (0 sits at 128/255 of the range; the 4-digit sRGB matrix
     // leaves a few units).
     let white = lab([255, 255, 255]);
