@@ -208,31 +208,15 @@ fn corrupt_and_mismatched_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let data = crate::train::tiny_phantom(dir.path());
     let config = crate::train::tiny_config(dir.path(), &data);
-    let run = dir.path().join("run");
-    TestCommand::new("train")
-        .args(["--quiet", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&run)
-        .args(["--mode", "ct-only", "--set", "train.epochs=1"])
-        .succeeds();
+    let run = crate::train::tiny_ct_run(dir.path(), &config, "run", &[]);
     let good = std::fs::read(run.join("checkpoints/best.safetensors")).unwrap();
     // A checkpoint of wider networks: its weights do not fit the stored config's shapes.
-    let wide = dir.path().join("wide");
-    TestCommand::new("train")
-        .args(["--quiet", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&wide)
-        .args([
-            "--mode",
-            "ct-only",
-            "--set",
-            "train.epochs=1",
-            "--set",
-            "model.segmenter.base=8",
-        ])
-        .succeeds();
+    let wide = crate::train::tiny_ct_run(
+        dir.path(),
+        &config,
+        "wide",
+        &["--set", "model.segmenter.base=8"],
+    );
     let wide_weights = std::fs::read(wide.join("checkpoints/best.safetensors")).unwrap();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("truncated", good[..good.len() / 2].to_vec()),

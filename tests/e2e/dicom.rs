@@ -195,14 +195,7 @@ fn predict_writes_a_dicom_seg_that_reads_back_onto_the_series() {
     let dir = tempfile::tempdir().unwrap();
     let data = crate::train::tiny_phantom(dir.path());
     let config = crate::train::tiny_config(dir.path(), &data);
-    let run = dir.path().join("run");
-    TestCommand::new("train")
-        .args(["--quiet", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&run)
-        .args(["--mode", "ct-only", "--set", "train.epochs=1"])
-        .succeeds();
+    let run = crate::train::tiny_ct_run(dir.path(), &config, "run", &[]);
     let ct = dir.path().join("ct");
     write_series(&ct, "1.2.840.88", &[0.0, 2.5, 5.0, 7.5, 10.0], 48, 40).unwrap();
     let predict = |kind: &str, out: &std::path::Path| {

@@ -3,21 +3,9 @@ use crate::TestCommand;
 #[test]
 fn a_micro_experiment_writes_a_report_with_figures() {
     let dir = tempfile::tempdir().unwrap();
-    let exp = serde_json::json!({
-        "name": "micro",
-        "data": {"phantom": {"ct": 2, "mr": 2, "val": 1, "test": 2, "size": 32, "slices": 6, "spacing": [10.0, 10.0, 20.0], "seed": 4}},
-        "base": {
-            "model": {"generator": {"ngf": 4, "blocks": 1}, "discriminator": {"ndf": 4}, "segmenter": {"kind": "unet", "base": 4, "depth": 2}},
-            "loss": {"pool_size": 4},
-            "data": {"size": 32, "spacing": 10.0},
-            "train": {"epochs": 2, "batch": 2, "max_steps_per_epoch": 2},
-            "device": "cpu"
-        },
-        "modes": ["ct-only", "cmedl"],
-        "seeds": [0]
-    });
-    let cfg = dir.path().join("micro.json");
-    std::fs::write(&cfg, exp.to_string()).unwrap();
+    let cfg = micro_config(dir.path(), 2);
+    let exp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
     let out_dir = dir.path().join("exp");
     TestCommand::new("experiment")
         .args(["--quiet", "--config"])
@@ -102,8 +90,8 @@ fn a_micro_experiment_writes_a_report_with_figures() {
     assert!(out_dir.join("runs/ct-only-unet-s0/report.html").exists());
 }
 
-/// The micro experiment's config (two modes, one seed) in `dir`.
-fn micro_config(dir: &std::path::Path) -> std::path::PathBuf {
+/// The micro experiment's config (two modes, one seed, `epochs` epochs) in `dir`.
+fn micro_config(dir: &std::path::Path, epochs: usize) -> std::path::PathBuf {
     let exp = serde_json::json!({
         "name": "micro",
         "data": {"phantom": {"ct": 2, "mr": 2, "val": 1, "test": 2, "size": 32, "slices": 6, "spacing": [10.0, 10.0, 20.0], "seed": 4}},
@@ -111,7 +99,7 @@ fn micro_config(dir: &std::path::Path) -> std::path::PathBuf {
             "model": {"generator": {"ngf": 4, "blocks": 1}, "discriminator": {"ndf": 4}, "segmenter": {"kind": "unet", "base": 4, "depth": 2}},
             "loss": {"pool_size": 4},
             "data": {"size": 32, "spacing": 10.0},
-            "train": {"epochs": 1, "batch": 2, "max_steps_per_epoch": 2},
+            "train": {"epochs": epochs, "batch": 2, "max_steps_per_epoch": 2},
             "device": "cpu"
         },
         "modes": ["ct-only", "cmedl"],
@@ -134,7 +122,7 @@ fn table_rows(md: &str) -> Vec<String> {
 #[test]
 fn shards_train_their_runs_and_report_merges_them_and_devices_run_runs_concurrently() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = micro_config(dir.path());
+    let cfg = micro_config(dir.path(), 1);
     let sharded = dir.path().join("sharded");
     for shard in ["0/2", "1/2"] {
         let out = TestCommand::new("experiment")

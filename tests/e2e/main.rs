@@ -14,6 +14,18 @@ mod volumes;
 use std::ffi::OsStr;
 use std::process::{Child, Command, Output, Stdio};
 
+/// A program of the virtual environment that provides libtorch (its `python` has PyTorch,
+/// `torchrun` launches data-parallel runs): VENV/lib/pythonX.Y/site-packages/torch → VENV/bin.
+pub fn venv_bin(name: &str) -> std::path::PathBuf {
+    let torch = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../.libtorch/torch")
+        .canonicalize()
+        .expect("run `cargo xtask fetch-libtorch` first");
+    let bin = torch.ancestors().nth(4).unwrap().join("bin").join(name);
+    assert!(bin.exists(), "{} is missing", bin.display());
+    bin
+}
+
 /// A `cmedl` invocation being built, run and checked (in the manner of ripgrep's test
 /// `TestCommand`): `TestCommand::new("info").arg(&path).arg("--json").stdout()`.
 pub struct TestCommand {

@@ -160,20 +160,8 @@ fn two_gloo_ranks_with_half_batches_match_one_process_with_the_whole_batch() {
     }
 }
 
-/// torchrun from the virtual environment that provides libtorch.
-fn torchrun() -> PathBuf {
-    let torch = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../.libtorch/torch")
-        .canonicalize()
-        .expect("run `cargo xtask fetch-libtorch` first");
-    // VENV/lib/pythonX.Y/site-packages/torch → VENV/bin/torchrun
-    let bin = torch.ancestors().nth(4).unwrap().join("bin/torchrun");
-    assert!(bin.exists(), "{} is missing", bin.display());
-    bin
-}
-
 fn under_torchrun(args: &[&std::ffi::OsStr]) -> Output {
-    std::process::Command::new(torchrun())
+    std::process::Command::new(crate::venv_bin("torchrun"))
         .args(["--standalone", "--nproc-per-node", "2", "--no-python"])
         .arg(env!("CARGO_BIN_EXE_cmedl"))
         .args(args)

@@ -398,28 +398,12 @@ fn an_nnunet_folder_is_imported_trained_predicted_and_evaluated() {
         .succeeds();
 }
 
-/// The Python of the virtual environment that provides libtorch (it has PyTorch).
-fn venv_python() -> std::path::PathBuf {
-    let torch = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../.libtorch/torch")
-        .canonicalize()
-        .expect("run `cargo xtask fetch-libtorch` first");
-    torch.ancestors().nth(4).unwrap().join("bin/python")
-}
-
 #[test]
 fn an_exported_model_gives_pytorch_the_logits_cmedl_computes() {
     let dir = tempfile::tempdir().unwrap();
     let data = crate::train::tiny_phantom(dir.path());
     let config = crate::train::tiny_config(dir.path(), &data);
-    let run = dir.path().join("run");
-    TestCommand::new("train")
-        .args(["--quiet", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&run)
-        .args(["--mode", "ct-only", "--set", "train.epochs=1"])
-        .succeeds();
+    let run = crate::train::tiny_ct_run(dir.path(), &config, "run", &[]);
     let model = dir.path().join("student.pt");
     TestCommand::new("export")
         .arg("--run")
@@ -466,7 +450,7 @@ with torch.no_grad():
 open(out, "wb").write(bytes(y.contiguous().view(torch.uint8).flatten().tolist()))
 print(list(y.shape))
 "#;
-    let out = std::process::Command::new(venv_python())
+    let out = std::process::Command::new(crate::venv_bin("python"))
         .arg("-c")
         .arg(script)
         .arg(&model)
@@ -588,22 +572,12 @@ fn an_ensemble_averages_the_runs_probabilities() {
     let runs: Vec<_> = ["0", "1"]
         .iter()
         .map(|seed| {
-            let run = dir.path().join(format!("seed{seed}"));
-            TestCommand::new("train")
-                .args(["--quiet", "--config"])
-                .arg(&config)
-                .arg("--out")
-                .arg(&run)
-                .args([
-                    "--mode",
-                    "ct-only",
-                    "--set",
-                    "train.epochs=1",
-                    "--seed",
-                    seed,
-                ])
-                .succeeds();
-            run
+            crate::train::tiny_ct_run(
+                dir.path(),
+                &config,
+                &format!("seed{seed}"),
+                &["--seed", seed],
+            )
         })
         .collect();
     let image = std::fs::read_dir(data.join("ct/imagesTs"))

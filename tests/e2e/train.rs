@@ -41,6 +41,20 @@ pub fn tiny_config(dir: &Path, data: &Path) -> PathBuf {
     path
 }
 
+/// A one-epoch `ct-only` run of `config` trained into `dir/name` (`extra`: more options).
+pub fn tiny_ct_run(dir: &Path, config: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let run = dir.join(name);
+    train()
+        .arg("--config")
+        .arg(config)
+        .arg("--out")
+        .arg(&run)
+        .args(["--mode", "ct-only", "--set", "train.epochs=1"])
+        .args(extra)
+        .succeeds();
+    run
+}
+
 /// `cmedl train --quiet`.
 fn train() -> TestCommand {
     let mut cmd = TestCommand::new("train");

@@ -49,6 +49,21 @@ fn run_json(mut cmd: Command, what: &str) -> Result<Vec<Value>> {
     Ok(json_lines(&out.stdout))
 }
 
+/// Prints the JSON lines and appends them to `target/bench/results.jsonl`.
+fn record(root: &Path, lines: &[Value]) -> Result<()> {
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("results.jsonl"))?;
+    for l in lines {
+        println!("{l}");
+        writeln!(log, "{l}")?;
+    }
+    Ok(())
+}
+
 /// Runs the benchmarks and prints JSON lines and a table.
 pub fn run(
     root: &Path,
@@ -95,16 +110,7 @@ pub fn run(
             lines.extend(run_json(cmd, "the PyTorch reference")?);
         }
     }
-    let dir = root.join("target/bench");
-    std::fs::create_dir_all(&dir)?;
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("results.jsonl"))?;
-    for l in &lines {
-        println!("{l}");
-        writeln!(log, "{l}")?;
-    }
+    record(root, &lines)?;
     println!();
     println!(
         "{:<18} {:<7} {:<8} {:>14} {:>14} {:>8}",
@@ -252,16 +258,7 @@ pub fn scaling(
             "the PyTorch reference under torchrun (DDP)",
         )?);
     }
-    let dir = root.join("target/bench");
-    std::fs::create_dir_all(&dir)?;
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("results.jsonl"))?;
-    for l in &lines {
-        println!("{l}");
-        writeln!(log, "{l}")?;
-    }
+    record(root, &lines)?;
     let throughput = |implementation: &str, world: usize| {
         median(
             lines

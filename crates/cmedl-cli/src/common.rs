@@ -165,6 +165,20 @@ pub fn check_outputs<P: AsRef<Path>>(
     Ok(())
 }
 
+/// Reads a shard `I/N` (0 ≤ I < N) of `--shard`.
+pub fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    let not_shard = || format!("{text:?} is not I/N (e.g. 0/4)");
+    let (i, n) = text.split_once('/').ok_or_else(not_shard)?;
+    let number = |s: &str| s.trim().parse::<usize>().map_err(|_| not_shard());
+    let (i, n) = (number(i)?, number(n)?);
+    if n == 0 || i >= n {
+        return Err(format!(
+            "shard {i}/{n}: I must be below N (shards 0 to N-1)"
+        ));
+    }
+    Ok((i, n))
+}
+
 /// A Ctrl-C flag: the first interrupt asks the work to save and stop (saying `saving`), a
 /// second ends the process at once with 130.
 pub fn interrupt_flag(saving: &'static str) -> Arc<AtomicBool> {
@@ -220,4 +234,18 @@ pub fn join_group(
         group.backend()
     );
     Ok(Some(Arc::new(group)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_shard;
+
+    #[test]
+    fn shards_are_i_of_n() {
+        assert_eq!(parse_shard("0/4"), Ok((0, 4)));
+        assert_eq!(parse_shard("3/4"), Ok((3, 4)));
+        for bad in ["4/4", "1/0", "x/2", "2", "-1/3"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+    }
 }

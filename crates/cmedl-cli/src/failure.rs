@@ -19,17 +19,12 @@ pub enum Failure {
 /// The message and place of the last panic, recorded by the hook.
 static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
-/// Records panics instead of printing them: parsers catch panics of the libraries they call
+/// Records panics (their first line and place) instead of printing them: parsers catch panics of the libraries they call
 /// and turn them into errors, and a panic that reaches `main` is reported by
 /// [`Failure::from_panic`] in one line.
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
-        let message = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".to_owned());
+        let message = cmedl_trainer::panic_message(info.payload());
         let place = info
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
@@ -39,17 +34,6 @@ pub fn install_panic_hook() {
             *last = Some(format!("{message}{place}"));
         }
     }));
-}
-
-/// The first line of a message (libtorch errors carry a C++ backtrace after it, with real or,
-/// inside a `Debug`-formatted error, escaped line breaks).
-fn first_line(message: &str) -> &str {
-    let end = [message.find('\n'), message.find("\\n")]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(message.len());
-    message[..end].trim()
 }
 
 impl Failure {
@@ -62,13 +46,11 @@ impl Failure {
             .unwrap_or_else(|| "unknown panic".to_owned());
         if cmedl_trainer::is_out_of_memory(&message) {
             return Self::Internal(format!(
-                "out of device memory: lower train.batch, data.size or the network widths ({})",
-                first_line(&message)
+                "out of device memory: lower train.batch, data.size or the network widths ({message})"
             ));
         }
         Self::Internal(format!(
-            "internal error: {} (please report this, with the command that caused it)",
-            first_line(&message)
+            "internal error: {message} (please report this, with the command that caused it)"
         ))
     }
 

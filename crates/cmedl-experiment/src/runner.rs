@@ -279,7 +279,15 @@ fn evaluate_run(
     }
     let predictor = load_best(dir, r)?;
     let labels: Vec<u8> = (1..r.config.data.classes as u8).collect();
-    let postprocessing = choose_postprocessing(ds, &predictor, &r.config, &labels)?;
+    // Chosen once per run: a rerun of the experiment keeps the choice its cached test
+    // predictions were made with instead of predicting the validation cases again.
+    let postprocessing = match dir
+        .read_results(&r.name)?
+        .and_then(|res| res.postprocessing)
+    {
+        Some(chosen) => Some(chosen),
+        None => choose_postprocessing(ds, &predictor, &r.config, &labels)?,
+    };
     let scoring = Scoring {
         ds,
         predictor: &predictor,

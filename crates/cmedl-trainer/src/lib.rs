@@ -132,7 +132,7 @@ pub fn is_out_of_memory(message: &str) -> bool {
 }
 
 /// The text of a panic's payload, first line only (libtorch appends a C++ backtrace).
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     let text = payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

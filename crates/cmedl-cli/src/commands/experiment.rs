@@ -11,7 +11,7 @@ use cmedl_experiment::{
 };
 use cmedl_trainer::DeviceSpec;
 
-use crate::common::interrupt_flag;
+use crate::common::{interrupt_flag, parse_shard};
 use crate::failure::{CmdResult, Failure};
 use crate::Global;
 
@@ -43,25 +43,6 @@ pub struct Args {
     /// The device of `--train-run`.
     #[arg(long, hide = true)]
     run_device: Option<DeviceSpec>,
-}
-
-/// Reads `I/N` with I < N.
-fn parse_shard(text: &str) -> Result<(usize, usize), String> {
-    let (i, n) = text
-        .split_once('/')
-        .ok_or_else(|| format!("{text:?} is not I/N (e.g. 0/4)"))?;
-    let number = |s: &str| {
-        s.trim()
-            .parse::<usize>()
-            .map_err(|_| format!("{text:?} is not I/N (e.g. 0/4)"))
-    };
-    let (i, n) = (number(i)?, number(n)?);
-    if n == 0 || i >= n {
-        return Err(format!(
-            "shard {i}/{n}: I must be below N (shards 0 to N-1)"
-        ));
-    }
-    Ok((i, n))
 }
 
 /// Runs `cmedl experiment`.
@@ -157,19 +138,5 @@ fn train_on_devices(args: &Args, global: &Global) -> CmdResult {
             "runs failed (see their messages above): {}",
             failures.join("; ")
         )))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_shard;
-
-    #[test]
-    fn shards_are_i_of_n() {
-        assert_eq!(parse_shard("0/4"), Ok((0, 4)));
-        assert_eq!(parse_shard("3/4"), Ok((3, 4)));
-        for bad in ["4/4", "1/0", "x/2", "2", "-1/3"] {
-            assert!(parse_shard(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -15,7 +15,7 @@ use cmedl_trainer::DeviceSpec;
 use cmedl_io::dicom::SegmentSpec;
 use cmedl_io::formats::{image_stem, is_image_path, read_image};
 
-use crate::common::{check_not_same, image_files, load_volume};
+use crate::common::{check_not_same, image_files, load_volume, parse_shard};
 use crate::failure::{CmdResult, Failure};
 use crate::progress::Progress;
 use crate::Global;
@@ -97,21 +97,6 @@ impl OutputType {
 enum Tta {
     /// Average with the left-right flipped input.
     Flip,
-}
-
-/// Parses `i/n` with 0 ≤ i < n.
-fn parse_shard(s: &str) -> Result<(usize, usize), String> {
-    let (i, n) = s
-        .split_once('/')
-        .ok_or_else(|| format!("'{s}' is not i/n"))?;
-    let (i, n): (usize, usize) = (
-        i.trim().parse().map_err(|_| format!("'{s}' is not i/n"))?,
-        n.trim().parse().map_err(|_| format!("'{s}' is not i/n"))?,
-    );
-    if n == 0 || i >= n {
-        return Err(format!("shard '{s}': need 0 ≤ i < n"));
-    }
-    Ok((i, n))
 }
 
 /// The case a file holds: its name without the extension and without nnU-Net's `_0000`
