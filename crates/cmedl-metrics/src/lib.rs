@@ -5,11 +5,10 @@
 //! Surfaces follow the surface-element convention of DeepMind's `surface-distance`: border
 //! elements sit on voxel corners, carry an area (a length in 2-D) scaled by the spacing, and
 //! distances come from an exact Euclidean distance transform computed on the bounding box of
-//! both masks only. In 3-D the area of a non-planar element (108 of the 256 neighbour codes)
-//! comes from cmedl's own triangulation of its iso-polygon, not from DeepMind's marching-cubes
-//! table, so 3-D surface Dice can differ from `surface-distance` in the third decimal; 2-D
-//! lengths, Dice and HD95 agree. Masks are flat slices with `shape[0]` the fastest-varying axis (the NIfTI
-//! order), `spacing` in mm in the same axis order.
+//! both masks only. The element areas equal that package's table for every neighbour code in
+//! 2-D and 3-D at any spacing (derived here from two rules, see [`area_table`]), so surface
+//! Dice, HD95 and the other distances agree with it. Masks are flat slices with `shape[0]` the
+//! fastest-varying axis (the NIfTI order), `spacing` in mm in the same axis order.
 //!
 //! Empty masks: both empty → every metric is NaN; one empty → Dice 0, surface Dice 0, HD95,
 //! HD and ASD +inf.

@@ -159,7 +159,7 @@ pub fn run(args: Args, _global: &Global) -> CmdResult {
         let file = EvaluationFile {
             tolerance_mm: args.tolerance_mm,
             labels: &args.labels,
-            conventions: "surface elements on voxel corners as in DeepMind surface-distance (3-D element areas: cmedl's triangulation, which differs from DeepMind's table for non-planar elements); HD95 = larger of the two directed 95th percentiles",
+            conventions: "surface elements on voxel corners with DeepMind surface-distance's element areas; HD95 = larger of the two directed 95th percentiles",
             cases: &rows,
             summary: &sums,
             comparison: comparison.as_deref(),
