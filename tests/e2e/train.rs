@@ -379,6 +379,12 @@ fn a_nan_loss_stops_training_naming_the_term_and_step() {
         stderr.contains("loss term 'seg_student'") && stderr.contains("at step"),
         "{stderr}"
     );
+    // The exploded update was finite and saved; the checkpoint is not called good.
+    assert!(!stderr.contains("last good checkpoint"), "{stderr}");
+    assert!(
+        stderr.contains("holds the weights that led here"),
+        "{stderr}"
+    );
     let run2 = dir.path().join("skip");
     let out = train()
         .arg("--config")

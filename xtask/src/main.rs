@@ -193,10 +193,18 @@ fn ci(root: &Path, tests_only: bool) -> Result<()> {
             &["doc", "--workspace", "--no-deps"],
             &[("RUSTDOCFLAGS", "-D warnings")],
         )?;
-        // The fuzz targets are a workspace of their own; they must keep compiling.
+        // The fuzz targets are a workspace of their own; they must keep compiling. Checked in
+        // the workspace's target folder, so that libtorch's bindings are not built twice.
         cargo(
             root,
-            &["check", "--manifest-path", "fuzz/Cargo.toml", "--bins"],
+            &[
+                "check",
+                "--manifest-path",
+                "fuzz/Cargo.toml",
+                "--bins",
+                "--target-dir",
+                "target",
+            ],
         )?;
         msrv::check(root)?;
     }
@@ -245,7 +253,14 @@ fn demo(root: &Path, out: &str) -> Result<()> {
 }
 
 /// The fuzz targets, each with its seed corpus in `fuzz/corpus/<target>`.
-const FUZZ_TARGETS: [&str; 4] = ["nifti_read", "dataset_index", "dicom_file", "dicom_on_grid"];
+const FUZZ_TARGETS: [&str; 6] = [
+    "nifti_read",
+    "dataset_index",
+    "dicom_file",
+    "dicom_on_grid",
+    "train_config",
+    "checkpoint_read",
+];
 
 fn fuzz(root: &Path, seconds: u64, only: Option<&str>) -> Result<()> {
     if let Some(t) = only.filter(|t| !FUZZ_TARGETS.contains(t)) {

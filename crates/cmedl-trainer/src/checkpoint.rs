@@ -103,6 +103,18 @@ pub fn save(
         .into_iter()
         .map(|(k, t)| (k, t.to_device(Device::Cpu).contiguous()))
         .collect();
+    // A state that overflowed is never written over the last finite one.
+    if let Some((name, _)) = named
+        .iter()
+        .find(|(_, t)| t.is_floating_point() && t.isfinite().all().int64_value(&[]) == 0)
+    {
+        return Err(TrainError::NonFinite(format!(
+            "'{name}' is not finite after step {}; {} was not written and keeps the last \
+             finite state",
+            meta.step,
+            path.display()
+        )));
+    }
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| TrainError::file(dir, e))?;
     // Named by process, so that two processes never write the same temporary file.
@@ -228,4 +240,78 @@ pub fn load_state(
     state.pool_t = ImagePool::restore(cap, pool("t"), meta.pool_t_rng.clone());
     state.pool_s = ImagePool::restore(cap, pool("s"), meta.pool_s_rng.clone());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::Adam;
+    use rand::SeedableRng;
+
+    fn tiny() -> (TrainConfig, Networks, TrainState) {
+        let mut config = TrainConfig {
+            mode: crate::Mode::CtOnly,
+            ..Default::default()
+        };
+        config.data.root = "data".into();
+        config.model.segmenter = cmedl_models::SegmenterConfig::Unet(cmedl_models::UNetConfig {
+            base: 2,
+            depth: 1,
+            ..Default::default()
+        });
+        let nets = {
+            let _turn = crate::TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+            Networks::build(&config, Device::Cpu).unwrap()
+        };
+        let adam = |vars| Adam::new(vars, [0.5, 0.999], 0.0);
+        let state = TrainState {
+            g_opt: adam(nets.translator_side()),
+            s_opt: adam(nets.segmenter_side()),
+            d_opt: None,
+            pool_t: ImagePool::new(1, 1),
+            pool_s: ImagePool::new(1, 2),
+        };
+        (config, nets, state)
+    }
+
+    fn meta(config: &TrainConfig) -> CheckpointMeta {
+        CheckpointMeta {
+            format: CHECKPOINT_FORMAT.into(),
+            step: 7,
+            epochs_done: 0,
+            best_dice: None,
+            last_dice: None,
+            config: config.clone(),
+            cmedl_version: "test".into(),
+            pool_t_rng: ChaCha8Rng::seed_from_u64(1),
+            pool_s_rng: ChaCha8Rng::seed_from_u64(2),
+            teacher_window: None,
+            last_teacher_dice: None,
+        }
+    }
+
+    #[test]
+    fn a_state_that_overflowed_is_not_written_over_the_last_finite_one() {
+        let (config, nets, state) = tiny();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latest.safetensors");
+        save(&path, &nets, &state, &meta(&config)).unwrap();
+        let written = std::fs::read(&path).unwrap();
+        let (tensors, back) = read(&path).unwrap();
+        assert_eq!(back.step, 7);
+        assert!(tensors.keys().any(|k| k.starts_with("student.")));
+
+        let (_, vs) = nets.stores().into_iter().find(|(n, _)| *n == "student").unwrap();
+        let (name, weight) = vs.variables().into_iter().min_by(|a, b| a.0.cmp(&b.0)).unwrap();
+        tch::no_grad(|| {
+            let _ = weight.shallow_clone().get(0).fill_(f64::INFINITY);
+        });
+        let err = save(&path, &nets, &state, &meta(&config)).unwrap_err();
+        assert!(matches!(err, TrainError::NonFinite(_)), "{err}");
+        let message = err.to_string();
+        assert!(message.contains(&format!("student.{name}")) && message.contains("step 7"));
+        assert_eq!(std::fs::read(&path).unwrap(), written, "the last finite state stays");
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file is left behind");
+    }
 }

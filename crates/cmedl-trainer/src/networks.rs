@@ -298,6 +298,31 @@ impl Networks {
         Ok(nets)
     }
 
+    /// Copies of the variables no optimiser updates (batch-norm running statistics).
+    pub fn buffers_snapshot(&self) -> Vec<(Tensor, Tensor)> {
+        let mut out = Vec::new();
+        for (_, vs) in self.stores() {
+            let trainable: Vec<Tensor> = vs.trainable_variables();
+            for (_, t) in vs.variables() {
+                if !trainable.iter().any(|p| p.data_ptr() == t.data_ptr()) {
+                    let copy = t.detach().copy();
+                    out.push((t, copy));
+                }
+            }
+        }
+        out
+    }
+
+    /// Puts back the values of a [`Networks::buffers_snapshot`].
+    pub fn restore_buffers(&self, snapshot: &[(Tensor, Tensor)]) {
+        tch::no_grad(|| {
+            for (target, saved) in snapshot {
+                let mut target = target.shallow_clone();
+                target.copy_(saved);
+            }
+        });
+    }
+
     /// Every network with its checkpoint name.
     pub fn stores(&self) -> Vec<(&'static str, &nn::VarStore)> {
         let mut out: Vec<(&'static str, &nn::VarStore)> = Vec::new();

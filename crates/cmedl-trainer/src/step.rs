@@ -110,6 +110,9 @@ pub fn train_step(
     inputs: &StepInputs<'_>,
 ) -> Result<Losses, TrainError> {
     let mut objective = Objective::default();
+    // Batch-norm statistics move in every training forward pass; kept to be put back if the
+    // step is skipped.
+    let buffers = nets.buffers_snapshot();
     // Cleared first: a term may be backpropagated before the total (teacher_domain_bn).
     state.g_opt.zero_grad();
     state.s_opt.zero_grad();
@@ -186,6 +189,7 @@ pub fn train_step(
         Ok(values) => values,
         Err(e) => {
             (state.pool_t, state.pool_s) = pools;
+            nets.restore_buffers(&buffers);
             return Err(e);
         }
     };
@@ -434,17 +438,29 @@ mod tests {
         c
     }
 
+    /// Every variable of every network, trainable or not (running statistics included).
     fn weights(nets: &Networks) -> Vec<Tensor> {
         nets.stores()
             .into_iter()
-            .flat_map(|(_, vs)| vs.trainable_variables())
-            .map(|t| t.detach().copy())
+            .flat_map(|(_, vs)| {
+                let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+                vars.sort_by(|a, b| a.0.cmp(&b.0));
+                vars
+            })
+            .map(|(_, t)| t.detach().copy())
             .collect()
     }
 
     #[test]
-    fn a_non_finite_step_leaves_weights_moments_and_pools_untouched() {
-        let config = tiny();
+    fn a_non_finite_step_leaves_weights_statistics_moments_and_pools_untouched() {
+        let mut config = tiny();
+        // Batch norm in the segmenters: running statistics that every forward pass moves.
+        config.model.segmenter = SegmenterConfig::Unet(UNetConfig {
+            base: 4,
+            depth: 2,
+            norm: cmedl_models::NormKind::Batch,
+            ..Default::default()
+        });
         let mut nets = {
             let _turn = crate::TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
             Networks::build(&config, Device::Cpu).unwrap()
@@ -482,8 +498,13 @@ mod tests {
         let _ = teacher.get(0).get(0).get(3).get(3).fill_(f64::NAN);
         let err = train_step(&mut nets, &mut state, &config, &inputs(&teacher)).unwrap_err();
         assert!(matches!(&err, TrainError::NonFiniteTerm { .. }), "{err}");
-        for (a, b) in before.iter().zip(weights(&nets)) {
-            assert!(a.equal(&b), "a weight changed on a skipped step");
+        let after = weights(&nets);
+        assert_eq!(before.len(), after.len());
+        for (a, b) in before.iter().zip(&after) {
+            assert!(
+                a.equal(b),
+                "a weight or running statistic changed on a skipped step"
+            );
         }
         assert_eq!(state.pool_t.len(), 2);
         for (a, b) in pool_before.iter().zip(state.pool_t.images()) {

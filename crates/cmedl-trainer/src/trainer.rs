@@ -150,6 +150,9 @@ pub struct Trainer {
     best_saved: bool,
     /// Whether ranks average their gradients (off only to show that it matters).
     sync_gradients: bool,
+    /// The step at which `latest` was written, while no step has trained finitely from its
+    /// weights since: such a checkpoint is not called good when training diverges.
+    latest_untested: Option<usize>,
 }
 
 impl Trainer {
@@ -298,6 +301,8 @@ impl Trainer {
             group,
             best_saved: false,
             sync_gradients: true,
+            // A resumed run starts from `latest`: its weights are tested by the first step.
+            latest_untested: Some(step),
         };
         trainer.broadcast_weights()?;
         Ok(trainer)
@@ -616,8 +621,10 @@ impl Trainer {
             checkpoint::save(&path, &self.nets, &self.state, &self.meta())?;
             tracing::debug!(step = self.step, "saved {}", path.display());
         }
-        if matches!(which, Which::Best) {
-            self.best_saved = true;
+        match which {
+            Which::Best => self.best_saved = true,
+            Which::Latest => self.latest_untested = Some(self.step),
+            _ => {}
         }
         if let Some(g) = &self.group {
             g.barrier().map_err(crate::parallel::error)?;
@@ -688,6 +695,7 @@ impl Trainer {
             };
             match outcome {
                 StepOutcome::Trained { losses, record } => {
+                    self.latest_untested = None;
                     if let Some(r) = record {
                         observer.record(&LogRecord::Step(r));
                     }
@@ -766,10 +774,14 @@ impl Trainer {
         );
         if skipped > allowed {
             let latest = self.dir.checkpoint(&Which::Latest);
-            let kept = if latest.exists() {
-                format!("the last good checkpoint is {}", latest.display())
-            } else {
-                "no checkpoint had been written yet".to_owned()
+            let kept = match (latest.exists(), self.latest_untested) {
+                (false, _) => "no checkpoint had been written yet".to_owned(),
+                (true, None) => format!("the last good checkpoint is {}", latest.display()),
+                (true, Some(at)) => format!(
+                    "{} (step {at}) holds the weights that led here (no step trained \
+                     finitely from them), so resuming from it diverges again",
+                    latest.display()
+                ),
             };
             return Err(TrainError::NonFinite(format!("{msg}; {kept}")));
         }
