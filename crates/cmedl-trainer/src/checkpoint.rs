@@ -301,8 +301,16 @@ mod tests {
         assert_eq!(back.step, 7);
         assert!(tensors.keys().any(|k| k.starts_with("student.")));
 
-        let (_, vs) = nets.stores().into_iter().find(|(n, _)| *n == "student").unwrap();
-        let (name, weight) = vs.variables().into_iter().min_by(|a, b| a.0.cmp(&b.0)).unwrap();
+        let (_, vs) = nets
+            .stores()
+            .into_iter()
+            .find(|(n, _)| *n == "student")
+            .unwrap();
+        let (name, weight) = vs
+            .variables()
+            .into_iter()
+            .min_by(|a, b| a.0.cmp(&b.0))
+            .unwrap();
         tch::no_grad(|| {
             let _ = weight.shallow_clone().get(0).fill_(f64::INFINITY);
         });
@@ -310,7 +318,11 @@ mod tests {
         assert!(matches!(err, TrainError::NonFinite(_)), "{err}");
         let message = err.to_string();
         assert!(message.contains(&format!("student.{name}")) && message.contains("step 7"));
-        assert_eq!(std::fs::read(&path).unwrap(), written, "the last finite state stays");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            written,
+            "the last finite state stays"
+        );
         let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary file is left behind");
     }
