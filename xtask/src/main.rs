@@ -194,7 +194,7 @@ fn ci(root: &Path, tests_only: bool) -> Result<()> {
             &[("RUSTDOCFLAGS", "-D warnings")],
         )?;
         // The fuzz targets are a workspace of their own; they must keep compiling. Checked in
-        // the workspace's target folder, so that libtorch's bindings are not built twice.
+        // the workspace's target folder, which already holds most of what they depend on.
         cargo(
             root,
             &[
