@@ -1,7 +1,7 @@
 //! `cargo xtask fetch-libtorch`: PyTorch 2.11.0 from PyPI in a cached virtual environment.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 
 use anyhow::{bail, Context, Result};
 
@@ -66,21 +66,15 @@ fn nccl_headers(venv: &Path, args: &FetchArgs) -> Result<()> {
         return Ok(());
     }
     eprintln!("installing CUDA's crt and cccl headers for the NCCL build");
-    let mut pip = Command::new(venv.join("bin").join("python"));
-    pip.args([
-        "-m",
-        "pip",
-        "install",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--no-deps",
-        "nvidia-cuda-crt==13.0.*",
-        "nvidia-cuda-cccl==13.0.*",
-    ]);
-    if let Some(url) = &args.index_url {
-        pip.args(["--index-url", url]);
-    }
-    let status = pip.status().context("cannot run pip")?;
+    let status = pip_install(
+        &venv.join("bin").join("python"),
+        args,
+        &[
+            "--no-deps",
+            "nvidia-cuda-crt==13.0.*",
+            "nvidia-cuda-cccl==13.0.*",
+        ],
+    )?;
     if !status.success() {
         bail!("installing nvidia-cuda-crt and nvidia-cuda-cccl failed ({status})");
     }
@@ -200,19 +194,7 @@ fn install(venv: &Path, args: &FetchArgs) -> Result<PathBuf> {
         );
     }
     eprintln!("installing torch=={TORCH_VERSION} from PyPI (about 5 GB, a few minutes)");
-    let mut pip = Command::new(&venv_python);
-    pip.args([
-        "-m",
-        "pip",
-        "install",
-        "--disable-pip-version-check",
-        "--no-input",
-    ]);
-    if let Some(url) = &args.index_url {
-        pip.args(["--index-url", url]);
-    }
-    pip.arg(format!("torch=={TORCH_VERSION}"));
-    let status = pip.status().context("cannot run pip")?;
+    let status = pip_install(&venv_python, args, &[&format!("torch=={TORCH_VERSION}")])?;
     if !status.success() {
         bail!(
             "`pip install torch=={TORCH_VERSION}` failed ({status}); check the network access to \
@@ -225,6 +207,22 @@ fn install(venv: &Path, args: &FetchArgs) -> Result<PathBuf> {
             venv.display()
         )
     })
+}
+
+/// `python -m pip install ARGS`, quietly non-interactive, from `--index-url` when given.
+fn pip_install(python: &Path, args: &FetchArgs, install: &[&str]) -> Result<ExitStatus> {
+    let mut pip = Command::new(python);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+    ]);
+    if let Some(url) = &args.index_url {
+        pip.args(["--index-url", url]);
+    }
+    pip.args(install).status().context("cannot run pip")
 }
 
 fn check_python(python: &str) -> Result<()> {

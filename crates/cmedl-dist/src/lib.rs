@@ -382,6 +382,18 @@ mod tests {
             .port()
     }
 
+    /// Rank 0 of a two-process launch on this machine whose peer never comes.
+    fn first_of_two() -> LaunchEnv {
+        LaunchEnv {
+            rank: 0,
+            local_rank: 0,
+            world_size: 2,
+            master_addr: "127.0.0.1".into(),
+            master_port: free_port(),
+            agent_store: false,
+        }
+    }
+
     #[test]
     fn two_gloo_processes_sum_broadcast_and_meet() {
         let port = free_port().to_string();
@@ -418,14 +430,7 @@ mod tests {
 
     #[test]
     fn nccl_without_a_gpu_or_without_the_feature_is_an_error_not_a_crash() {
-        let env = LaunchEnv {
-            rank: 0,
-            local_rank: 0,
-            world_size: 2,
-            master_addr: "127.0.0.1".into(),
-            master_port: free_port(),
-            agent_store: false,
-        };
+        let env = first_of_two();
         if tch::Cuda::device_count() > 0 && Backend::Nccl.is_available() {
             return; // a GPU machine: the two-process test covers it
         }
@@ -445,14 +450,7 @@ mod tests {
 
     #[test]
     fn a_missing_peer_is_a_timeout_error_not_a_crash() {
-        let env = LaunchEnv {
-            rank: 0,
-            local_rank: 0,
-            world_size: 2,
-            master_addr: "127.0.0.1".into(),
-            master_port: free_port(),
-            agent_store: false,
-        };
+        let env = first_of_two();
         let err = ProcessGroup::init(&env, Duration::from_secs(1)).unwrap_err();
         assert!(matches!(err, DistError::Rendezvous { .. }), "{err}");
         assert!(err.to_string().to_lowercase().contains("time"), "{err}");

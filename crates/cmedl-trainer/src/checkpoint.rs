@@ -245,32 +245,16 @@ pub fn load_state(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::optim::Adam;
     use rand::SeedableRng;
 
     fn tiny() -> (TrainConfig, Networks, TrainState) {
         let mut config = TrainConfig {
             mode: crate::Mode::CtOnly,
-            ..Default::default()
+            ..crate::testing::tiny_config()
         };
         config.data.root = "data".into();
-        config.model.segmenter = cmedl_models::SegmenterConfig::Unet(cmedl_models::UNetConfig {
-            base: 2,
-            depth: 1,
-            ..Default::default()
-        });
-        let nets = {
-            let _turn = crate::TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
-            Networks::build(&config, Device::Cpu).unwrap()
-        };
-        let adam = |vars| Adam::new(vars, [0.5, 0.999], 0.0);
-        let state = TrainState {
-            g_opt: adam(nets.translator_side()),
-            s_opt: adam(nets.segmenter_side()),
-            d_opt: None,
-            pool_t: ImagePool::new(1, 1),
-            pool_s: ImagePool::new(1, 2),
-        };
+        let nets = crate::testing::build(&config);
+        let state = TrainState::new(&nets, &config);
         (config, nets, state)
     }
 
@@ -301,12 +285,7 @@ mod tests {
         assert_eq!(back.step, 7);
         assert!(tensors.keys().any(|k| k.starts_with("student.")));
 
-        let (_, vs) = nets
-            .stores()
-            .into_iter()
-            .find(|(n, _)| *n == "student")
-            .unwrap();
-        let (name, weight) = vs
+        let (name, weight) = crate::testing::store(&nets, "student")
             .variables()
             .into_iter()
             .min_by(|a, b| a.0.cmp(&b.0))

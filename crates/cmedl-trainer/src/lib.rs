@@ -37,6 +37,8 @@ pub mod prepare;
 mod presets;
 pub mod run_dir;
 pub mod step;
+#[cfg(test)]
+mod testing;
 pub mod trainer;
 pub mod validate;
 

@@ -1,5 +1,7 @@
 //! The networks of a mode, each in its own variable store, and the path used at test time.
 
+use std::collections::HashSet;
+
 use cmedl_models::{PatchGan, ProjectionHead, ResnetGenerator, SegNet, SegOutput};
 use tch::{nn, Device, Tensor};
 
@@ -38,6 +40,8 @@ pub struct Networks {
     pub teacher_real_bn: Option<nn::VarStore>,
     /// The mode they serve.
     pub mode: Mode,
+    /// The variables no optimiser updates (batch-norm running statistics), found once.
+    buffers: Vec<Tensor>,
 }
 
 /// FitNets' regressor: a 1×1 convolution per distilled student map, started as the identity so
@@ -278,7 +282,7 @@ impl Networks {
             _ => Some(seg(1, "student")?),
         };
         let (teacher_real_bn, adaptor) = extras(config, &teacher, &student, device)?;
-        let nets = Self {
+        let mut nets = Self {
             g_s2t,
             g_t2s,
             d_t,
@@ -289,36 +293,42 @@ impl Networks {
             adaptor,
             teacher_real_bn,
             mode,
+            buffers: Vec::new(),
         };
         if config.channels_last {
             for (_, vs) in nets.stores() {
                 to_channels_last(vs);
             }
         }
+        // After the layout change, which may give variables new storage; loading and
+        // broadcasting copy into them in place, so these handles stay the networks' own.
+        nets.buffers = nets
+            .stores()
+            .into_iter()
+            .flat_map(|(_, vs)| {
+                let trainable: HashSet<usize> = vs
+                    .trainable_variables()
+                    .iter()
+                    .map(|t| t.data_ptr() as usize)
+                    .collect();
+                vs.variables()
+                    .into_values()
+                    .filter(move |t| !trainable.contains(&(t.data_ptr() as usize)))
+            })
+            .collect();
         Ok(nets)
     }
 
     /// Copies of the variables no optimiser updates (batch-norm running statistics).
-    pub fn buffers_snapshot(&self) -> Vec<(Tensor, Tensor)> {
-        let mut out = Vec::new();
-        for (_, vs) in self.stores() {
-            let trainable: Vec<Tensor> = vs.trainable_variables();
-            for (_, t) in vs.variables() {
-                if !trainable.iter().any(|p| p.data_ptr() == t.data_ptr()) {
-                    let copy = t.detach().copy();
-                    out.push((t, copy));
-                }
-            }
-        }
-        out
+    pub fn buffers_snapshot(&self) -> Vec<Tensor> {
+        self.buffers.iter().map(|t| t.detach().copy()).collect()
     }
 
     /// Puts back the values of a [`Networks::buffers_snapshot`].
-    pub fn restore_buffers(&self, snapshot: &[(Tensor, Tensor)]) {
+    pub fn restore_buffers(&self, snapshot: &[Tensor]) {
         tch::no_grad(|| {
-            for (target, saved) in snapshot {
-                let mut target = target.shallow_clone();
-                target.copy_(saved);
+            for (target, saved) in self.buffers.iter().zip(snapshot) {
+                target.shallow_clone().copy_(saved);
             }
         });
     }
@@ -502,31 +512,14 @@ pub fn to_channels_last(vs: &nn::VarStore) {
 mod tests {
     use super::*;
     use crate::config::TrainConfig;
-    use cmedl_models::{SegmenterConfig, UNetConfig};
+    use crate::testing::{store, tiny_config};
     use tch::Kind;
 
     fn tiny(channels_last: bool) -> TrainConfig {
-        let mut c = TrainConfig {
+        TrainConfig {
             channels_last,
-            ..Default::default()
-        };
-        c.model.generator.ngf = 4;
-        c.model.generator.blocks = 1;
-        c.model.discriminator.ndf = 4;
-        c.model.segmenter = SegmenterConfig::Unet(UNetConfig {
-            base: 4,
-            depth: 2,
-            ..Default::default()
-        });
-        c
-    }
-
-    fn store<'a>(n: &'a Networks, name: &str) -> &'a nn::VarStore {
-        n.stores()
-            .into_iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, vs)| vs)
-            .unwrap()
+            ..tiny_config()
+        }
     }
 
     #[test]

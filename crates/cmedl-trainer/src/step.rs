@@ -24,6 +24,22 @@ pub struct TrainState {
     pub pool_s: ImagePool,
 }
 
+impl TrainState {
+    /// Fresh Adam optimisers for the networks' sides (discriminators only where the mode has
+    /// them) and empty image pools, as `config` sets them.
+    pub fn new(nets: &Networks, config: &TrainConfig) -> Self {
+        let adam = |vars| Adam::new(vars, config.train.betas, config.train.weight_decay);
+        let discriminators = nets.discriminator_side();
+        Self {
+            g_opt: adam(nets.translator_side()),
+            s_opt: adam(nets.segmenter_side()),
+            d_opt: (!discriminators.is_empty()).then(|| adam(discriminators)),
+            pool_t: ImagePool::new(config.loss.pool_size, config.seed ^ 0x7001),
+            pool_s: ImagePool::new(config.loss.pool_size, config.seed ^ 0x7002),
+        }
+    }
+}
+
 /// Named loss terms of a step (detached scalars on the device).
 pub type Terms = Vec<(&'static str, Tensor)>;
 
@@ -421,22 +437,8 @@ pub fn read_terms(terms: &Terms) -> Losses {
 mod tests {
     use super::*;
     use crate::config::I2iKind;
+    use crate::testing::{build, tiny_config};
     use cmedl_models::{SegmenterConfig, UNetConfig};
-    use tch::Device;
-
-    fn tiny() -> TrainConfig {
-        let mut c = TrainConfig::default();
-        c.model.generator.ngf = 4;
-        c.model.generator.blocks = 1;
-        c.model.discriminator.ndf = 4;
-        c.model.segmenter = SegmenterConfig::Unet(UNetConfig {
-            base: 4,
-            depth: 2,
-            ..Default::default()
-        });
-        c.loss.pool_size = 4;
-        c
-    }
 
     /// Every variable of every network, trainable or not (running statistics included).
     fn weights(nets: &Networks) -> Vec<Tensor> {
@@ -453,7 +455,7 @@ mod tests {
 
     #[test]
     fn a_non_finite_step_leaves_weights_statistics_moments_and_pools_untouched() {
-        let mut config = tiny();
+        let mut config = tiny_config();
         // Batch norm in the segmenters: running statistics that every forward pass moves.
         config.model.segmenter = SegmenterConfig::Unet(UNetConfig {
             base: 4,
@@ -461,21 +463,11 @@ mod tests {
             norm: cmedl_models::NormKind::Batch,
             ..Default::default()
         });
-        let mut nets = {
-            let _turn = crate::TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
-            Networks::build(&config, Device::Cpu).unwrap()
-        };
-        let adam = |vars| Adam::new(vars, [0.5, 0.999], 0.0);
-        let mut state = TrainState {
-            g_opt: adam(nets.translator_side()),
-            s_opt: adam(nets.segmenter_side()),
-            d_opt: Some(adam(nets.discriminator_side())),
-            pool_t: ImagePool::new(4, 1),
-            pool_s: ImagePool::new(4, 2),
-        };
-        let images = Tensor::rand([2, 1, 32, 32], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
-        let labels = Tensor::zeros([2, 32, 32], (Kind::Int64, Device::Cpu));
-        let teacher = Tensor::rand([2, 1, 32, 32], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+        let mut nets = build(&config);
+        let mut state = TrainState::new(&nets, &config);
+        let images = Tensor::rand([2, 1, 32, 32], (Kind::Float, tch::Device::Cpu)) * 2.0 - 1.0;
+        let labels = Tensor::zeros([2, 32, 32], (Kind::Int64, tch::Device::Cpu));
+        let teacher = Tensor::rand([2, 1, 32, 32], (Kind::Float, tch::Device::Cpu)) * 2.0 - 1.0;
         let inputs = |teacher| StepInputs {
             student: &images,
             student_labels: &labels,
@@ -518,28 +510,21 @@ mod tests {
 
     #[test]
     fn a_bf16_step_is_close_to_fp32_and_keeps_fp32_weights() {
-        let mut fp32 = tiny();
+        let mut fp32 = tiny_config();
         fp32.model.i2i = I2iKind::Cyclegan;
         let mut bf16 = fp32.clone();
         bf16.precision = Precision::Bf16;
-        let build = |c: &TrainConfig| {
+        let seeded_build = |c: &TrainConfig| {
             let _turn = crate::TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
             tch::manual_seed(11);
-            Networks::build(c, Device::Cpu).unwrap()
+            Networks::build(c, tch::Device::Cpu).unwrap()
         };
-        let images = Tensor::rand([2, 1, 32, 32], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
-        let teacher = Tensor::rand([2, 1, 32, 32], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+        let images = Tensor::rand([2, 1, 32, 32], (Kind::Float, tch::Device::Cpu)) * 2.0 - 1.0;
+        let teacher = Tensor::rand([2, 1, 32, 32], (Kind::Float, tch::Device::Cpu)) * 2.0 - 1.0;
         let labels = images.gt(0.3).to_kind(Kind::Int64).squeeze_dim(1);
         let run = |c: &TrainConfig| {
-            let mut nets = build(c);
-            let adam = |vars| Adam::new(vars, [0.5, 0.999], 0.0);
-            let mut state = TrainState {
-                g_opt: adam(nets.translator_side()),
-                s_opt: adam(nets.segmenter_side()),
-                d_opt: Some(adam(nets.discriminator_side())),
-                pool_t: ImagePool::new(4, 1),
-                pool_s: ImagePool::new(4, 2),
-            };
+            let mut nets = seeded_build(c);
+            let mut state = TrainState::new(&nets, c);
             let inputs = StepInputs {
                 student: &images,
                 student_labels: &labels,

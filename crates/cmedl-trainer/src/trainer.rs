@@ -8,15 +8,12 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cmedl_losses::ImagePool;
-
 use crate::checkpoint::{self, CheckpointMeta, Which, CHECKPOINT_FORMAT};
 use crate::config::TrainConfig;
 use crate::data::Batch;
 use crate::device::DeviceSpec;
 use crate::log::{self, EpochRecord, LogRecord, LogWriter, StepRecord};
 use crate::networks::Networks;
-use crate::optim::Adam;
 use crate::prepare::{prepare_data, PreparedData};
 use crate::run_dir::{ParallelRecord, RunDir, RunLock};
 use crate::step::{train_step, Losses, StepInputs, TrainState};
@@ -261,14 +258,7 @@ impl Trainer {
             streams.shard = (g.rank(), world);
         }
         let nets = Networks::build(&config, data.device)?;
-        let adam = |vars| Adam::new(vars, config.train.betas, config.train.weight_decay);
-        let state = TrainState {
-            g_opt: adam(nets.translator_side()),
-            s_opt: adam(nets.segmenter_side()),
-            d_opt: (!nets.discriminator_side().is_empty()).then(|| adam(nets.discriminator_side())),
-            pool_t: ImagePool::new(config.loss.pool_size, config.seed ^ 0x7001),
-            pool_s: ImagePool::new(config.loss.pool_size, config.seed ^ 0x7002),
-        };
+        let state = TrainState::new(&nets, &config);
         let root = group.as_ref().is_none_or(|g| g.rank() == 0);
         let log = if root {
             dir.create()?;
