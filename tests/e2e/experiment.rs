@@ -58,6 +58,61 @@ fn a_micro_experiment_writes_a_report_with_figures() {
             .count(),
         md.lines().count()
     );
+    // Post-processing: one rule for both arms. One validation patient is too few to choose,
+    // and the phantom's multi-lesion labels rule out the largest component.
+    let read = |p: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join(p)).unwrap()).unwrap()
+    };
+    let mut choice = read("postprocessing.json");
+    assert_eq!(choice["rule"]["rule"], "none", "{choice}");
+    let runs = ["ct-only-unet-s0", "cmedl-unet-cyclegan-s0"];
+    let mut before = Vec::new();
+    for run in runs {
+        let res = read(&format!("results/{run}.json"));
+        before.push(res["cases"].clone());
+        assert_eq!(res["rule"]["rule"], "none");
+        assert!(res.get("raw").is_none(), "raw numbers are the numbers");
+        let candidates = res["validation"]["candidates"].as_array().unwrap();
+        assert_eq!(
+            candidates,
+            choice["candidates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["rule"].clone())
+                .collect::<Vec<_>>()
+                .as_slice()
+        );
+    }
+    // A rule in postprocessing.json (one that removes everything) is applied to every arm
+    // alike by `report`; the raw numbers stay beside the post-processed ones.
+    choice["rule"] = serde_json::json!({"rule": "min-component", "min_mm3": 1e12});
+    std::fs::write(out_dir.join("postprocessing.json"), choice.to_string()).unwrap();
+    TestCommand::new("report").arg(&out_dir).succeeds();
+    for (run, before) in runs.iter().zip(&before) {
+        let res = read(&format!("results/{run}.json"));
+        assert_eq!(res["rule"]["min_mm3"], 1e12);
+        assert_eq!(
+            &res["raw"]["cases"], before,
+            "the raw numbers are kept as they were"
+        );
+        let post = res["cases"].as_array().unwrap();
+        assert_eq!(post.len(), before.as_array().unwrap().len());
+        for c in post {
+            assert_eq!(c["metrics"]["pred_voxels"], 0, "{c}");
+        }
+        let folder = out_dir.join(format!("predictions-postprocessed/{run}"));
+        assert_eq!(std::fs::read_dir(folder).unwrap().count(), 2);
+    }
+    let post_md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(
+        post_md.contains("DSC raw") && post_md.contains("DSC post"),
+        "{post_md}"
+    );
+    assert!(
+        post_md.contains("components under 1000000000000 mm³ removed"),
+        "{post_md}"
+    );
     // The same folder with another training config: refused, nothing reused.
     let mut changed = exp.clone();
     changed["base"]["train"]["epochs"] = serde_json::json!(3);
@@ -237,22 +292,30 @@ fn a_three_fold_experiment_and_its_ensemble_run_end_to_end() {
     for (f, row) in rows.iter().enumerate() {
         assert!(row.contains(&format!("0 (fold {f})")), "{row}");
     }
-    // The largest-component post-processing is chosen on each fold's validation case.
+    // One post-processing rule for all folds; three validation patients are too few to
+    // choose one, so the predictions stay raw.
+    let choice: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("postprocessing.json")).unwrap())
+            .unwrap();
+    assert_eq!(choice["rule"]["rule"], "none", "{choice}");
+    assert_eq!(choice["patients"], 3, "{choice}");
+    assert!(
+        choice["reason"]
+            .as_str()
+            .unwrap()
+            .contains("fewer than the 5"),
+        "{choice}"
+    );
     for f in 0..3 {
         let results: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(out.join(format!("results/ct-only-unet-s0-f{f}.json")))
                 .unwrap(),
         )
         .unwrap();
-        let p = &results["postprocessing"];
-        assert_eq!(p["n"], 1, "{p}");
-        let (raw, kept) = (
-            p["val_dice_raw"].as_f64().unwrap(),
-            p["val_dice_largest_component"].as_f64().unwrap(),
-        );
-        assert_eq!(p["largest_component"], kept > raw, "{p}");
+        assert_eq!(results["rule"]["rule"], "none");
+        assert_eq!(results["validation"]["cases"].as_array().unwrap().len(), 1);
     }
-    assert!(md.contains("Largest-component post-processing"), "{md}");
+    assert!(md.contains("### Post-processing"), "{md}");
     // The folds' ensemble predicts the test split.
     let preds = dir.path().join("preds");
     let mut predict = TestCommand::new("predict");

@@ -333,8 +333,7 @@ mod tests {
                 })
                 .collect(),
             case_lesions: Vec::new(),
-            fidelity: Vec::new(),
-            postprocessing: None,
+            ..Default::default()
         }
     }
 

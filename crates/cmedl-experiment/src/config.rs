@@ -85,6 +85,9 @@ pub struct ExperimentConfig {
     /// ensemble by passing their run folders to `cmedl predict --run … --run …`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub folds: Option<usize>,
+    /// Post-processing: one rule for every run, chosen on their validation cases.
+    #[serde(default)]
+    pub postprocessing: crate::postprocess::PostprocessingConfig,
 }
 
 /// Two seeds at least: one seed measures one initialisation as much as the method.
@@ -117,6 +120,9 @@ impl ExperimentConfig {
                 format!("variant name '{bad}': use lowercase letters, digits and '-'"),
             ));
         }
+        exp.postprocessing
+            .validate()
+            .map_err(|e| ExperimentError::input(path, e))?;
         if !(exp.tolerance_mm.is_finite() && exp.tolerance_mm >= 0.0) {
             return Err(ExperimentError::input(
                 path,

@@ -120,25 +120,41 @@ pub struct RunResults {
     /// modality, where the dataset has it (runs with a translator).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fidelity: Vec<FidelityRow>,
-    /// The post-processing chosen on the validation cases and applied to the test predictions.
+    /// Every candidate post-processing rule scored on this run's validation cases.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub postprocessing: Option<Postprocessing>,
+    pub validation: Option<crate::postprocess::ValidationScores>,
+    /// The experiment's post-processing rule, when the numbers above are post-processed by it
+    /// (none: raw predictions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<crate::postprocess::Rule>,
+    /// The raw predictions' numbers, when a rule changed them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<Box<Scores>>,
 }
 
-/// Whether keeping only the largest connected component of each label helps, measured on a
-/// run's validation cases (nnU-Net's habit: kept only when it raises the mean Dice).
+/// The test-split numbers of one set of predictions.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Postprocessing {
-    /// Whether the test predictions keep only the largest component of each label.
-    pub largest_component: bool,
-    /// Mean validation Dice of the raw predictions.
-    #[serde(with = "cmedl_metrics::float_serde")]
-    pub val_dice_raw: f64,
-    /// Mean validation Dice with only the largest components kept.
-    #[serde(with = "cmedl_metrics::float_serde")]
-    pub val_dice_largest_component: f64,
-    /// Validation (case, label) pairs the means are over.
-    pub n: usize,
+pub struct Scores {
+    /// Per-case (and label) metrics.
+    pub cases: Vec<CaseRow>,
+    /// Per-lesion metrics.
+    pub lesions: Vec<crate::lesions::LesionRow>,
+    /// Lesion counts per case (and label).
+    pub case_lesions: Vec<crate::lesions::CaseLesions>,
+}
+
+impl RunResults {
+    /// The numbers of the raw predictions (these results' own when no rule changed them).
+    pub fn raw_scores(&self) -> Scores {
+        match &self.raw {
+            Some(raw) => (**raw).clone(),
+            None => Scores {
+                cases: self.cases.clone(),
+                lesions: self.lesions.clone(),
+                case_lesions: self.case_lesions.clone(),
+            },
+        }
+    }
 }
 
 /// How close a case's translation is to the same patient's real teacher-modality image.

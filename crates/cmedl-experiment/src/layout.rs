@@ -6,7 +6,9 @@
 //!   runs.json                    the planned runs with their resolved configs
 //!   data/                        the phantom cohort, when the experiment generates one
 //!   runs/<run>/                  each run's folder (see cmedl_trainer::RunDir)
-//!   predictions/<run>/<case>.nii.gz   test-split predictions of each run
+//!   predictions/<run>/<case>.nii.gz   test-split predictions of each run (raw)
+//!   predictions-postprocessed/<run>/<case>.nii.gz   the same under the experiment's rule
+//!   postprocessing.json          the one post-processing rule of every run (Choice)
 //!   results/<run>.json           per-case and per-lesion metrics of each run (RunResults)
 //!   comparisons.json             every arm against ct-only (ArmComparison list)
 //!   figures/                     curves-<run>.png, montage-<run>.png, montage.json
@@ -65,6 +67,16 @@ impl ExperimentDir {
     /// The prediction folder of run `name`.
     pub fn predictions(&self, name: &str) -> PathBuf {
         self.root.join("predictions").join(name)
+    }
+
+    /// The folder of run `name`'s predictions under the experiment's post-processing rule.
+    pub fn postprocessed_predictions(&self, name: &str) -> PathBuf {
+        self.root.join("predictions-postprocessed").join(name)
+    }
+
+    /// `postprocessing.json`: the rule chosen for every run.
+    pub fn postprocessing_file(&self) -> PathBuf {
+        self.root.join("postprocessing.json")
     }
 
     /// `results/`.

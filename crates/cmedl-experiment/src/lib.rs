@@ -28,6 +28,7 @@ mod evaluate;
 mod layout;
 pub mod lesions;
 mod plan;
+pub mod postprocess;
 pub mod report;
 mod runner;
 pub mod study;
@@ -37,7 +38,7 @@ use std::path::{Path, PathBuf};
 pub use config::{BaseConfig, ExperimentConfig, ExperimentData};
 pub use evaluate::{
     compare, evaluate_dirs, evaluate_masks, evaluate_pair, image_files, summaries, write_csv,
-    CaseRow, Comparison, Metric, Postprocessing, RunResults, Summaries,
+    CaseRow, Comparison, Metric, RunResults, Scores, Summaries,
 };
 pub use layout::ExperimentDir;
 pub use plan::{plan, RunPlan};

@@ -168,6 +168,7 @@ mod tests {
             variants: Default::default(),
             tolerance_mm: 2.0,
             folds: None,
+            postprocessing: Default::default(),
         }
     }
 

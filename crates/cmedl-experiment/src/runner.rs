@@ -20,8 +20,9 @@ use cmedl_trainer::{RunOptions, Silent, Trainer};
 
 use crate::evaluate::FidelityRow;
 use crate::lesions::{score_lesions, tumour_positions};
+use crate::postprocess::{Choice, Rule, ValidationScores};
 use crate::report::{self, ReportFiles};
-use crate::{plan, ExperimentConfig, ExperimentDir, ExperimentError, RunPlan, RunResults};
+use crate::{plan, ExperimentConfig, ExperimentDir, ExperimentError, RunPlan, RunResults, Scores};
 
 /// How an experiment is driven.
 #[derive(Clone, Default)]
@@ -140,15 +141,22 @@ pub fn run_experiment(
         }
     };
     let ds = Dataset::open(&data_root)?;
+    let candidates = match runs.first() {
+        Some(r) => exp
+            .postprocessing
+            .candidates(single_component_labels(&ds, &r.config)?),
+        None => Vec::new(),
+    };
     for r in &mine {
         train_run(&dir, r, options)?;
-        evaluate_run(&ds, r, &dir, exp.tolerance_mm)?;
+        evaluate_run(&ds, r, &dir, exp.tolerance_mm, &candidates)?;
     }
     if options.runs != RunSelection::All {
         return Ok(ExperimentOutcome::Partial {
             runs: mine.iter().map(|r| r.name.clone()).collect(),
         });
     }
+    apply_postprocessing(&ds, &dir, &runs, &exp)?;
     report::make_figures(&ds, &runs, &dir)?;
     dir.add_wall_time(start.elapsed().as_secs_f64())?;
     Ok(ExperimentOutcome::Report(report::write_experiment_report(
@@ -260,12 +268,15 @@ fn check_same_config(run: &cmedl_trainer::RunDir, r: &RunPlan) -> Result<(), Exp
     Ok(())
 }
 
-/// Predicts the test split with the run's best checkpoint and writes `results/<run>.json`.
+/// Predicts the test split with the run's best checkpoint, scores the raw predictions and
+/// every candidate post-processing rule on the validation cases, and writes
+/// `results/<run>.json`.
 fn evaluate_run(
     ds: &Dataset,
     r: &RunPlan,
     dir: &ExperimentDir,
     tolerance: f64,
+    candidates: &[Rule],
 ) -> Result<(), ExperimentError> {
     let pred_dir = dir.predictions(&r.name);
     crate::create_dir(&pred_dir)?;
@@ -279,90 +290,208 @@ fn evaluate_run(
     }
     let predictor = load_best(dir, r)?;
     let labels: Vec<u8> = (1..r.config.data.classes as u8).collect();
-    // Chosen once per run: a rerun of the experiment keeps the choice its cached test
-    // predictions were made with instead of predicting the validation cases again.
-    let postprocessing = match dir
+    // A rerun keeps the validation scores of the same candidates instead of predicting the
+    // validation cases again.
+    let validation = match dir
         .read_results(&r.name)?
-        .and_then(|res| res.postprocessing)
+        .and_then(|res| res.validation)
+        .filter(|v| v.candidates == candidates)
     {
-        Some(chosen) => Some(chosen),
-        None => choose_postprocessing(ds, &predictor, &r.config, &labels)?,
+        Some(v) => v,
+        None => score_validation(ds, &predictor, &r.config, &labels, candidates)?,
     };
     let scoring = Scoring {
         ds,
-        predictor: &predictor,
         metrics: MetricOptions {
             tolerance_mm: tolerance,
             ..Default::default()
         },
         labels,
-        pred_dir: &pred_dir,
-        largest_component: postprocessing.as_ref().is_some_and(|p| p.largest_component),
     };
     let mut results = RunResults {
-        postprocessing,
+        validation: Some(validation),
         ..Default::default()
     };
     for case in &modality.test {
-        scoring.case(case, &mut results)?;
+        let Some(label) = &case.label else {
+            continue;
+        };
+        let pred_path = pred_dir.join(format!("{}.nii.gz", case.id));
+        let mut volume = None;
+        if !pred_path.exists() {
+            let v = read_image(&ds.path(&case.image), &ReadOptions::default())?;
+            let seg = predictor.segment(&v, 16, false, false)?;
+            write_mask(&pred_path, &seg.labels)?;
+            volume = Some(v);
+        }
+        let scores = scoring.score_file(case, label, &pred_path)?;
+        results.cases.extend(scores.cases);
+        results.lesions.extend(scores.lesions);
+        results.case_lesions.extend(scores.case_lesions);
+        if let Some(row) = fidelity(ds, &predictor, case, label, volume)? {
+            results.fidelity.push(row);
+        }
     }
     crate::create_dir(&dir.results())?;
     crate::write_json(&dir.results_file(&r.name), &results)
 }
 
-/// Dice of `label` between two label maps (none when both lack it).
-fn dice_of(pred: &[u8], reference: &[u8], label: u8) -> Option<f64> {
-    let (mut both, mut p, mut r) = (0usize, 0usize, 0usize);
-    for (&a, &b) in pred.iter().zip(reference) {
-        let (x, y) = (a == label, b == label);
-        both += usize::from(x && y);
-        p += usize::from(x);
-        r += usize::from(y);
+/// Whether no labelled training or validation case of the run's student modality has more
+/// than one component of a label: only then is largest-component post-processing offered.
+fn single_component_labels(
+    ds: &Dataset,
+    config: &cmedl_trainer::TrainConfig,
+) -> Result<bool, ExperimentError> {
+    let modality = ds.modality(config.teacher.modalities().student)?;
+    for case in modality.train.iter().chain(&modality.val) {
+        let Some(label) = &case.label else {
+            continue;
+        };
+        let mask = read_label_image(&ds.path(label), &ReadOptions::default())?;
+        if mask.component_counts().values().any(|&n| n > 1) {
+            return Ok(false);
+        }
     }
-    (p + r > 0).then(|| 2.0 * both as f64 / (p + r) as f64)
+    Ok(true)
 }
 
-/// Predicts the run's validation cases (the dataset's split, or the held-out fold) and keeps
-/// the largest-component post-processing only when it raises their mean Dice; none without
-/// labelled validation cases.
-fn choose_postprocessing(
+/// Predicts the run's validation cases (the dataset's split, or the held-out fold) and scores
+/// every candidate rule on them.
+fn score_validation(
     ds: &Dataset,
     predictor: &Predictor,
     config: &cmedl_trainer::TrainConfig,
     labels: &[u8],
-) -> Result<Option<crate::Postprocessing>, ExperimentError> {
+    candidates: &[Rule],
+) -> Result<ValidationScores, ExperimentError> {
     let (_, val) = cmedl_trainer::prepare::student_split(config, ds)?;
-    let (mut raw, mut kept, mut n) = (0.0, 0.0, 0usize);
+    let mut scores = ValidationScores {
+        candidates: candidates.to_vec(),
+        cases: Vec::new(),
+    };
     for case in &val {
         let Some(label_file) = &case.label else {
             continue;
         };
         let image = read_image(&ds.path(&case.image), &ReadOptions::default())?;
         let reference = read_label_image(&ds.path(label_file), &ReadOptions::default())?;
-        let mut seg = predictor.segment(&image, 16, false, false)?;
-        let before = seg.labels.data.clone();
-        seg.labels.keep_largest_components();
-        for &l in labels {
-            if let (Some(a), Some(b)) = (
-                dice_of(&before, &reference.data, l),
-                dice_of(&seg.labels.data, &reference.data, l),
-            ) {
-                raw += a;
-                kept += b;
-                n += 1;
-            }
+        let seg = predictor.segment(&image, 16, false, false)?;
+        scores.add(&case.id, &seg.labels, &reference.data, labels);
+    }
+    Ok(scores)
+}
+
+/// Chooses the experiment's post-processing rule once every run is evaluated (or reuses the
+/// choice already made under the same configuration and runs), applies it to every run's
+/// test predictions and scores them; the raw numbers stay in each run's results. Returns the
+/// choice, or none while some run is not evaluated yet.
+pub(crate) fn apply_postprocessing(
+    ds: &Dataset,
+    dir: &ExperimentDir,
+    runs: &[RunPlan],
+    exp: &ExperimentConfig,
+) -> Result<Option<Choice>, ExperimentError> {
+    let Some(first) = runs.first() else {
+        return Ok(None);
+    };
+    let mut all = Vec::new();
+    for r in runs {
+        match dir.read_results(&r.name)? {
+            Some(res) => all.push(res),
+            None => return Ok(None),
         }
     }
-    if n == 0 {
-        return Ok(None);
+    let path = dir.postprocessing_file();
+    let earlier: Option<Choice> = if path.exists() {
+        Some(crate::read_json(&path)?)
+    } else {
+        None
+    };
+    let choice = match earlier.filter(|c| c.config == exp.postprocessing && c.runs == runs.len()) {
+        Some(c) => c,
+        None => {
+            let scores: Vec<&ValidationScores> =
+                all.iter().filter_map(|r| r.validation.as_ref()).collect();
+            if scores.len() < all.len() {
+                return Err(ExperimentError::input(
+                    dir.path(),
+                    "some runs were evaluated without validation scores; run the experiment again to evaluate them",
+                ));
+            }
+            let single = single_component_labels(ds, &first.config)?;
+            let c = crate::postprocess::choose(&exp.postprocessing, single, &scores);
+            tracing::info!(
+                "post-processing for every run: {} ({})",
+                c.rule.describe(),
+                c.reason
+            );
+            crate::write_json(&path, &c)?;
+            c
+        }
+    };
+    for (r, mut res) in runs.iter().zip(all) {
+        if res.rule == Some(choice.rule) {
+            continue;
+        }
+        let raw = res.raw_scores();
+        let scores = if choice.rule == Rule::None {
+            res.raw = None;
+            raw
+        } else {
+            res.raw = Some(Box::new(raw));
+            postprocessed_scores(ds, dir, r, exp.tolerance_mm, choice.rule)?
+        };
+        res.cases = scores.cases;
+        res.lesions = scores.lesions;
+        res.case_lesions = scores.case_lesions;
+        res.rule = Some(choice.rule);
+        crate::write_json(&dir.results_file(&r.name), &res)?;
     }
-    let (raw, kept) = (raw / n as f64, kept / n as f64);
-    Ok(Some(crate::Postprocessing {
-        largest_component: kept > raw,
-        val_dice_raw: raw,
-        val_dice_largest_component: kept,
-        n,
-    }))
+    Ok(Some(choice))
+}
+
+/// Applies `rule` to a run's raw test predictions (kept in their own folder) and scores them.
+fn postprocessed_scores(
+    ds: &Dataset,
+    dir: &ExperimentDir,
+    r: &RunPlan,
+    tolerance: f64,
+    rule: Rule,
+) -> Result<Scores, ExperimentError> {
+    let out = dir.postprocessed_predictions(&r.name);
+    // Predictions of another rule must not be scored as this one's.
+    if out.exists() {
+        std::fs::remove_dir_all(&out).map_err(|e| ExperimentError::write(&out, e))?;
+    }
+    crate::create_dir(&out)?;
+    let scoring = Scoring {
+        ds,
+        metrics: MetricOptions {
+            tolerance_mm: tolerance,
+            ..Default::default()
+        },
+        labels: (1..r.config.data.classes as u8).collect(),
+    };
+    let modality = ds.modality(r.config.teacher.modalities().student)?;
+    let mut all = Scores::default();
+    for case in &modality.test {
+        let Some(label) = &case.label else {
+            continue;
+        };
+        let name = format!("{}.nii.gz", case.id);
+        let mut mask = read_mask(
+            &dir.predictions(&r.name).join(&name),
+            &ReadOptions::default(),
+        )?;
+        rule.apply(&mut mask);
+        let path = out.join(&name);
+        write_mask(&path, &mask)?;
+        let s = scoring.score_file(case, label, &path)?;
+        all.cases.extend(s.cases);
+        all.lesions.extend(s.lesions);
+        all.case_lesions.extend(s.case_lesions);
+    }
+    Ok(all)
 }
 
 /// The best checkpoint of a run, on the run's device.
@@ -379,88 +508,81 @@ pub(crate) fn load_best(dir: &ExperimentDir, r: &RunPlan) -> Result<Predictor, E
     )?)
 }
 
-/// What scoring a run's test cases needs.
+/// What scoring a run's test predictions needs.
 struct Scoring<'a> {
     ds: &'a Dataset,
-    predictor: &'a Predictor,
     metrics: MetricOptions,
     labels: Vec<u8>,
-    pred_dir: &'a Path,
-    /// Keep only the largest component of each label (chosen on validation).
-    largest_component: bool,
 }
 
 impl Scoring<'_> {
-    /// Predicts one test case (unless its prediction exists) and adds its case, lesion and
-    /// translation-fidelity rows to `results`.
-    fn case(&self, case: &CaseEntry, results: &mut RunResults) -> Result<(), ExperimentError> {
-        let Some(label) = &case.label else {
-            return Ok(());
-        };
-        let pred_path = self.pred_dir.join(format!("{}.nii.gz", case.id));
-        let mut volume = None;
-        let image = || -> Result<cmedl_io::Volume, ExperimentError> {
-            let path = self.ds.path(&case.image);
-            Ok(read_image(&path, &ReadOptions::default())?)
-        };
-        if !pred_path.exists() {
-            let v = image()?;
-            let mut seg = self.predictor.segment(&v, 16, false, false)?;
-            if self.largest_component {
-                seg.labels.keep_largest_components();
-            }
-            write_mask(&pred_path, &seg.labels)?;
-            volume = Some(v);
-        }
+    /// The case, label and lesion rows of the prediction file of one test case.
+    fn score_file(
+        &self,
+        case: &CaseEntry,
+        label: &str,
+        pred_path: &Path,
+    ) -> Result<Scores, ExperimentError> {
         // Scored from the file, not from memory, so a fresh and a resumed run score the same
         // bytes: the ones a user gets.
-        let pred = read_mask(&pred_path, &ReadOptions::default())?;
+        let pred = read_mask(pred_path, &ReadOptions::default())?;
         let reference = read_label_image(&self.ds.path(label), &ReadOptions::default())?;
         if !pred.geometry.same_grid(&reference.geometry, 1e-3) {
             return Err(ExperimentError::input(
-                &pred_path,
+                pred_path,
                 "the prediction is not on its reference's grid",
             ));
         }
-        let rows = crate::evaluate_masks(&pred, &reference, &case.id, &self.labels, &self.metrics)
-            .map_err(|e| ExperimentError::input(&pred_path, e))?;
+        let cases = crate::evaluate_masks(&pred, &reference, &case.id, &self.labels, &self.metrics)
+            .map_err(|e| ExperimentError::input(pred_path, e))?;
         let positions = tumour_positions(self.ds, case);
-        let options = LesionOptions::default();
-        let (lesions, counts) = score_lesions(
+        let (lesions, case_lesions) = score_lesions(
             &pred,
             &reference,
             &case.id,
             &self.labels,
             &positions,
-            &options,
+            &LesionOptions::default(),
         )?;
-        results.cases.extend(rows);
-        results.lesions.extend(lesions);
-        results.case_lesions.extend(counts);
-        if let (Some(window), Some(counterpart)) =
-            (self.predictor.teacher_window, &case.counterpart)
-        {
-            let v = match volume {
-                Some(v) => v,
-                None => image()?,
-            };
-            let translated = self.predictor.translate(&v, 16, window)?;
-            let path = self.ds.path(counterpart);
-            let real = read_image(&path, &ReadOptions::default())?;
-            let tumour: Vec<bool> = reference.data.iter().map(|&l| l > 0).collect();
-            let s = similarity(
-                &translated.data,
-                &real.data,
-                Some(&tumour),
-                reference.geometry.shape,
-                &SimilarityOptions::default(),
-            )
-            .map_err(|e| ExperimentError::input(&path, e))?;
-            results.fidelity.push(FidelityRow {
-                case: case.id.clone(),
-                similarity: s,
-            });
-        }
-        Ok(())
+        Ok(Scores {
+            cases,
+            lesions,
+            case_lesions,
+        })
     }
+}
+
+/// How close the run's translation of a test case is to the same patient's real image in the
+/// teacher modality (none without a translator or a counterpart image).
+fn fidelity(
+    ds: &Dataset,
+    predictor: &Predictor,
+    case: &CaseEntry,
+    label: &str,
+    volume: Option<cmedl_io::Volume>,
+) -> Result<Option<FidelityRow>, ExperimentError> {
+    let (Some(window), Some(counterpart)) = (predictor.teacher_window, &case.counterpart) else {
+        return Ok(None);
+    };
+    let v = match volume {
+        Some(v) => v,
+        None => read_image(&ds.path(&case.image), &ReadOptions::default())?,
+    };
+    let reference = read_label_image(&ds.path(label), &ReadOptions::default())?;
+    let translated = predictor.translate(&v, 16, window)?;
+    let path = ds.path(counterpart);
+    let real = read_image(&path, &ReadOptions::default())?;
+    let tumour: Vec<bool> = reference.data.iter().map(|&l| l > 0).collect();
+    let s = similarity(
+        &translated.data,
+        &real.data,
+        Some(&tumour),
+        reference.geometry.shape,
+        &SimilarityOptions::default(),
+    )
+    .map_err(|e| ExperimentError::input(&path, e))?;
+    Ok(Some(FidelityRow {
+        case: case.id.clone(),
+        similarity: s,
+    }))
 }

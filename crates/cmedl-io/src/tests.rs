@@ -611,6 +611,70 @@ fn largest_component_per_label_is_kept() {
 }
 
 #[test]
+fn components_are_26_connected_and_counted_per_label() {
+    // Two voxels touching only at a corner (across slices) are one component; a label-2
+    // voxel next to label 1 is its own.
+    let g = Geometry::axis_aligned([3, 3, 2], [1.0; 3]);
+    #[rustfmt::skip]
+    let data = vec![
+        1, 0, 0,
+        0, 0, 0,
+        0, 0, 1,
+        // k = 1
+        0, 0, 0,
+        0, 1, 2,
+        0, 0, 0,
+    ];
+    let m = Mask::new(g, data).unwrap();
+    let counts = m.component_counts();
+    assert_eq!(counts.get(&1), Some(&1));
+    assert_eq!(counts.get(&2), Some(&1));
+    assert_eq!(m.components().len(), 2);
+}
+
+#[test]
+fn components_below_a_volume_in_mm3_are_removed() {
+    // Voxels of 2 × 2 × 5 = 20 mm³: a 3-voxel component (60 mm³) and a 1-voxel one (20 mm³).
+    let g = Geometry::axis_aligned([5, 1, 1], [2.0, 2.0, 5.0]);
+    let mut m = Mask::new(g.clone(), vec![1, 1, 1, 0, 1]).unwrap();
+    assert_eq!(
+        m.remove_components_below(20.0),
+        0,
+        "20 mm³ is not below 20 mm³"
+    );
+    assert_eq!(m.remove_components_below(20.5), 1);
+    assert_eq!(m.data, vec![1, 1, 1, 0, 0]);
+    assert_eq!(m.remove_components_below(61.0), 1);
+    assert_eq!(m.data, vec![0; 5]);
+}
+
+proptest! {
+    #[test]
+    fn filters_only_remove_voxels_and_keep_labels(
+        data in proptest::collection::vec(0u8..3, 4 * 3 * 2),
+        min in 0.0f64..200.0,
+    ) {
+        let g = Geometry::axis_aligned([4, 3, 2], [2.0, 3.0, 5.0]);
+        let m = Mask::new(g, data).unwrap();
+        let mut largest = m.clone();
+        largest.keep_largest_components();
+        let mut filtered = m.clone();
+        filtered.remove_components_below(min);
+        for out in [&largest, &filtered] {
+            for (&a, &b) in out.data.iter().zip(&m.data) {
+                prop_assert!(a == 0 || a == b);
+            }
+        }
+        // At most one component per label remains after keeping the largest.
+        prop_assert!(largest.component_counts().values().all(|&c| c == 1));
+        // Every remaining component is at least the threshold.
+        for (_, c) in filtered.components() {
+            prop_assert!(c.len() as f64 * 30.0 >= min);
+        }
+    }
+}
+
+#[test]
 fn spatial_units_in_metres_and_micrometres_are_read_as_millimetres() {
     let dir = temp();
     // The small volume's grid written in metres (1, 2, 3 mm voxels; origin 10, 20, 30 mm).

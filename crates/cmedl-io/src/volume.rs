@@ -113,11 +113,12 @@ impl Mask {
 }
 
 impl Mask {
-    /// Keeps, for each foreground label, only its largest 26-connected component.
-    pub fn keep_largest_components(&mut self) {
+    /// The 26-connected components of each foreground label: (label, voxel indices), in the
+    /// order of their first voxel.
+    pub fn components(&self) -> Vec<(u8, Vec<usize>)> {
         let [nx, ny, nz] = self.geometry.shape;
         let mut seen = vec![false; self.data.len()];
-        let mut best: std::collections::BTreeMap<u8, Vec<usize>> = Default::default();
+        let mut found = Vec::new();
         let mut stack = Vec::new();
         for start in 0..self.data.len() {
             let label = self.data[start];
@@ -130,20 +131,10 @@ impl Mask {
             while let Some(v) = stack.pop() {
                 component.push(v);
                 let (i, j, k) = (v % nx, (v / nx) % ny, v / (nx * ny));
-                for dk in -1i64..=1 {
-                    for dj in -1i64..=1 {
-                        for di in -1i64..=1 {
-                            let (a, b, c) = (i as i64 + di, j as i64 + dj, k as i64 + dk);
-                            if a < 0
-                                || b < 0
-                                || c < 0
-                                || a >= nx as i64
-                                || b >= ny as i64
-                                || c >= nz as i64
-                            {
-                                continue;
-                            }
-                            let n = a as usize + nx * (b as usize + ny * c as usize);
+                for c in k.saturating_sub(1)..=(k + 1).min(nz - 1) {
+                    for b in j.saturating_sub(1)..=(j + 1).min(ny - 1) {
+                        for a in i.saturating_sub(1)..=(i + 1).min(nx - 1) {
+                            let n = a + nx * (b + ny * c);
                             if !seen[n] && self.data[n] == label {
                                 seen[n] = true;
                                 stack.push(n);
@@ -152,6 +143,25 @@ impl Mask {
                     }
                 }
             }
+            found.push((label, component));
+        }
+        found
+    }
+
+    /// Number of 26-connected components of each foreground label present.
+    pub fn component_counts(&self) -> std::collections::BTreeMap<u8, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for (label, _) in self.components() {
+            *counts.entry(label).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Keeps, for each foreground label, only its largest 26-connected component (the first
+    /// of equal ones).
+    pub fn keep_largest_components(&mut self) {
+        let mut best: std::collections::BTreeMap<u8, Vec<usize>> = Default::default();
+        for (label, component) in self.components() {
             let entry = best.entry(label).or_default();
             if component.len() > entry.len() {
                 *entry = component;
@@ -163,5 +173,21 @@ impl Mask {
                 self.data[v] = label;
             }
         }
+    }
+
+    /// Removes every 26-connected component smaller than `min_mm3` (voxel volume from the
+    /// spacing); returns how many were removed.
+    pub fn remove_components_below(&mut self, min_mm3: f64) -> usize {
+        let voxel_mm3: f64 = self.geometry.spacing.iter().product();
+        let mut removed = 0;
+        for (_, component) in self.components() {
+            if (component.len() as f64) * voxel_mm3 < min_mm3 {
+                removed += 1;
+                for v in component {
+                    self.data[v] = 0;
+                }
+            }
+        }
+        removed
     }
 }

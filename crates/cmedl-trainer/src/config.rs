@@ -376,8 +376,11 @@ pub struct ScheduleConfig {
     pub lr: f64,
     /// Learning rate of the teacher and student segmenters (none: `lr`).
     pub seg_lr: Option<f64>,
-    /// Adam betas.
+    /// Adam betas (of the translators and discriminators, and of the segmenters unless
+    /// `seg_betas` is set).
     pub betas: [f64; 2],
+    /// Adam betas of the teacher and student segmenters (none: `betas`).
+    pub seg_betas: Option<[f64; 2]>,
     /// Decoupled weight decay (AdamW); 0 is Adam.
     pub weight_decay: f64,
     /// Save `latest` every this many steps (and at each epoch end).
@@ -397,6 +400,7 @@ impl Default for ScheduleConfig {
             lr: 2e-4,
             seg_lr: None,
             betas: [0.5, 0.999],
+            seg_betas: None,
             weight_decay: 0.0,
             checkpoint_every: 500,
             log_every: 10,
@@ -588,6 +592,13 @@ impl TrainConfig {
                     u.base, u.depth
                 ));
             }
+        }
+        if let Some(b) = self
+            .train
+            .seg_betas
+            .filter(|b| b.iter().any(|v| !(0.0..1.0).contains(v)))
+        {
+            return bad(format!("train.seg_betas must lie in [0, 1), got {b:?}"));
         }
         if self.train.betas.iter().any(|b| !(0.0..1.0).contains(b)) {
             return bad(format!(

@@ -29,10 +29,11 @@ impl TrainState {
     /// them) and empty image pools, as `config` sets them.
     pub fn new(nets: &Networks, config: &TrainConfig) -> Self {
         let adam = |vars| Adam::new(vars, config.train.betas, config.train.weight_decay);
+        let seg_betas = config.train.seg_betas.unwrap_or(config.train.betas);
         let discriminators = nets.discriminator_side();
         Self {
             g_opt: adam(nets.translator_side()),
-            s_opt: adam(nets.segmenter_side()),
+            s_opt: Adam::new(nets.segmenter_side(), seg_betas, config.train.weight_decay),
             d_opt: (!discriminators.is_empty()).then(|| adam(discriminators)),
             pool_t: ImagePool::new(config.loss.pool_size, config.seed ^ 0x7001),
             pool_s: ImagePool::new(config.loss.pool_size, config.seed ^ 0x7002),

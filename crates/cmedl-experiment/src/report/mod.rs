@@ -23,8 +23,9 @@ pub use render::{
 use crate::arms::{case_differences, compare_arms, ArmComparison};
 use crate::lesions::count_lesions;
 use crate::plan::i2i_name;
+use crate::postprocess::Choice;
 use crate::{
-    CaseRow, ExperimentConfig, ExperimentDir, ExperimentError, Metric, RunPlan, RunResults,
+    CaseRow, ExperimentConfig, ExperimentDir, ExperimentError, Metric, RunPlan, RunResults, Scores,
 };
 
 /// Writes the report of `dir`: an experiment folder's, or else a run folder's.
@@ -53,6 +54,8 @@ pub fn write_experiment_report(dir: &ExperimentDir) -> Result<ReportFiles, Exper
         return Err(ExperimentError::input(dir.path(), "no runs"));
     };
     let ds = Dataset::open(&first.config.data.root)?;
+    // Shards evaluate their runs raw; the one rule for all is applied once all are evaluated.
+    let postprocessing = crate::runner::apply_postprocessing(&ds, dir, &runs, &exp)?;
     let mut results = Results::new();
     for r in &runs {
         if let Some(res) = dir.read_results(&r.name)? {
@@ -75,6 +78,7 @@ pub fn write_experiment_report(dir: &ExperimentDir) -> Result<ReportFiles, Exper
     data_section(&mut b, &ds, first.config.teacher.modalities().student);
     results_section(&mut b, &runs, &results, exp.tolerance_mm);
     lesion_section(&mut b, &runs, &results);
+    postprocessing_section(&mut b, &runs, &results, postprocessing.as_ref());
     let comparisons = compare_arms(&runs, &results, 0);
     crate::write_json(&dir.comparisons_file(), &comparisons)?;
     comparison_section(&mut b, &comparisons);
@@ -190,29 +194,120 @@ fn results_section(b: &mut Vec<Block>, runs: &[RunPlan], results: &Results, tol:
         ]),
         rows,
     ));
-    let chosen: Vec<String> = runs
-        .iter()
-        .filter_map(|r| {
-            let p = results.get(&r.name)?.postprocessing.as_ref()?;
-            Some(format!(
-                "{}: {} (validation Dice {:.3} raw, {:.3} with it; n = {})",
-                r.name,
-                if p.largest_component {
-                    "kept"
-                } else {
-                    "not kept"
-                },
-                p.val_dice_raw,
-                p.val_dice_largest_component,
-                p.n
-            ))
-        })
-        .collect();
-    if !chosen.is_empty() {
-        b.push(Block::Para(format!(
-            "Largest-component post-processing, chosen per run on its validation cases and kept only where it raises their mean Dice (the test predictions above follow the choice): {}.",
-            chosen.join("; ")
-        )));
+}
+
+/// The experiment's one post-processing rule, its candidates, and every run's numbers raw and
+/// post-processed.
+fn postprocessing_section(
+    b: &mut Vec<Block>,
+    runs: &[RunPlan],
+    results: &Results,
+    choice: Option<&Choice>,
+) {
+    b.push(Block::Heading(3, "Post-processing".into()));
+    let Some(choice) = choice else {
+        b.push(Block::Para("The numbers above are raw predictions: the post-processing rule is chosen once every run is evaluated.".into()));
+        return;
+    };
+    b.push(Block::Para(format!(
+        "One rule for every run, chosen on the validation cases of all runs pooled ({} runs, {} patients): **{}** ({}). The test numbers above follow it.",
+        choice.runs,
+        choice.patients,
+        choice.rule.describe(),
+        choice.reason
+    )));
+    if !choice.candidates.is_empty() {
+        let rows = choice
+            .candidates
+            .iter()
+            .map(|c| vec![c.rule.describe(), format!("{:.4}", c.mean_dice)])
+            .collect();
+        b.push(Block::Table(
+            header(&[
+                "candidate rule",
+                "validation DSC (mean over runs and cases)",
+            ]),
+            rows,
+        ));
+    }
+    let mut rows = Vec::new();
+    for r in runs {
+        let Some(rs) = results.get(&r.name) else {
+            continue;
+        };
+        let raw = Headline::of(&rs.raw_scores());
+        let post = Headline::of(&Scores {
+            cases: rs.cases.clone(),
+            lesions: rs.lesions.clone(),
+            case_lesions: rs.case_lesions.clone(),
+        });
+        rows.push(vec![
+            r.name.clone(),
+            format!("{:.3}", raw.dice),
+            format!("{:.3}", post.dice),
+            format!("{:.1}", raw.hd95_median),
+            format!("{:.1}", post.hd95_median),
+            format!("{}/{}", raw.detected, raw.lesions),
+            format!("{}/{}", post.detected, post.lesions),
+            format!("{:.3}", raw.lesion_dice),
+            format!("{:.3}", post.lesion_dice),
+        ]);
+    }
+    b.push(Block::Table(
+        header(&[
+            "run",
+            "DSC raw",
+            "DSC post",
+            "HD95 median raw",
+            "HD95 median post",
+            "lesions detected raw",
+            "lesions detected post",
+            "lesion DSC raw",
+            "lesion DSC post",
+        ]),
+        rows,
+    ));
+}
+
+/// The headline numbers of one set of test predictions (label 1).
+struct Headline {
+    dice: f64,
+    hd95_median: f64,
+    lesions: usize,
+    detected: usize,
+    lesion_dice: f64,
+}
+
+impl Headline {
+    fn of(s: &Scores) -> Self {
+        let cases: Vec<&CaseRow> = s.cases.iter().filter(|c| c.label == 1).collect();
+        let dice: Vec<f64> = cases.iter().map(|c| c.metrics.dice).collect();
+        let hd: Vec<f64> = cases.iter().map(|c| c.metrics.hd95).collect();
+        let lesions: Vec<_> = s.lesions.iter().filter(|l| l.label == 1).collect();
+        let lesion_dice: Vec<f64> = lesions.iter().map(|l| l.metrics.dice).collect();
+        Self {
+            dice: summarize(&dice).mean,
+            hd95_median: median_with_infinities(&hd),
+            lesions: lesions.len(),
+            detected: lesions.iter().filter(|l| l.metrics.detected).count(),
+            lesion_dice: summarize(&lesion_dice).mean,
+        }
+    }
+}
+
+/// The median of the non-NaN values, an infinite distance (an empty mask) counting as the
+/// largest (NaN when there is none).
+fn median_with_infinities(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 
@@ -266,33 +361,49 @@ fn lesion_section(b: &mut Vec<Block>, runs: &[RunPlan], results: &Results) {
     if kinds.is_empty() {
         return;
     }
-    let mut rows = Vec::new();
-    for r in runs {
-        let Some(rs) = results.get(&r.name) else {
-            continue;
-        };
-        let mut row = vec![r.name.clone()];
-        for k in &kinds {
-            let mine: Vec<_> = rs
-                .lesions
-                .iter()
-                .filter(|l| l.label == 1 && l.location.as_ref() == Some(k))
-                .collect();
-            let dice: Vec<f64> = mine.iter().map(|l| l.metrics.dice).collect();
-            let hit = mine.iter().filter(|l| l.metrics.detected).count();
-            let s = summarize(&dice);
-            row.push(if s.n > 0 {
-                format!("{:.3} ({hit}/{} detected)", s.mean, mine.len())
-            } else {
-                "–".into()
-            });
+    // Lesions of a few voxels are at the grid's resolution: reported apart, so that they
+    // neither hide nor inflate how the tumours a reader would look for are found.
+    let big = |l: &&crate::lesions::LesionRow| l.metrics.volume_mm3 >= LARGE_LESION_MM3;
+    let small = |l: &&crate::lesions::LesionRow| l.metrics.volume_mm3 < LARGE_LESION_MM3;
+    for (title, keep) in [
+        (
+            "lesions ≥ 2 cm³: DSC by location",
+            &big as &dyn Fn(&&crate::lesions::LesionRow) -> bool,
+        ),
+        ("lesions < 2 cm³: DSC by location", &small),
+    ] {
+        let mut rows = Vec::new();
+        for r in runs {
+            let Some(rs) = results.get(&r.name) else {
+                continue;
+            };
+            let mut row = vec![r.name.clone()];
+            for k in &kinds {
+                let mine: Vec<_> = rs
+                    .lesions
+                    .iter()
+                    .filter(|l| l.label == 1 && l.location.as_ref() == Some(k))
+                    .filter(keep)
+                    .collect();
+                let dice: Vec<f64> = mine.iter().map(|l| l.metrics.dice).collect();
+                let hit = mine.iter().filter(|l| l.metrics.detected).count();
+                let s = summarize(&dice);
+                row.push(if s.n > 0 {
+                    format!("{:.3} ({hit}/{} detected)", s.mean, mine.len())
+                } else {
+                    "–".into()
+                });
+            }
+            rows.push(row);
         }
-        rows.push(row);
+        let mut head = vec![title.to_owned()];
+        head.extend(kinds.iter().cloned());
+        b.push(Block::Table(head, rows));
     }
-    let mut head = vec!["lesion DSC by location".to_owned()];
-    head.extend(kinds.iter().cloned());
-    b.push(Block::Table(head, rows));
 }
+
+/// Lesions at least this large (mm³) are reported apart from smaller ones.
+const LARGE_LESION_MM3: f64 = 2000.0;
 
 fn comparison_section(b: &mut Vec<Block>, cmp: &[ArmComparison]) {
     b.push(Block::Heading(2, "Paired comparison with ct-only".into()));
