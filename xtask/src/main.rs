@@ -246,6 +246,10 @@ fn demo(root: &Path, out: &str) -> Result<()> {
             "configs/experiments/demo.json",
             "--out",
             out,
+            // Two runs side by side, a core each: the small networks gain more from this
+            // than from two threads per run.
+            "--devices",
+            "cpu,cpu",
         ],
     )?;
     eprintln!("demo finished: report {out}/report.md (and report.html), runs in {out}/runs, per-step metrics in {out}/runs/*/metrics.jsonl");

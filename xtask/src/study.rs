@@ -61,8 +61,11 @@ pub fn run(root: &Path, args: &StudyArgs) -> Result<()> {
             .as_deref()
             .is_none_or(|o| stem.to_string_lossy().contains(o))
         {
+            // Two runs side by side, a core each, as the demo does.
             let flags = [
                 "experiment".as_ref(),
+                "--devices".as_ref(),
+                "cpu,cpu".as_ref(),
                 "--config".as_ref(),
                 config.as_os_str(),
             ];

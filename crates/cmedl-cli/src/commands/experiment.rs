@@ -99,6 +99,17 @@ fn train_on_devices(args: &Args, global: &Global) -> CmdResult {
     let exe = std::env::current_exe()
         .map_err(|e| Failure::Internal(format!("cannot find the cmedl binary: {e}")))?;
     let failures = Mutex::new(Vec::new());
+    // Workers that share the CPU share its cores: k CPU workers take cores/k threads each
+    // (unless OMP_NUM_THREADS says otherwise), so they run side by side instead of
+    // oversubscribing the cores; small networks gain more from this than from threads.
+    let cpu_workers = args
+        .devices
+        .iter()
+        .filter(|d| matches!(d, DeviceSpec::Cpu))
+        .count();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpu_threads = (cores / cpu_workers.max(1)).max(1);
+    let user_threads = std::env::var_os("OMP_NUM_THREADS").is_some();
     std::thread::scope(|scope| {
         for device in &args.devices {
             let (queue, failures, exe) = (&queue, &failures, &exe);
@@ -109,7 +120,11 @@ fn train_on_devices(args: &Args, global: &Global) -> CmdResult {
                     if !global.quiet {
                         eprintln!("training {name} on {device}");
                     }
-                    let status = std::process::Command::new(exe)
+                    let mut command = std::process::Command::new(exe);
+                    if matches!(device, DeviceSpec::Cpu) && cpu_workers > 1 && !user_threads {
+                        command.env("OMP_NUM_THREADS", cpu_threads.to_string());
+                    }
+                    let status = command
                         .arg("experiment")
                         .arg("--config")
                         .arg(&args.config)
