@@ -252,6 +252,45 @@ fn predict_writes_a_dicom_seg_that_reads_back_onto_the_series() {
     for uid in &series.source.instance_uids {
         assert!(text.contains(uid.as_str()), "{uid} is referenced");
     }
+    // A label file names the segment and codes what it is; a label the run lacks is refused.
+    let labels = dir.path().join("labels.json");
+    std::fs::write(
+        &labels,
+        r#"{"1": {"name": "GTV-1", "type": {"value": "4147007", "scheme": "SCT", "meaning": "Mass"}}}"#,
+    )
+    .unwrap();
+    let coded = dir.path().join("coded.dcm");
+    TestCommand::new("predict")
+        .arg("--run")
+        .arg(&run)
+        .args(["--device", "cpu", "--output-type", "dicom-seg", "--labels"])
+        .arg(&labels)
+        .arg("-i")
+        .arg(&ct)
+        .arg("-o")
+        .arg(&coded)
+        .succeeds();
+    assert_eq!(
+        cmedl_io::dicom::list_segments(&coded).unwrap()[0].label,
+        "GTV-1"
+    );
+    let bytes = String::from_utf8_lossy(&std::fs::read(&coded).unwrap()).into_owned();
+    assert!(
+        bytes.contains("4147007") && bytes.contains("Mass"),
+        "the type code is the file's"
+    );
+    assert!(bytes.contains("49755003"), "the default category stays");
+    std::fs::write(&labels, r#"{"2": {"name": "Node"}}"#).unwrap();
+    TestCommand::new("predict")
+        .arg("--run")
+        .arg(&run)
+        .args(["--device", "cpu", "--output-type", "dicom-seg", "--labels"])
+        .arg(&labels)
+        .arg("-i")
+        .arg(&ct)
+        .arg("-o")
+        .arg(dir.path().join("bad.dcm"))
+        .fails_with(2, "label 2 is not one of the run's 1 foreground classes");
     // A SEG needs a series as input and a .dcm name.
     TestCommand::new("predict")
         .arg("--run")

@@ -207,8 +207,80 @@ pub fn fetch(root: &Path, args: &FixturesArgs) -> Result<()> {
         })?;
         eprintln!("{} {} unpacked", package.name, package.version);
     }
+    checkers(&dir, python)?;
     crate::link(&root.join(".fixtures"), &dir)?;
     eprintln!("test fixtures ready: {}", dir.display());
+    Ok(())
+}
+
+/// The field's own checkers of cmedl's DICOM outputs, pinned: highdicom and dcmqi read SEG,
+/// dicompyler-core reads RTSTRUCT (with numpy and nibabel to compare voxels).
+const CHECKERS: &[&str] = &[
+    "highdicom==0.28.2",
+    "dcmqi==1.5.7",
+    "dicompyler-core==0.5.6",
+    "nibabel==5.4.2",
+    "numpy==2.4.6",
+];
+
+/// Folder of the checkers' virtual environment inside the fixture cache.
+pub const CHECKERS_VENV: &str = "dicom-checkers";
+
+/// Installs the DICOM checkers into a virtual environment in the cache (once; a half-made
+/// environment is made again) and says whether the validator `dciodvfy` (Debian's
+/// `dicom3tools`) is on the PATH, which the tests need too.
+fn checkers(dir: &Path, python: &str) -> Result<()> {
+    let venv = dir.join(CHECKERS_VENV);
+    let stamp = venv.join(".complete");
+    let wanted = CHECKERS.join(" ");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        // A virtual environment records its own path, so it is made in place, and marked
+        // complete only once every package is in.
+        if venv.exists() {
+            std::fs::remove_dir_all(&venv)
+                .with_context(|| format!("cannot remove {}", venv.display()))?;
+        }
+        eprintln!(
+            "installing the DICOM checkers ({wanted}) into {}",
+            venv.display()
+        );
+        let status = Command::new(python)
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .with_context(|| format!("cannot run {python} -m venv"))?;
+        if !status.success() {
+            bail!(
+                "{python} -m venv failed ({status}); Debian/Ubuntu: sudo apt install python3-venv"
+            );
+        }
+        let status = Command::new(venv.join("bin/python"))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-input",
+                "--disable-pip-version-check",
+            ])
+            .args(CHECKERS)
+            .status()
+            .context("cannot run pip in the checkers' environment")?;
+        if !status.success() {
+            bail!("installing {wanted} failed ({status}); check the access to PyPI");
+        }
+        std::fs::write(&stamp, &wanted)
+            .with_context(|| format!("cannot write {}", stamp.display()))?;
+    }
+    let validator = Command::new("dciodvfy")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .is_ok();
+    if !validator {
+        eprintln!(
+            "warning: dciodvfy, the DICOM validator the fixture tests run, is not on the PATH (Debian/Ubuntu: sudo apt install dicom3tools)"
+        );
+    }
     Ok(())
 }
 

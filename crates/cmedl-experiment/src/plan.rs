@@ -67,17 +67,19 @@ pub fn plan(
     base: &TrainConfig,
     data_root: &Path,
 ) -> Result<Vec<RunPlan>, ExperimentError> {
+    // The defaults come from the base config with the overrides applied, so that an
+    // override of the segmenter or translator is not silently replaced by the base's.
+    let with_overrides = base.with_overrides(&exp.overrides)?;
     let segmenters = if exp.segmenters.is_empty() {
-        vec![base.model.segmenter.clone()]
+        vec![with_overrides.model.segmenter.clone()]
     } else {
         exp.segmenters.clone()
     };
     let i2is = if exp.i2i.is_empty() {
-        vec![base.model.i2i]
+        vec![with_overrides.model.i2i]
     } else {
         exp.i2i.clone()
     };
-    let with_overrides = base.with_overrides(&exp.overrides)?;
     let mut runs: Vec<RunPlan> = Vec::new();
     let folds: Vec<Option<usize>> = match exp.folds {
         Some(k) => (0..k).map(Some).collect(),
@@ -170,6 +172,23 @@ mod tests {
             folds: None,
             postprocessing: Default::default(),
         }
+    }
+
+    #[test]
+    fn overrides_of_the_segmenter_and_translator_reach_the_runs() {
+        let mut exp = experiment(vec![Mode::CtOnly, Mode::Cmedl]);
+        exp.overrides = vec!["model.segmenter.depth=4".into(), "model.i2i=\"cut\"".into()];
+        let runs = plan(&exp, &TrainConfig::cpu_small(), Path::new("data")).unwrap();
+        for r in &runs {
+            assert_eq!(
+                serde_json::to_value(&r.config.model.segmenter).unwrap()["depth"],
+                4,
+                "{}",
+                r.name
+            );
+        }
+        let cmedl = runs.iter().find(|r| r.mode == Mode::Cmedl).unwrap();
+        assert_eq!(cmedl.config.model.i2i, I2iKind::Cut);
     }
 
     #[test]

@@ -120,6 +120,10 @@ pub struct ValidationCase {
     pub label: u8,
     /// Dice under each candidate, in the order of [`ValidationScores::candidates`].
     pub dice: Vec<f64>,
+    /// Reference lesions (26-connected components) the prediction touches, under each
+    /// candidate.
+    #[serde(default)]
+    pub detected: Vec<usize>,
 }
 
 /// A run's validation cases scored under every candidate rule.
@@ -134,6 +138,11 @@ pub struct ValidationScores {
 impl ValidationScores {
     /// Scores `prediction` (raw) against `reference` under every candidate and adds the rows.
     pub fn add(&mut self, case: &str, prediction: &Mask, reference: &[u8], labels: &[u8]) {
+        let lesions = Mask {
+            geometry: prediction.geometry.clone(),
+            data: reference.to_vec(),
+        }
+        .components();
         let processed: Vec<Vec<u8>> = self
             .candidates
             .iter()
@@ -153,10 +162,20 @@ impl ValidationScores {
             if dice.iter().all(Option::is_none) {
                 continue;
             }
+            let detected = processed
+                .iter()
+                .map(|p| {
+                    lesions
+                        .iter()
+                        .filter(|(l, voxels)| *l == label && voxels.iter().any(|&v| p[v] == label))
+                        .count()
+                })
+                .collect();
             self.cases.push(ValidationCase {
                 case: case.to_owned(),
                 label,
                 dice: dice.into_iter().map(|d| d.unwrap_or(1.0)).collect(),
+                detected,
             });
         }
     }
@@ -182,6 +201,9 @@ pub struct CandidateScore {
     /// Mean validation Dice over every run's (case, label) rows.
     #[serde(with = "cmedl_metrics::float_serde")]
     pub mean_dice: f64,
+    /// Validation lesions detected, summed over the runs.
+    #[serde(default)]
+    pub lesions_detected: usize,
 }
 
 /// The experiment's post-processing: one rule for every run (`postprocessing.json`).
@@ -203,8 +225,9 @@ pub struct Choice {
     pub config: PostprocessingConfig,
 }
 
-/// Picks one rule for every run from their validation scores: the candidate of the highest
-/// pooled mean Dice, raw predictions unless another is strictly better. With
+/// Picks one rule for every run from their validation scores: of the candidates that detect
+/// as many validation lesions as the raw predictions, the one of the highest pooled mean Dice
+/// (raw predictions unless another is strictly better). With
 /// `config.choose` off, or fewer than `config.min_patients` validation patients, or runs
 /// scored under different candidates, no rule is applied and the reason says why.
 pub fn choose(
@@ -250,6 +273,7 @@ pub fn choose(
         .map(|(&rule, &s)| CandidateScore {
             rule,
             mean_dice: if n > 0 { s / n as f64 } else { f64::NAN },
+            lesions_detected: 0,
         })
         .collect();
     if patients.len() < config.min_patients {
@@ -260,11 +284,22 @@ pub fn choose(
         );
         return choice;
     }
+    // A rule that deletes a validation lesion the raw prediction found is never chosen,
+    // however much Dice it gains by removing false positives elsewhere.
+    let mut found = vec![0usize; candidates.len()];
+    for c in runs.iter().flat_map(|r| &r.cases) {
+        for (f, d) in found.iter_mut().zip(&c.detected) {
+            *f += d;
+        }
+    }
     let mut best = 0;
     for (i, c) in choice.candidates.iter().enumerate() {
-        if c.mean_dice > choice.candidates[best].mean_dice {
+        if found[i] >= found[0] && c.mean_dice > choice.candidates[best].mean_dice {
             best = i;
         }
+    }
+    for (c, &f) in choice.candidates.iter_mut().zip(&found) {
+        c.lesions_detected = f;
     }
     choice.rule = candidates[best];
     choice.reason = format!(
@@ -294,6 +329,7 @@ mod tests {
                     case: (*case).to_owned(),
                     label: 1,
                     dice: dice.to_vec(),
+                    detected: vec![1; dice.len()],
                 })
                 .collect(),
         }
@@ -342,6 +378,22 @@ mod tests {
         assert_eq!((choice.patients, choice.runs), (5, 2));
         assert!(!choice.largest_component_offered);
         assert!(choice.reason.contains("largest component not offered"));
+    }
+
+    #[test]
+    fn a_rule_that_deletes_a_validation_lesion_is_never_chosen() {
+        let c = config();
+        let cand = c.candidates(false);
+        let mut s = scores(
+            &cand,
+            &["a", "b", "c", "d", "e"].map(|p| (p, &[0.5, 0.6, 0.9][..])),
+        );
+        // The 500 mm³ filter gains the most Dice but loses a lesion of case a.
+        s.cases[0].detected = vec![2, 2, 1];
+        let choice = choose(&c, false, &[&s]);
+        assert_eq!(choice.rule, Rule::MinComponent { min_mm3: 100.0 });
+        assert_eq!(choice.candidates[2].lesions_detected, 4 + 1);
+        assert_eq!(choice.candidates[0].lesions_detected, 4 + 2);
     }
 
     #[test]
@@ -397,6 +449,7 @@ mod tests {
         assert!((d[0] - 6.0 / 7.0).abs() < 1e-12);
         assert_eq!(d[1], 1.0);
         assert_eq!(d[2], 0.0);
+        assert_eq!(s.cases[0].detected, vec![1, 1, 0]);
         assert!(config().validate().is_ok());
         let few = PostprocessingConfig {
             min_patients: 4,

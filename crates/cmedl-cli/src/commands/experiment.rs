@@ -54,7 +54,10 @@ pub fn run(args: Args, global: &Global) -> CmdResult {
         (None, None) => RunSelection::All,
     };
     if args.devices.len() > 1 && runs == RunSelection::All {
+        let start = std::time::Instant::now();
         let trained = train_on_devices(&args, global);
+        // The workers' training time is part of the experiment's wall time (they record none).
+        ExperimentDir::new(&args.out).add_wall_time(start.elapsed().as_secs_f64())?;
         if interrupt.load(Ordering::SeqCst) {
             return Err(Failure::Interrupted(
                 "the runs in training saved their latest checkpoints; run the same command again to continue".into(),

@@ -54,7 +54,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "nifti")]
     output_type: OutputType,
     /// Names of the foreground labels in a SEG or RTSTRUCT, comma-separated [default: the names
-    /// in the run's dataset.json, else tumour for two classes and "label N"].
+    /// in the run's dataset.json, else tumour for two classes and "label N"]; or a JSON label
+    /// file mapping label values to a name and SNOMED codes, e.g.
+    /// {"1": {"name": "GTV", "type": {"value": "108369006", "scheme": "SCT", "meaning":
+    /// "Neoplasm"}}} (codes default to Morphologically Abnormal Structure / Neoplasm).
     #[arg(long, value_delimiter = ',')]
     labels: Vec<String>,
     /// Test-time augmentation.
@@ -279,23 +282,48 @@ fn segment_to_dicom(args: &Args, members: &Segmenter, job: &Job) -> CmdResult {
     if args.largest_component {
         seg.labels.keep_largest_components();
     }
-    let names = members.class_names();
-    let specs: Vec<SegmentSpec> = (1..names.len())
-        .map(|c| SegmentSpec {
-            label: c as u8,
-            name: args
-                .labels
-                .get(c - 1)
-                .cloned()
-                .unwrap_or_else(|| names[c].clone()),
-        })
-        .collect();
+    let specs = segment_specs(&args.labels, &members.class_names())?;
     if args.output_type == OutputType::Rtstruct {
         cmedl_io::dicom::write_rtstruct(&job.output, &series, &seg.labels, &specs)?;
     } else {
         cmedl_io::dicom::write_seg(&job.output, &series, &seg.labels, &specs)?;
     }
     Ok(())
+}
+
+/// The segments (or ROIs) of a SEG or RTSTRUCT: one per foreground class, named by `labels`
+/// (names, or one JSON label file with names and codes), else by the run's class names.
+fn segment_specs(labels: &[String], names: &[String]) -> Result<Vec<SegmentSpec>, Failure> {
+    let file = match labels {
+        [one] if one.ends_with(".json") => {
+            let path = std::path::Path::new(one);
+            let entries = cmedl_io::dicom::read_label_file(path)?;
+            if let Some(bad) = entries.keys().find(|&&l| usize::from(l) >= names.len()) {
+                return Err(Failure::Input(format!(
+                    "{one}: label {bad} is not one of the run's {} foreground classes",
+                    names.len().saturating_sub(1)
+                )));
+            }
+            Some(entries)
+        }
+        _ => None,
+    };
+    Ok((1..names.len())
+        .map(|c| {
+            let name = match &file {
+                Some(_) => names[c].clone(),
+                None => labels
+                    .get(c - 1)
+                    .cloned()
+                    .unwrap_or_else(|| names[c].clone()),
+            };
+            let spec = SegmentSpec::new(c as u8, &name);
+            match file.as_ref().and_then(|f| f.get(&(c as u8))) {
+                Some(entry) => spec.with_entry(entry),
+                None => spec,
+            }
+        })
+        .collect())
 }
 
 /// Runs `cmedl predict`.

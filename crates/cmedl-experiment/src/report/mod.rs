@@ -210,7 +210,7 @@ fn postprocessing_section(
         return;
     };
     b.push(Block::Para(format!(
-        "One rule for every run, chosen on the validation cases of all runs pooled ({} runs, {} patients): **{}** ({}). The test numbers above follow it.",
+        "One rule for every run, chosen on the validation cases of all runs pooled ({} runs, {} patients): **{}** ({}). A rule that loses a validation lesion the raw predictions found is not chosen. The test numbers above follow it.",
         choice.runs,
         choice.patients,
         choice.rule.describe(),
@@ -220,12 +220,19 @@ fn postprocessing_section(
         let rows = choice
             .candidates
             .iter()
-            .map(|c| vec![c.rule.describe(), format!("{:.4}", c.mean_dice)])
+            .map(|c| {
+                vec![
+                    c.rule.describe(),
+                    format!("{:.4}", c.mean_dice),
+                    c.lesions_detected.to_string(),
+                ]
+            })
             .collect();
         b.push(Block::Table(
             header(&[
                 "candidate rule",
                 "validation DSC (mean over runs and cases)",
+                "validation lesions detected (summed over runs)",
             ]),
             rows,
         ));

@@ -20,7 +20,7 @@ mod seg_write;
 mod series;
 pub mod synthetic;
 
-pub use derived::{new_uid, SegmentSpec};
+pub use derived::{new_uid, read_label_file, Code, LabelEntry, SegmentSpec};
 pub use image::{read_image_file, ImageFile};
 pub use rtstruct::{list_rois, read_rtstruct_mask, RoiInfo, RoiMask};
 pub use rtstruct_write::write_rtstruct;

@@ -9,8 +9,13 @@ use std::path::Path;
 use dicom_core::VR;
 use dicom_dictionary_std::tags;
 
+use dicom_core::DataElement;
+use dicom_object::mem::InMemDicomObject;
+
 use super::derived::{
-    check_derivable, item, new_uid, save_derived, sq, text, SegmentSpec, COLOURS,
+    check_derivable, equipment_module, frame_of_reference_module, general_study_module, item,
+    new_uid, now_date_time, patient_module, save_derived, series_module, sop_common_module, sq,
+    text, DerivedIds, SegmentSpec, COLOURS,
 };
 use super::series::SeriesVolume;
 use crate::error::Result;
@@ -18,6 +23,8 @@ use crate::volume::Mask;
 
 const RT_STRUCTURE_SET: &str = "1.2.840.10008.5.1.4.1.1.481.3";
 const STUDY_COMPONENT: &str = "1.2.840.10008.3.1.2.3.1";
+
+type Elements = Vec<DataElement<InMemDicomObject>>;
 
 /// A corner of the pixel grid: corner (i, j) is the low corner of pixel (i, j).
 type Corner = (usize, usize);
@@ -105,7 +112,153 @@ fn simplify(path: Vec<Corner>) -> Vec<Corner> {
         .collect()
 }
 
-/// Writes `mask` (on `series`' grid) as an RTSTRUCT to `path` with one ROI per entry of `rois`.
+/// One ROI's contours: closed planar loops along the mask's pixel boundaries, slice by slice,
+/// in LPS millimetres, each referencing its image.
+fn roi_contours(series: &SeriesVolume, mask: &Mask, label: u8) -> Vec<InMemDicomObject> {
+    let g = &series.volume.geometry;
+    let [nx, ny, nz] = g.shape;
+    // Corner (ci, cj) of slice k in LPS millimetres.
+    let lps = |ci: usize, cj: usize, k: usize| {
+        let w = g.world([ci as f64 - 0.5, cj as f64 - 0.5, k as f64]);
+        [-w[0], -w[1], w[2]]
+    };
+    let mut contours = Vec::new();
+    for k in 0..nz {
+        for corners in boundaries(mask.slice(k), nx, ny, label) {
+            let data: Vec<String> = corners
+                .iter()
+                .flat_map(|&(ci, cj)| lps(ci, cj, k))
+                .map(|v| format!("{v:.4}"))
+                .collect();
+            contours.push(item(vec![
+                sq(tags::CONTOUR_IMAGE_SEQUENCE, vec![image_ref(series, k)]),
+                text(tags::CONTOUR_GEOMETRIC_TYPE, VR::CS, "CLOSED_PLANAR"),
+                text(
+                    tags::NUMBER_OF_CONTOUR_POINTS,
+                    VR::IS,
+                    &corners.len().to_string(),
+                ),
+                text(tags::CONTOUR_DATA, VR::DS, &data.join("\\")),
+            ]));
+        }
+    }
+    contours
+}
+
+/// A reference to image `k` of the series.
+fn image_ref(series: &SeriesVolume, k: usize) -> InMemDicomObject {
+    let src = &series.source;
+    item(vec![
+        text(tags::REFERENCED_SOP_CLASS_UID, VR::UI, &src.sop_class_uid),
+        text(
+            tags::REFERENCED_SOP_INSTANCE_UID,
+            VR::UI,
+            &src.instance_uids[k],
+        ),
+    ])
+}
+
+/// Structure Set module: label, date and time, the referenced frame of reference (study,
+/// series, every image) and one Structure Set ROI item per ROI.
+fn structure_set_module(series: &SeriesVolume, ids: &DerivedIds, rois: &[SegmentSpec]) -> Elements {
+    let (date, time) = now_date_time();
+    let referenced_frame = item(vec![
+        text(
+            tags::FRAME_OF_REFERENCE_UID,
+            VR::UI,
+            &ids.frame_of_reference,
+        ),
+        sq(
+            tags::RT_REFERENCED_STUDY_SEQUENCE,
+            vec![item(vec![
+                text(tags::REFERENCED_SOP_CLASS_UID, VR::UI, STUDY_COMPONENT),
+                text(tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, &ids.study),
+                sq(
+                    tags::RT_REFERENCED_SERIES_SEQUENCE,
+                    vec![item(vec![
+                        text(tags::SERIES_INSTANCE_UID, VR::UI, &ids.series),
+                        sq(
+                            tags::CONTOUR_IMAGE_SEQUENCE,
+                            (0..series.volume.geometry.shape[2])
+                                .map(|k| image_ref(series, k))
+                                .collect(),
+                        ),
+                    ])],
+                ),
+            ])],
+        ),
+    ]);
+    let roi_items = rois
+        .iter()
+        .enumerate()
+        .map(|(n, roi)| {
+            item(vec![
+                text(tags::ROI_NUMBER, VR::IS, &(n + 1).to_string()),
+                text(
+                    tags::REFERENCED_FRAME_OF_REFERENCE_UID,
+                    VR::UI,
+                    &ids.frame_of_reference,
+                ),
+                text(tags::ROI_NAME, VR::LO, &roi.name),
+                text(tags::ROI_GENERATION_ALGORITHM, VR::CS, "AUTOMATIC"),
+            ])
+        })
+        .collect();
+    vec![
+        text(tags::STRUCTURE_SET_LABEL, VR::SH, "CMEDL"),
+        text(tags::STRUCTURE_SET_DATE, VR::DA, &date),
+        text(tags::STRUCTURE_SET_TIME, VR::TM, &time),
+        sq(
+            tags::REFERENCED_FRAME_OF_REFERENCE_SEQUENCE,
+            vec![referenced_frame],
+        ),
+        sq(tags::STRUCTURE_SET_ROI_SEQUENCE, roi_items),
+    ]
+}
+
+/// ROI Contour module: each ROI's colour and contours (an ROI the mask lacks has none: the
+/// sequence is left out rather than written empty).
+fn roi_contour_module(series: &SeriesVolume, mask: &Mask, rois: &[SegmentSpec]) -> Elements {
+    let items = rois
+        .iter()
+        .enumerate()
+        .map(|(n, roi)| {
+            let colour = COLOURS[n % COLOURS.len()];
+            let mut e = vec![
+                text(
+                    tags::ROI_DISPLAY_COLOR,
+                    VR::IS,
+                    &format!("{}\\{}\\{}", colour[0], colour[1], colour[2]),
+                ),
+                text(tags::REFERENCED_ROI_NUMBER, VR::IS, &(n + 1).to_string()),
+            ];
+            let contours = roi_contours(series, mask, roi.label);
+            if !contours.is_empty() {
+                e.push(sq(tags::CONTOUR_SEQUENCE, contours));
+            }
+            item(e)
+        })
+        .collect();
+    vec![sq(tags::ROI_CONTOUR_SEQUENCE, items)]
+}
+
+/// RT ROI Observations module: one observation per ROI.
+fn rt_roi_observations_module(rois: &[SegmentSpec]) -> Elements {
+    let items = (1..=rois.len())
+        .map(|n| {
+            item(vec![
+                text(tags::OBSERVATION_NUMBER, VR::IS, &n.to_string()),
+                text(tags::REFERENCED_ROI_NUMBER, VR::IS, &n.to_string()),
+                text(tags::RTROI_INTERPRETED_TYPE, VR::CS, "ORGAN"),
+                text(tags::ROI_INTERPRETER, VR::PN, ""),
+            ])
+        })
+        .collect();
+    vec![sq(tags::RTROI_OBSERVATIONS_SEQUENCE, items)]
+}
+
+/// Writes `mask` (on `series`' grid) as an RTSTRUCT to `path` with one ROI per entry of
+/// `rois`, module by module as the RT Structure Set IOD lists them (PS3.3 A.19).
 pub fn write_rtstruct(
     path: &Path,
     series: &SeriesVolume,
@@ -113,122 +266,19 @@ pub fn write_rtstruct(
     rois: &[SegmentSpec],
 ) -> Result<()> {
     check_derivable(path, series, mask, "an RTSTRUCT")?;
-    let g = &series.volume.geometry;
-    let src = &series.source;
-    let [nx, ny, nz] = g.shape;
-    let image_ref = |k: usize| {
-        item(vec![
-            text(tags::REFERENCED_SOP_CLASS_UID, VR::UI, &src.sop_class_uid),
-            text(
-                tags::REFERENCED_SOP_INSTANCE_UID,
-                VR::UI,
-                &src.instance_uids[k],
-            ),
-        ])
-    };
-    // Corner (ci, cj) of slice k in LPS millimetres.
-    let lps = |ci: usize, cj: usize, k: usize| {
-        let w = g.world([ci as f64 - 0.5, cj as f64 - 0.5, k as f64]);
-        [-w[0], -w[1], w[2]]
-    };
-    let mut roi_items = Vec::new();
-    let mut contour_items = Vec::new();
-    let mut observations = Vec::new();
-    for (n, roi) in rois.iter().enumerate() {
-        let number = (n + 1).to_string();
-        let mut contours = Vec::new();
-        for k in 0..nz {
-            for corners in boundaries(mask.slice(k), nx, ny, roi.label) {
-                let data: Vec<String> = corners
-                    .iter()
-                    .flat_map(|&(ci, cj)| lps(ci, cj, k))
-                    .map(|v| format!("{v:.4}"))
-                    .collect();
-                contours.push(item(vec![
-                    sq(tags::CONTOUR_IMAGE_SEQUENCE, vec![image_ref(k)]),
-                    text(tags::CONTOUR_GEOMETRIC_TYPE, VR::CS, "CLOSED_PLANAR"),
-                    text(
-                        tags::NUMBER_OF_CONTOUR_POINTS,
-                        VR::IS,
-                        &corners.len().to_string(),
-                    ),
-                    text(tags::CONTOUR_DATA, VR::DS, &data.join("\\")),
-                ]));
-            }
-        }
-        roi_items.push(item(vec![
-            text(tags::ROI_NUMBER, VR::IS, &number),
-            text(
-                tags::REFERENCED_FRAME_OF_REFERENCE_UID,
-                VR::UI,
-                &src.frame_of_reference_uid,
-            ),
-            text(tags::ROI_NAME, VR::LO, &roi.name),
-            text(tags::ROI_GENERATION_ALGORITHM, VR::CS, "AUTOMATIC"),
-        ]));
-        let colour = COLOURS[n % COLOURS.len()];
-        let colour = format!("{}\\{}\\{}", colour[0], colour[1], colour[2]);
-        contour_items.push(item(vec![
-            text(tags::ROI_DISPLAY_COLOR, VR::IS, &colour),
-            sq(tags::CONTOUR_SEQUENCE, contours),
-            text(tags::REFERENCED_ROI_NUMBER, VR::IS, &number),
-        ]));
-        observations.push(item(vec![
-            text(tags::OBSERVATION_NUMBER, VR::IS, &number),
-            text(tags::REFERENCED_ROI_NUMBER, VR::IS, &number),
-            text(tags::RTROI_INTERPRETED_TYPE, VR::CS, "ORGAN"),
-            text(tags::ROI_INTERPRETER, VR::PN, ""),
-        ]));
-    }
-    let referenced_frame = item(vec![
-        text(
-            tags::FRAME_OF_REFERENCE_UID,
-            VR::UI,
-            &src.frame_of_reference_uid,
-        ),
-        sq(
-            tags::RT_REFERENCED_STUDY_SEQUENCE,
-            vec![item(vec![
-                text(tags::REFERENCED_SOP_CLASS_UID, VR::UI, STUDY_COMPONENT),
-                text(tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, &src.study_uid),
-                sq(
-                    tags::RT_REFERENCED_SERIES_SEQUENCE,
-                    vec![item(vec![
-                        text(tags::SERIES_INSTANCE_UID, VR::UI, &series.uid),
-                        sq(
-                            tags::CONTOUR_IMAGE_SEQUENCE,
-                            (0..nz).map(image_ref).collect(),
-                        ),
-                    ])],
-                ),
-            ])],
-        ),
-    ]);
+    let ids = DerivedIds::of(series, path);
     let sop_instance = new_uid(3);
-    let elements = vec![
-        text(tags::SOP_CLASS_UID, VR::UI, RT_STRUCTURE_SET),
-        text(tags::SOP_INSTANCE_UID, VR::UI, &sop_instance),
-        text(tags::MODALITY, VR::CS, "RTSTRUCT"),
-        text(tags::STUDY_INSTANCE_UID, VR::UI, &src.study_uid),
-        text(tags::SERIES_INSTANCE_UID, VR::UI, &new_uid(4)),
-        text(
-            tags::FRAME_OF_REFERENCE_UID,
-            VR::UI,
-            &src.frame_of_reference_uid,
-        ),
-        text(tags::SERIES_NUMBER, VR::IS, "301"),
-        text(tags::INSTANCE_NUMBER, VR::IS, "1"),
-        text(tags::MANUFACTURER, VR::LO, "cmedl"),
-        text(tags::SOFTWARE_VERSIONS, VR::LO, env!("CARGO_PKG_VERSION")),
-        text(tags::SERIES_DESCRIPTION, VR::LO, "cmedl contours"),
-        text(tags::STRUCTURE_SET_LABEL, VR::SH, "CMEDL"),
-        sq(
-            tags::REFERENCED_FRAME_OF_REFERENCE_SEQUENCE,
-            vec![referenced_frame],
-        ),
-        sq(tags::STRUCTURE_SET_ROI_SEQUENCE, roi_items),
-        sq(tags::ROI_CONTOUR_SEQUENCE, contour_items),
-        sq(tags::RTROI_OBSERVATIONS_SEQUENCE, observations),
-    ];
-    save_derived(path, series, elements, RT_STRUCTURE_SET, &sop_instance)
+    let mut e = patient_module(series);
+    e.extend(general_study_module(series, &ids));
+    // RT Series: Operators' Name is Type 2 (no operator: empty).
+    e.extend(series_module("RTSTRUCT", "301", "cmedl contours"));
+    e.push(text(tags::OPERATORS_NAME, VR::PN, ""));
+    e.extend(frame_of_reference_module(series, &ids));
+    e.extend(equipment_module());
+    e.push(text(tags::INSTANCE_NUMBER, VR::IS, "1"));
+    e.extend(structure_set_module(series, &ids, rois));
+    e.extend(roi_contour_module(series, mask, rois));
+    e.extend(rt_roi_observations_module(rois));
+    e.extend(sop_common_module(RT_STRUCTURE_SET, &sop_instance));
+    save_derived(path, e, RT_STRUCTURE_SET, &sop_instance)
 }

@@ -28,6 +28,8 @@ pub struct SeriesInfo {
 /// A series read as a volume.
 #[derive(Clone, Debug)]
 pub struct SeriesVolume {
+    /// The folder (or file) the series was read from.
+    pub path: PathBuf,
     /// Voxels in HU (CT) or stored units (MR) and the RAS+ geometry.
     pub volume: Volume,
     /// SeriesInstanceUID.
@@ -55,8 +57,8 @@ pub struct SeriesSource {
     pub patient_study: Vec<(dicom_core::Tag, String)>,
 }
 
-/// Patient and study attributes a derived object copies from its images.
-pub(crate) const PATIENT_STUDY_TAGS: [dicom_core::Tag; 10] = [
+/// Patient, study and frame-of-reference attributes a derived object copies from its images.
+pub(crate) const PATIENT_STUDY_TAGS: [dicom_core::Tag; 11] = [
     tags::PATIENT_NAME,
     tags::PATIENT_ID,
     tags::PATIENT_BIRTH_DATE,
@@ -67,6 +69,7 @@ pub(crate) const PATIENT_STUDY_TAGS: [dicom_core::Tag; 10] = [
     tags::ACCESSION_NUMBER,
     tags::REFERRING_PHYSICIAN_NAME,
     tags::STUDY_DESCRIPTION,
+    tags::POSITION_REFERENCE_INDICATOR,
 ];
 
 fn floats(
@@ -252,29 +255,143 @@ struct Slice {
     instance_uid: String,
 }
 
+/// What every slice of a series must share: (row, column) directions, (columns, rows) and
+/// (column, row) pixel spacing.
+#[derive(Clone, Copy, Debug)]
+struct Plane {
+    orientation: ([f64; 3], [f64; 3]),
+    size: (usize, usize),
+    spacing: [f64; 2],
+}
+
+/// A UID of the data set, or else the same UID in the file meta (the standard makes the two
+/// equal; anonymisers sometimes empty the data set's copy).
+fn uid_or_meta(obj: &DefaultDicomObject, tag: dicom_core::Tag, meta: &str) -> String {
+    let own = text(obj, tag);
+    if own.is_empty() {
+        meta.trim_end_matches(['\0', ' ']).to_owned()
+    } else {
+        own
+    }
+}
+
+/// What a derived object copies and references from the series' first file.
+fn source_of(obj: &DefaultDicomObject) -> SeriesSource {
+    SeriesSource {
+        study_uid: text(obj, tags::STUDY_INSTANCE_UID),
+        frame_of_reference_uid: text(obj, tags::FRAME_OF_REFERENCE_UID),
+        sop_class_uid: uid_or_meta(
+            obj,
+            tags::SOP_CLASS_UID,
+            obj.meta().media_storage_sop_class_uid(),
+        ),
+        instance_uids: Vec::new(),
+        patient_study: PATIENT_STUDY_TAGS
+            .iter()
+            .map(|&tag| (tag, text(obj, tag)))
+            .filter(|(_, v)| !v.is_empty())
+            .collect(),
+    }
+}
+
+/// Reads one slice of a series: its position, pixels and plane.
+fn read_slice(path: &Path, obj: &DefaultDicomObject) -> Result<(Slice, Plane)> {
+    let iop = floats(
+        obj,
+        tags::IMAGE_ORIENTATION_PATIENT,
+        path,
+        "ImageOrientationPatient",
+        6,
+    )?;
+    let ipp = floats(
+        obj,
+        tags::IMAGE_POSITION_PATIENT,
+        path,
+        "ImagePositionPatient",
+        3,
+    )?;
+    let ps = floats(obj, tags::PIXEL_SPACING, path, "PixelSpacing", 2)?;
+    if ps.iter().any(|v| *v <= 0.0) {
+        return Err(IoError::format(
+            path,
+            format!("PixelSpacing {ps:?} must be positive"),
+        ));
+    }
+    // Refused before decoding: an enhanced multi-frame file may be large.
+    let frames = frame_count(obj, path)?;
+    if frames != 1 {
+        return Err(IoError::unsupported(
+            path,
+            format!(
+                "multi-frame image with {frames} frames (enhanced CT/MR); convert it to one \
+                 file per slice, e.g. with `emf2sf` (dcm4che)"
+            ),
+        ));
+    }
+    let image = decode_image(path, obj)?;
+    let thickness = [tags::SPACING_BETWEEN_SLICES, tags::SLICE_THICKNESS]
+        .into_iter()
+        .find_map(|tag| {
+            floats(obj, tag, path, "", 1)
+                .ok()
+                .map(|v| v[0])
+                .filter(|t| *t > 0.0)
+        });
+    let slice = Slice {
+        position: [ipp[0], ipp[1], ipp[2]],
+        thickness,
+        along: 0.0,
+        pixels: image.data,
+        path: path.to_path_buf(),
+        instance_uid: uid_or_meta(
+            obj,
+            tags::SOP_INSTANCE_UID,
+            obj.meta().media_storage_sop_instance_uid(),
+        ),
+    };
+    let plane = Plane {
+        orientation: ([iop[0], iop[1], iop[2]], [iop[3], iop[4], iop[5]]),
+        size: (image.cols, image.rows),
+        spacing: [ps[1], ps[0]],
+    };
+    Ok((slice, plane))
+}
+
+/// Fails unless `plane` (of the slice at `path`) matches the series' `first`.
+fn check_same_plane(path: &Path, first: &Plane, plane: &Plane) -> Result<()> {
+    let (a, b) = (first.orientation, plane.orientation);
+    if (0..3).any(|i| (a.0[i] - b.0[i]).abs() > 1e-4 || (a.1[i] - b.1[i]).abs() > 1e-4) {
+        return Err(IoError::format(
+            path,
+            "ImageOrientationPatient differs from the other slices of the series",
+        ));
+    }
+    if first.size != plane.size {
+        let (sz, prev) = (plane.size, first.size);
+        return Err(IoError::format(
+            path,
+            format!(
+                "{}×{} pixels, but other slices have {}×{}",
+                sz.1, sz.0, prev.1, prev.0
+            ),
+        ));
+    }
+    let (p, q) = (first.spacing, plane.spacing);
+    if (p[0] - q[0]).abs() > 1e-4 || (p[1] - q[1]).abs() > 1e-4 {
+        return Err(IoError::format(
+            path,
+            "PixelSpacing differs from the other slices of the series",
+        ));
+    }
+    Ok(())
+}
+
 fn read_files(
     folder: &Path,
     series: &SeriesInfo,
     objects: Vec<DefaultDicomObject>,
 ) -> Result<SeriesVolume> {
-    let mut orientation: Option<([f64; 3], [f64; 3])> = None;
-    let mut size: Option<(usize, usize)> = None;
-    let mut spacing: Option<[f64; 2]> = None;
-    let mut slices: Vec<Slice> = Vec::new();
-    let mut source = objects
-        .first()
-        .map(|obj| SeriesSource {
-            study_uid: text(obj, tags::STUDY_INSTANCE_UID),
-            frame_of_reference_uid: text(obj, tags::FRAME_OF_REFERENCE_UID),
-            sop_class_uid: text(obj, tags::SOP_CLASS_UID),
-            instance_uids: Vec::new(),
-            patient_study: PATIENT_STUDY_TAGS
-                .iter()
-                .map(|&tag| (tag, text(obj, tag)))
-                .filter(|(_, v)| !v.is_empty())
-                .collect(),
-        })
-        .unwrap_or_default();
+    let mut source = objects.first().map(source_of).unwrap_or_default();
     // The whole series' voxels are bounded before any pixel data is decoded.
     let mut bytes = 0u128;
     for (path, obj) in series.files.iter().zip(&objects) {
@@ -291,116 +408,44 @@ fn read_files(
         ),
         bytes,
     )?;
+    let mut first: Option<Plane> = None;
+    let mut slices: Vec<Slice> = Vec::new();
     for (path, obj) in series.files.iter().zip(objects) {
-        let slice = caught(path, || {
-            let iop = floats(
-                &obj,
-                tags::IMAGE_ORIENTATION_PATIENT,
-                path,
-                "ImageOrientationPatient",
-                6,
-            )?;
-            let ipp = floats(
-                &obj,
-                tags::IMAGE_POSITION_PATIENT,
-                path,
-                "ImagePositionPatient",
-                3,
-            )?;
-            let ps = floats(&obj, tags::PIXEL_SPACING, path, "PixelSpacing", 2)?;
-            if ps.iter().any(|v| *v <= 0.0) {
-                return Err(IoError::format(
-                    path,
-                    format!("PixelSpacing {ps:?} must be positive"),
-                ));
-            }
-            // Refused before decoding: an enhanced multi-frame file may be large.
-            let frames = frame_count(&obj, path)?;
-            if frames != 1 {
-                return Err(IoError::unsupported(
-                    path,
-                    format!(
-                        "multi-frame image with {} frames (enhanced CT/MR); convert it to one \
-                         file per slice, e.g. with `emf2sf` (dcm4che)",
-                        frames
-                    ),
-                ));
-            }
-            let image = decode_image(path, &obj)?;
-            let (rows, cols, pixels) = (image.rows, image.cols, image.data);
-            let row = [iop[0], iop[1], iop[2]];
-            let col = [iop[3], iop[4], iop[5]];
-            Ok((
-                Slice {
-                    position: [ipp[0], ipp[1], ipp[2]],
-                    thickness: [tags::SPACING_BETWEEN_SLICES, tags::SLICE_THICKNESS]
-                        .into_iter()
-                        .find_map(|tag| {
-                            floats(&obj, tag, path, "", 1)
-                                .ok()
-                                .map(|v| v[0])
-                                .filter(|t| *t > 0.0)
-                        }),
-                    along: 0.0,
-                    pixels,
-                    path: path.clone(),
-                    instance_uid: text(&obj, tags::SOP_INSTANCE_UID),
-                },
-                (row, col),
-                (cols, rows),
-                [ps[1], ps[0]],
-            ))
-        });
-        let (slice, o, sz, sp) = slice?;
-        match orientation {
-            None => orientation = Some(o),
-            Some(prev)
-                if (0..3).any(|i| {
-                    (prev.0[i] - o.0[i]).abs() > 1e-4 || (prev.1[i] - o.1[i]).abs() > 1e-4
-                }) =>
-            {
-                return Err(IoError::format(
-                    &slice.path,
-                    "ImageOrientationPatient differs from the other slices of the series",
-                ));
-            }
-            _ => {}
-        }
-        match size {
-            None => size = Some(sz),
-            Some(prev) if prev != sz => {
-                return Err(IoError::format(
-                    &slice.path,
-                    format!(
-                        "{}×{} pixels, but other slices have {}×{}",
-                        sz.1, sz.0, prev.1, prev.0
-                    ),
-                ))
-            }
-            _ => {}
-        }
-        match spacing {
-            None => spacing = Some(sp),
-            Some(prev) if (prev[0] - sp[0]).abs() > 1e-4 || (prev[1] - sp[1]).abs() > 1e-4 => {
-                return Err(IoError::format(
-                    &slice.path,
-                    "PixelSpacing differs from the other slices of the series",
-                ));
-            }
-            _ => {}
+        let (slice, plane) = caught(path, || read_slice(path, &obj))?;
+        match &first {
+            None => first = Some(plane),
+            Some(f) => check_same_plane(&slice.path, f, &plane)?,
         }
         slices.push(slice);
     }
-    let (row, col) =
-        orientation.ok_or_else(|| IoError::format(folder, "the series has no readable image"))?;
-    let (cols, rows) = size.unwrap_or((0, 0));
-    let sp = spacing.unwrap_or([1.0, 1.0]);
+    let plane = first.ok_or_else(|| IoError::format(folder, "the series has no readable image"))?;
+    let (geometry, deviation) = stack(folder, &mut slices, &plane)?;
+    let mut data = Vec::with_capacity(geometry.len());
+    for s in &slices {
+        data.extend_from_slice(&s.pixels);
+    }
+    source.instance_uids = slices.iter().map(|s| s.instance_uid.clone()).collect();
+    Ok(SeriesVolume {
+        path: folder.to_path_buf(),
+        source,
+        volume: Volume::new(geometry, data)?,
+        uid: series.uid.clone(),
+        modality: series.modality.clone(),
+        spacing_deviation: deviation,
+    })
+}
+
+/// Sorts the slices along the plane's normal and checks that they form one evenly stepped
+/// stack (no duplicates, no tilt, no missing slice); returns the stack's grid and the largest
+/// relative deviation of its gaps from their median.
+fn stack(folder: &Path, slices: &mut [Slice], plane: &Plane) -> Result<(Geometry, f64)> {
+    let (row, col) = plane.orientation;
     let normal = [
         row[1] * col[2] - row[2] * col[1],
         row[2] * col[0] - row[0] * col[2],
         row[0] * col[1] - row[1] * col[0],
     ];
-    for s in &mut slices {
+    for s in slices.iter_mut() {
         s.along = (0..3).map(|i| s.position[i] * normal[i]).sum();
     }
     slices.sort_by(|a, b| a.along.total_cmp(&b.along));
@@ -445,6 +490,7 @@ fn read_files(
         .iter()
         .map(|g| ((g - median) / median).abs())
         .fold(0.0, f64::max);
+    let sp = plane.spacing;
     let mut lps = identity();
     for r in 0..3 {
         lps[r][0] = row[r] * sp[0];
@@ -453,20 +499,9 @@ fn read_files(
         lps[r][3] = slices[0].position[r];
     }
     let geometry = Geometry {
-        shape: [cols, rows, slices.len()],
+        shape: [plane.size.0, plane.size.1, slices.len()],
         spacing: [sp[0], sp[1], median],
         affine: flip_lps_ras(&lps),
     };
-    let mut data = Vec::with_capacity(geometry.len());
-    for s in &slices {
-        data.extend_from_slice(&s.pixels);
-    }
-    source.instance_uids = slices.iter().map(|s| s.instance_uid.clone()).collect();
-    Ok(SeriesVolume {
-        source,
-        volume: Volume::new(geometry, data)?,
-        uid: series.uid.clone(),
-        modality: series.modality.clone(),
-        spacing_deviation: deviation,
-    })
+    Ok((geometry, deviation))
 }

@@ -420,16 +420,7 @@ fn a_written_seg_reads_back_onto_its_series_exactly() {
     }
     let mask = crate::Mask::new(g.clone(), labels.clone()).unwrap();
     let out = dir.path().join("seg.dcm");
-    let specs = [
-        SegmentSpec {
-            label: 1,
-            name: "GTV".into(),
-        },
-        SegmentSpec {
-            label: 2,
-            name: "Lung".into(),
-        },
-    ];
+    let specs = [SegmentSpec::new(1, "GTV"), SegmentSpec::new(2, "Lung")];
     super::seg_write::write_seg(&out, &series, &mask, &specs).unwrap();
     let segments = list_segments(&out).unwrap();
     assert_eq!(
@@ -507,16 +498,7 @@ fn a_written_rtstruct_reads_back_onto_its_series_exactly() {
     labels[g.index(9, 7, 0)] = 2;
     let mask = crate::Mask::new(g.clone(), labels.clone()).unwrap();
     let out = dir.path().join("rs.dcm");
-    let rois = [
-        SegmentSpec {
-            label: 1,
-            name: "GTV".into(),
-        },
-        SegmentSpec {
-            label: 2,
-            name: "Node".into(),
-        },
-    ];
+    let rois = [SegmentSpec::new(1, "GTV"), SegmentSpec::new(2, "Node")];
     super::rtstruct_write::write_rtstruct(&out, &series, &mask, &rois).unwrap();
     let listed = list_rois(&out).unwrap();
     assert_eq!(
@@ -551,5 +533,52 @@ fn segment_colours_are_cielab_scaled_as_dicom_wants() {
     let want = [34891.0, 53480.0, 50167.0];
     for (got, want) in red.iter().zip(want) {
         assert!((f64::from(*got) - want).abs() < 40.0, "{red:?}");
+    }
+}
+
+#[test]
+fn content_dates_and_times_follow_the_civil_calendar() {
+    // Reference values from Python's datetime (UTC).
+    for (secs, date, time) in [
+        (0, "19700101", "000000"),
+        (951_782_400, "20000229", "000000"),
+        (1_796_518_923, "20261206", "010203"),
+        (4_102_444_799, "20991231", "235959"),
+    ] {
+        assert_eq!(
+            super::derived::date_time(secs),
+            (date.to_owned(), time.to_owned())
+        );
+    }
+}
+
+#[test]
+fn label_files_give_names_and_codes_and_refuse_what_is_not_a_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("labels.json");
+    std::fs::write(
+        &path,
+        r#"{"1": {"name": "GTV"}, "2": {"type": {"value": "59441001", "scheme": "SCT", "meaning": "Lymph node"}}}"#,
+    )
+    .unwrap();
+    let entries = read_label_file(&path).unwrap();
+    let gtv = SegmentSpec::new(1, "tumour").with_entry(&entries[&1]);
+    assert_eq!(gtv.name, "GTV");
+    assert_eq!(gtv.kind, Code::neoplasm());
+    let node = SegmentSpec::new(2, "node").with_entry(&entries[&2]);
+    assert_eq!(
+        (node.name.as_str(), node.kind.meaning.as_str()),
+        ("node", "Lymph node")
+    );
+    assert_eq!(node.category, Code::morphologically_abnormal_structure());
+    for bad in [
+        r#"{"0": {"name": "background"}}"#,
+        r#"{"x": {"name": "GTV"}}"#,
+        r#"{"1": {"colour": "red"}}"#,
+        r#"{"1": {"type": {"value": "", "scheme": "SCT", "meaning": "Neoplasm"}}}"#,
+    ] {
+        std::fs::write(&path, bad).unwrap();
+        let err = read_label_file(&path).unwrap_err().to_string();
+        assert!(err.contains("labels.json"), "{bad}: {err}");
     }
 }
