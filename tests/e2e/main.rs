@@ -4,6 +4,8 @@
 mod bad_inputs;
 mod crash;
 mod dicom;
+#[cfg(feature = "fixtures")]
+mod docs;
 mod doctor;
 mod experiment;
 mod parallel;

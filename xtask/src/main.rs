@@ -179,7 +179,7 @@ fn ci(root: &Path, tests_only: bool) -> Result<()> {
                 "--workspace",
                 "--all-targets",
                 "--features",
-                "cmedl-io/fixtures",
+                "cmedl-io/fixtures,cmedl-cli/fixtures",
                 "--",
                 "-D",
                 "warnings",
@@ -210,7 +210,7 @@ fn ci(root: &Path, tests_only: bool) -> Result<()> {
     }
     cargo(
         root,
-        &["test", "--workspace", "--features", "cmedl-io/fixtures"],
+        &["test", "--workspace", "--features", "cmedl-io/fixtures,cmedl-cli/fixtures"],
     )?;
     cargo(
         root,

@@ -25,6 +25,7 @@ mod intensity;
 pub mod memory;
 pub mod nifti;
 pub mod orientation;
+mod regular_file;
 mod resample;
 mod volume;
 

@@ -728,3 +728,62 @@ fn resampling_beyond_the_memory_budget_is_an_error_not_an_abort() {
     let huge = Geometry::axis_aligned([usize::MAX / 2, 4, 4], [1.0; 3]);
     assert_eq!(huge.len(), usize::MAX);
 }
+
+/// Offsets at and past the u64 limit: a gzipped 4-D NIfTI-1 whose vox_offset saturates the
+/// cast (1e20, 1e30), and a NIfTI-2 whose 64-bit vox_offset is the largest i64, asked for its
+/// second volume. Each must be refused, never read from a wrapped-around place.
+#[test]
+fn vox_offsets_near_the_u64_limit_are_refused() {
+    let dir = temp();
+    // 400 bytes a volume: more than the 348-byte header, so that a wrapped-around skip would
+    // land inside the file.
+    let g = Geometry::axis_aligned([5, 5, 4], [1.0, 2.0, 3.0]);
+    let v = Volume::new(g, (0..100).map(|v| v as f32).collect()).unwrap();
+    let four_d = |version: NiftiVersion, offset: Option<f64>| {
+        let g = &v.geometry;
+        let mut h = NiftiHeader::for_volume(version, g.shape, g.spacing, &g.affine, DataType::F32);
+        h.dim[0] = 4;
+        h.dim[4] = 2;
+        if let Some(o) = offset {
+            h.vox_offset = o as u64;
+        }
+        let mut b = h.to_bytes();
+        if let Some(o) = offset {
+            // Written as the format stores it: f32 in NIfTI-1, i64 in NIfTI-2.
+            match version {
+                NiftiVersion::One => b[108..112].copy_from_slice(&(o as f32).to_le_bytes()),
+                NiftiVersion::Two => b[168..176].copy_from_slice(&(o as i64).to_le_bytes()),
+            }
+        }
+        for x in v.data.iter().chain(&v.data) {
+            b.extend_from_slice(&x.to_le_bytes());
+        }
+        b
+    };
+    let gz = |b: &[u8]| {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(b).unwrap();
+        e.finish().unwrap()
+    };
+    let second = ReadOptions {
+        volume: Some(1),
+        ..Default::default()
+    };
+    // The well-formed file reads its second volume.
+    let ok = write_raw(dir.path(), "ok4d.nii.gz", &gz(&four_d(NiftiVersion::One, None)));
+    assert_eq!(read_volume(&ok, &second).unwrap().volume.data, v.data);
+    for (name, version, offset) in [
+        ("1e20.nii.gz", NiftiVersion::One, 1e20),
+        ("1e30.nii.gz", NiftiVersion::One, 1e30),
+        ("u64max.nii.gz", NiftiVersion::One, u64::MAX as f64),
+        ("i64max.nii.gz", NiftiVersion::Two, i64::MAX as f64),
+        ("i64max.nii", NiftiVersion::Two, i64::MAX as f64),
+    ] {
+        let bytes = four_d(version, Some(offset));
+        let bytes = if name.ends_with(".gz") { gz(&bytes) } else { bytes };
+        let p = write_raw(dir.path(), name, &bytes);
+        let err = read_volume(&p, &second).expect_err(name).to_string();
+        assert!(err.contains(name), "{name}: {err}");
+    }
+}

@@ -4,7 +4,7 @@
 //! direction cosines in ITK's LPS world, `Offset` (or `Position`/`Origin`), raw or zlib data.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use super::raw::{read_voxels, Element, Encoding};
@@ -48,9 +48,50 @@ fn truth(path: &Path, key: &str, v: Option<&String>) -> Result<bool> {
     }
 }
 
+/// Where the voxels start in a detached data file of `len` bytes: after `header_size` bytes, or
+/// (−1, raw data only) where the voxels end the file. Checked: an offset near or past the u64
+/// limit is an error, never a wrapped-around place.
+fn data_start(
+    path: &Path,
+    header_size: i128,
+    len: u64,
+    encoding: Encoding,
+    voxels: usize,
+    element: Element,
+) -> Result<u64> {
+    let bytes = (voxels as u128)
+        .checked_mul(element.size() as u128)
+        .and_then(|b| u64::try_from(b).ok())
+        .ok_or_else(|| IoError::format(path, "the data's size overflows"))?;
+    match (header_size, encoding) {
+        (-1, Encoding::Raw) => len.checked_sub(bytes).ok_or(IoError::Truncated {
+            path: path.to_path_buf(),
+            expected: bytes,
+            got: len,
+        }),
+        (-1, _) => Err(IoError::unsupported(path, "HeaderSize -1 with compressed data")),
+        (n, _) => {
+            let start = u64::try_from(n)
+                .ok()
+                .filter(|&s| s <= len)
+                .ok_or_else(|| {
+                    IoError::format(path, format!("HeaderSize {n} lies past the end of the {len}-byte file"))
+                })?;
+            if encoding == Encoding::Raw && len - start < bytes {
+                return Err(IoError::Truncated {
+                    path: path.to_path_buf(),
+                    expected: bytes,
+                    got: len - start,
+                });
+            }
+            Ok(start)
+        }
+    }
+}
+
 /// Reads a MetaImage volume (`.mha`, or `.mhd` with its data file).
 pub fn read_metaimage(path: &Path, options: &ReadOptions) -> Result<Volume> {
-    let file = std::fs::File::open(path).map_err(|e| IoError::io(path, e))?;
+    let file = crate::regular_file::open_regular(path)?;
     let mut reader = BufReader::new(file);
     let mut f: BTreeMap<String, String> = BTreeMap::new();
     let mut consumed = 0;
@@ -154,7 +195,20 @@ pub fn read_metaimage(path: &Path, options: &ReadOptions) -> Result<Volume> {
         Encoding::Raw
     };
     let voxels = geometry.len();
+    // HeaderSize: bytes before the voxels in the data file (-1: the voxels end the file).
+    let header_size: i128 = match f.get("HeaderSize") {
+        None => 0,
+        Some(v) => v
+            .trim()
+            .parse::<i128>()
+            .ok()
+            .filter(|&n| n >= -1)
+            .ok_or_else(|| IoError::format(path, format!("HeaderSize '{v}' is not a byte count")))?,
+    };
     let data = match need("ElementDataFile")?.as_str() {
+        "LOCAL" if header_size != 0 => {
+            return Err(IoError::unsupported(path, "a HeaderSize with LOCAL data"))
+        }
         "LOCAL" => read_voxels(path, reader, encoding, element, voxels, big_endian)?,
         name if name.starts_with("LIST") || name.contains('%') => {
             return Err(IoError::Unsupported {
@@ -164,15 +218,16 @@ pub fn read_metaimage(path: &Path, options: &ReadOptions) -> Result<Volume> {
         }
         name => {
             let data_path = path.parent().unwrap_or(Path::new(".")).join(name);
-            let file = std::fs::File::open(&data_path).map_err(|e| IoError::io(&data_path, e))?;
-            read_voxels(
-                &data_path,
-                BufReader::new(file),
-                encoding,
-                element,
-                voxels,
-                big_endian,
-            )?
+            let file = crate::regular_file::open_regular(&data_path)?;
+            let len = file
+                .metadata()
+                .map_err(|e| IoError::io(&data_path, e))?
+                .len();
+            let mut r = BufReader::new(file);
+            let skip = data_start(&data_path, header_size, len, encoding, voxels, element)?;
+            std::io::copy(&mut r.by_ref().take(skip), &mut std::io::sink())
+                .map_err(|e| IoError::io(&data_path, e))?;
+            read_voxels(&data_path, r, encoding, element, voxels, big_endian)?
         }
     };
     Volume::new(geometry, data)

@@ -108,7 +108,7 @@ fn directions(path: &Path, text: &str) -> Result<[[f64; 3]; 3]> {
 
 /// Reads a NRRD volume (`.nrrd`, or `.nhdr` with its data file).
 pub fn read_nrrd(path: &Path, options: &ReadOptions) -> Result<Volume> {
-    let file = std::fs::File::open(path).map_err(|e| IoError::io(path, e))?;
+    let file = crate::regular_file::open_regular(path)?;
     let mut reader = BufReader::new(file);
     let (f, _) = header(path, &mut reader)?;
     let get = |k: &str| f.get(k).map(String::as_str);
@@ -161,7 +161,7 @@ pub fn read_nrrd(path: &Path, options: &ReadOptions) -> Result<Volume> {
         }
         Some(name) => {
             let data_path = path.parent().unwrap_or(Path::new(".")).join(name);
-            let file = std::fs::File::open(&data_path).map_err(|e| IoError::io(&data_path, e))?;
+            let file = crate::regular_file::open_regular(&data_path)?;
             let len = file
                 .metadata()
                 .map_err(|e| IoError::io(&data_path, e))?
@@ -170,7 +170,9 @@ pub fn read_nrrd(path: &Path, options: &ReadOptions) -> Result<Volume> {
             match (skip, encoding) {
                 ("0", _) => {}
                 ("-1", Encoding::Raw) => {
-                    let bytes = (voxels * element.size()) as u64;
+                    let bytes = (voxels as u64)
+                        .checked_mul(element.size() as u64)
+                        .ok_or_else(|| unsupported(path, "a data size past the u64 limit"))?;
                     let start = len.checked_sub(bytes).ok_or(IoError::Truncated {
                         path: data_path.clone(),
                         expected: bytes,

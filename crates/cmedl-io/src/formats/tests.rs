@@ -152,3 +152,89 @@ fn bad_files_name_the_file_and_the_problem() {
     let err = read_image(&dir.path().join("x.png"), &ReadOptions::default()).unwrap_err();
     assert!(err.to_string().contains("x.png"));
 }
+
+/// Reads `path` on another thread: a reader that blocks (as `open` does on a FIFO without a
+/// writer) fails the test after 20 s instead of hanging it.
+fn read_within_time(path: &Path) -> Result<Volume> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(read_image(&path, &ReadOptions::default()));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the reader returned instead of blocking")
+}
+
+#[test]
+fn fifos_are_refused_as_images_and_as_data_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("ct.raw");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let header = "ObjectType = Image\nNDims = 3\nDimSize = 4 3 2\nElementSpacing = 1 1 2\nElementType = MET_SHORT\nElementDataFile = ct.raw\n";
+    let mhd = write(dir.path(), "ct.mhd", header, &[]);
+    let nhdr = write(
+        dir.path(),
+        "ct.nhdr",
+        "NRRD0004\ntype: int16\ndimension: 3\nsizes: 4 3 2\nencoding: raw\ndata file: ct.raw\n",
+        &[],
+    );
+    for path in [&mhd, &nhdr] {
+        let err = read_within_time(path).unwrap_err().to_string();
+        assert!(
+            err.contains("ct.raw") && err.contains("not a regular file"),
+            "{err}"
+        );
+    }
+    for name in ["ct.mha", "ct.nii.gz"] {
+        let header_fifo = dir.path().join(name);
+        std::process::Command::new("mkfifo")
+            .arg(&header_fifo)
+            .status()
+            .unwrap();
+        let err = read_within_time(&header_fifo).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{name}: {err}");
+    }
+}
+
+#[test]
+fn data_offsets_are_read_and_checked_up_to_and_past_the_u64_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = vec![0xAB; 7];
+    raw.extend(i16_le(&VALUES));
+    write(dir.path(), "ct.raw", "", &raw);
+    let mhd = |name: &str, header_size: &str| {
+        let header = format!("ObjectType = Image\nNDims = 3\nDimSize = 4 3 2\nElementType = MET_SHORT\nHeaderSize = {header_size}\nElementDataFile = ct.raw\n");
+        write(dir.path(), name, &header, &[])
+    };
+    // MetaImage: HeaderSize skips bytes before the voxels; -1 takes them from the end.
+    for (name, size) in [("seven.mhd", "7"), ("end.mhd", "-1")] {
+        let v = read_image(&mhd(name, size), &ReadOptions::default()).unwrap();
+        assert_eq!(v.data, VALUES.map(f32::from).to_vec(), "{name}");
+    }
+    for (name, size, expect) in [
+        ("eight.mhd", "8", "truncated"),
+        ("u64max.mhd", "18446744073709551615", "past the end"),
+        ("u64over.mhd", "18446744073709551616", "past the end"),
+        ("huge.mhd", "1e30", "not a byte count"),
+        ("minus.mhd", "-2", "not a byte count"),
+    ] {
+        let err = read_image(&mhd(name, size), &ReadOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expect), "{name}: {err}");
+        assert!(err.contains(name) || err.contains("ct.raw"), "{name}: {err}");
+    }
+    // NRRD: byte skips other than 0 and -1 are refused, however large.
+    for (name, skip) in [
+        ("u64max.nhdr", "18446744073709551615"),
+        ("u64over.nhdr", "18446744073709551616"),
+    ] {
+        let header = format!("NRRD0004\ntype: int16\ndimension: 3\nsizes: 4 3 2\nencoding: raw\ndata file: ct.raw\nbyte skip: {skip}\n");
+        let p = write(dir.path(), name, &header, &[]);
+        let err = read_image(&p, &ReadOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("byte skip"), "{name}: {err}");
+    }
+}

@@ -270,7 +270,8 @@ impl NiftiHeader {
                 pixdim,
                 vox_offset: {
                     let o = r.f32(108);
-                    if !(o.is_finite() && o >= 0.0) {
+                    // 2⁶³ bytes is past any file; a larger float would saturate the cast.
+                    if !(o.is_finite() && o >= 0.0 && f64::from(o) < 9.2e18) {
                         return Err(bad(format!("invalid vox_offset {o}")));
                     }
                     o as u64

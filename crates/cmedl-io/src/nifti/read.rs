@@ -1,6 +1,5 @@
 //! Reading NIfTI files.
 
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
@@ -40,7 +39,7 @@ pub struct NiftiImage {
 }
 
 fn open(path: &Path) -> Result<(Box<dyn Read>, Option<u64>)> {
-    let file = File::open(path).map_err(|e| IoError::io(path, e))?;
+    let file = crate::regular_file::open_regular(path)?;
     let len = file.metadata().map_err(|e| IoError::io(path, e))?.len();
     sniff(path, BufReader::new(file), len)
 }
@@ -169,18 +168,32 @@ fn read_from(
         }
         (Some(v), _) => v as u64,
     };
-    let data_bytes = voxels * header.datatype.size() as u64;
-    let before = index * data_bytes;
+    // Checked: a vox_offset or a volume index near the u64 limit must not wrap around to a
+    // place inside the file.
+    let past_any_file = || {
+        IoError::format(
+            path,
+            format!(
+                "vox_offset {} with volume {index} lies past any file",
+                header.vox_offset
+            ),
+        )
+    };
+    let data_bytes = voxels
+        .checked_mul(header.datatype.size() as u64)
+        .ok_or_else(past_any_file)?;
+    let before = index.checked_mul(data_bytes).ok_or_else(past_any_file)?;
+    let wanted = before.checked_add(data_bytes).ok_or_else(past_any_file)?;
     let header_len = match header.version {
         super::NiftiVersion::One => super::header::NIFTI1_SIZE as u64,
         super::NiftiVersion::Two => super::header::NIFTI2_SIZE as u64,
     };
     if let Some(len) = file_len {
         let available = len.saturating_sub(header.vox_offset);
-        if available < before + data_bytes {
+        if available < wanted {
             return Err(IoError::Truncated {
                 path: path.to_path_buf(),
-                expected: before + data_bytes,
+                expected: wanted,
                 got: available,
             });
         }
@@ -188,13 +201,17 @@ fn read_from(
     // Skip extensions up to vox_offset (and the volumes before the one asked for), then read
     // exactly the announced data: a gzip stream is never inflated further, and memory grows only
     // as real bytes arrive.
-    let skip = header.vox_offset - header_len + before;
+    let skip = header
+        .vox_offset
+        .checked_sub(header_len)
+        .and_then(|s| s.checked_add(before))
+        .ok_or_else(past_any_file)?;
     let skipped = std::io::copy(&mut r.as_mut().take(skip), &mut std::io::sink())
         .map_err(|e| stream_error(path, e))?;
     if skipped < skip {
         return Err(IoError::Truncated {
             path: path.to_path_buf(),
-            expected: skip + data_bytes,
+            expected: skip.saturating_add(data_bytes),
             got: skipped,
         });
     }
