@@ -281,6 +281,7 @@ fn corrupt_and_mismatched_checkpoints() {
         )
     };
     tensors.push(("__meta_json__".into(), narrow_meta));
+
     let file = mixed.join("checkpoints/best.safetensors");
     tch::Tensor::write_safetensors(&tensors, &file).unwrap();
     assert_ne!(std::fs::read(&file).unwrap(), wide_weights);
@@ -293,4 +294,27 @@ fn corrupt_and_mismatched_checkpoints() {
         .arg(dir.path().join("mixed.nii.gz"))
         .fails_with(2, "best.safetensors");
     assert!(!stderr.contains("panicked"), "{stderr}");
+    // An image with NaN voxels: the file is named with the count and what to do.
+    let mut v = cmedl_io::nifti::read_volume(&image, &cmedl_io::nifti::ReadOptions::default())
+        .unwrap()
+        .volume;
+    for x in v.data.iter_mut().step_by(97) {
+        *x = f32::NAN;
+    }
+    let nan_count = v.non_finite();
+    let nan_image = dir.path().join("nan.nii.gz");
+    cmedl_io::nifti::write_volume(&nan_image, &v, &cmedl_io::nifti::WriteOptions::default())
+        .unwrap();
+    let stderr = TestCommand::new("predict")
+        .arg("--run")
+        .arg(&run)
+        .args(["--device", "cpu", "--input"])
+        .arg(&nan_image)
+        .arg("--output")
+        .arg(dir.path().join("nan-pred.nii.gz"))
+        .fails_with(
+            2,
+            &format!("nan.nii.gz: the image has {nan_count} NaN or infinite voxels"),
+        );
+    assert!(stderr.contains("replace them"), "{stderr}");
 }

@@ -49,8 +49,8 @@ fn the_dicom_page_runs_as_written_on_a_real_export() {
         Some(dir) => PathBuf::from(dir),
         None => root.join(".fixtures"),
     };
-    let series = fixtures
-        .join("dicompyler-core-0.5.6/dicompyler-core-0.5.6/tests/testdata/example_data");
+    let series =
+        fixtures.join("dicompyler-core-0.5.6/dicompyler-core-0.5.6/tests/testdata/example_data");
     assert!(
         series.join("rtss.dcm").exists(),
         "{} is missing: run `cargo xtask fixtures`",
@@ -75,9 +75,9 @@ fn the_dicom_page_runs_as_written_on_a_real_export() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = std::env::join_paths(
-        std::iter::once(bin.clone()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-    )
+    let path = std::env::join_paths(std::iter::once(bin.clone()).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
     .unwrap();
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
@@ -98,7 +98,13 @@ fn the_dicom_page_runs_as_written_on_a_real_export() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    for output in ["ct.nii.gz", "body.nii.gz", "gtv_seg.dcm", "gtv_rt.dcm", "gtv_coded.dcm"] {
+    for output in [
+        "ct.nii.gz",
+        "body.nii.gz",
+        "gtv_seg.dcm",
+        "gtv_rt.dcm",
+        "gtv_coded.dcm",
+    ] {
         assert!(work.join(output).exists(), "{output} was written");
     }
 }

@@ -496,6 +496,21 @@ fn without_a_dataset_a_run_trains_on_a_phantom_generated_into_it() {
     assert!(run.join("data/dataset.json").exists());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("24 ct training cases"), "{stdout}");
+    // Without a config the preset follows the device: the small networks on a CPU.
+    if !tch::Cuda::is_available() {
+        assert!(
+            crate::stderr(&out).contains("no --config: using the cpu-small preset"),
+            "{}",
+            crate::stderr(&out)
+        );
+        assert!(stdout.contains("\"ngf\": 8"), "{stdout}");
+    }
+    let cpu = train()
+        .arg("--out")
+        .arg(&run)
+        .args(["--device", "cpu", "--dry-run"])
+        .succeeds();
+    assert!(String::from_utf8_lossy(&cpu.stdout).contains("\"ngf\": 8"));
 }
 
 #[test]

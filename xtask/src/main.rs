@@ -96,7 +96,7 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let root = workspace_root();
+    let root = workspace_root()?;
     match cli.task {
         Task::FetchLibtorch(args) => libtorch::fetch(&root, &args).map(|_| ()),
         Task::Fixtures(args) => fixtures::fetch(&root, &args),
@@ -151,12 +151,65 @@ fn link(link: &Path, target: &Path) -> Result<()> {
         .with_context(|| format!("cannot link {} to {}", link.display(), target.display()))
 }
 
-/// The workspace root: the parent of this crate's manifest folder.
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
+/// The workspace root of the checkout this run belongs to, found at run time: two checkouts
+/// sharing one `CARGO_TARGET_DIR` share one xtask binary, so a path baked in at compile time
+/// would point one checkout's tasks at the other.
+fn workspace_root() -> Result<PathBuf> {
+    let cwd = std::env::current_dir().context("cannot read the current folder")?;
+    root_from(
+        std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
+        &cwd,
+    )
+    .with_context(|| {
+        format!(
+            "no cmedl workspace (a Cargo.toml beside an xtask folder) at or above {}",
+            cwd.display()
+        )
+    })
+}
+
+/// The workspace root from `cargo run`'s CARGO_MANIFEST_DIR (this crate's folder, set per
+/// invocation), else the first folder at or above `cwd` with a Cargo.toml and an xtask folder.
+fn root_from(manifest_dir: Option<PathBuf>, cwd: &Path) -> Option<PathBuf> {
+    let is_root = |d: &Path| d.join("Cargo.toml").is_file() && d.join("xtask/Cargo.toml").is_file();
+    if let Some(root) = manifest_dir
+        .as_deref()
+        .and_then(Path::parent)
+        .filter(|d| is_root(d))
+    {
+        return Some(root.to_path_buf());
+    }
+    cwd.ancestors().find(|d| is_root(d)).map(Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_root_is_the_checkout_of_the_run_not_of_the_build() {
+        let base = tempfile::tempdir().unwrap();
+        let checkout = |name: &str| {
+            let root = base.path().join(name);
+            std::fs::create_dir_all(root.join("xtask/src")).unwrap();
+            std::fs::write(root.join("Cargo.toml"), "[workspace]\n").unwrap();
+            std::fs::write(root.join("xtask/Cargo.toml"), "[package]\n").unwrap();
+            root
+        };
+        let (one, two) = (checkout("one"), checkout("two"));
+        // cargo run in checkout two: its manifest folder, whatever the binary's build.
+        assert_eq!(root_from(Some(two.join("xtask")), &one), Some(two.clone()));
+        // Without cargo's variable: the folders above the current one.
+        let deep = one.join("crates/x");
+        std::fs::create_dir_all(&deep).unwrap();
+        assert_eq!(root_from(None, &deep), Some(one.clone()));
+        // A stale variable pointing nowhere falls back to the current folder.
+        assert_eq!(
+            root_from(Some(base.path().join("gone/xtask")), &two),
+            Some(two)
+        );
+        assert_eq!(root_from(None, base.path()), None);
+    }
 }
 
 fn ci(root: &Path, tests_only: bool) -> Result<()> {
@@ -210,7 +263,12 @@ fn ci(root: &Path, tests_only: bool) -> Result<()> {
     }
     cargo(
         root,
-        &["test", "--workspace", "--features", "cmedl-io/fixtures,cmedl-cli/fixtures"],
+        &[
+            "test",
+            "--workspace",
+            "--features",
+            "cmedl-io/fixtures,cmedl-cli/fixtures",
+        ],
     )?;
     cargo(
         root,

@@ -771,7 +771,11 @@ fn vox_offsets_near_the_u64_limit_are_refused() {
         ..Default::default()
     };
     // The well-formed file reads its second volume.
-    let ok = write_raw(dir.path(), "ok4d.nii.gz", &gz(&four_d(NiftiVersion::One, None)));
+    let ok = write_raw(
+        dir.path(),
+        "ok4d.nii.gz",
+        &gz(&four_d(NiftiVersion::One, None)),
+    );
     assert_eq!(read_volume(&ok, &second).unwrap().volume.data, v.data);
     for (name, version, offset) in [
         ("1e20.nii.gz", NiftiVersion::One, 1e20),
@@ -781,7 +785,11 @@ fn vox_offsets_near_the_u64_limit_are_refused() {
         ("i64max.nii", NiftiVersion::Two, i64::MAX as f64),
     ] {
         let bytes = four_d(version, Some(offset));
-        let bytes = if name.ends_with(".gz") { gz(&bytes) } else { bytes };
+        let bytes = if name.ends_with(".gz") {
+            gz(&bytes)
+        } else {
+            bytes
+        };
         let p = write_raw(dir.path(), name, &bytes);
         let err = read_volume(&p, &second).expect_err(name).to_string();
         assert!(err.contains(name), "{name}: {err}");

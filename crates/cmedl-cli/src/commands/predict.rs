@@ -236,6 +236,18 @@ impl Segmenter {
     }
 }
 
+/// Fails, naming the input and saying what to do, when the volume holds NaN or infinite voxels
+/// (no network output on them would mean anything).
+fn check_finite(input: &std::path::Path, volume: &cmedl_io::Volume) -> CmdResult {
+    match volume.non_finite() {
+        0 => Ok(()),
+        n => Err(Failure::Input(format!(
+            "{}: the image has {n} NaN or infinite voxels, which cannot be segmented; replace them with a finite value (for CT the air value, -1000 HU, outside the body) and predict again",
+            input.display()
+        ))),
+    }
+}
+
 /// Segments one input and writes its mask (and probabilities when asked).
 fn segment(args: &Args, members: &Segmenter, job: &Job) -> CmdResult {
     check_not_same(&job.input, &job.output)?;
@@ -247,6 +259,7 @@ fn segment(args: &Args, members: &Segmenter, job: &Job) -> CmdResult {
     } else {
         read_image(&job.input, &ReadOptions::default())?
     };
+    check_finite(&job.input, &volume)?;
     let tta_flip = args.tta == Some(Tta::Flip);
     let mut seg = members.segment(&volume, args.batch.max(1), tta_flip, args.probabilities)?;
     if args.largest_component {
@@ -277,6 +290,7 @@ fn segment_to_dicom(args: &Args, members: &Segmenter, job: &Job) -> CmdResult {
             job.input.display()
         )));
     }
+    check_finite(&job.input, &series.volume)?;
     let tta_flip = args.tta == Some(Tta::Flip);
     let mut seg = members.segment(&series.volume, args.batch.max(1), tta_flip, false)?;
     if args.largest_component {

@@ -131,7 +131,14 @@ fn load_config(args: &Args) -> Result<TrainConfig, Failure> {
                 .map_err(|e| Failure::Input(format!("{}: {e}", p.display())))?;
             TrainConfig::from_json(&text, &p.display().to_string())?
         }
-        None => TrainConfig::default(),
+        None => {
+            let (preset, name) = preset_for(args.device.unwrap_or_default())?;
+            eprintln!(
+                "no --config: using the {name} preset ({})",
+                preset_reason(name)
+            );
+            preset
+        }
     };
     if let Some(d) = &args.data {
         base.data.root = d.clone();
@@ -163,6 +170,31 @@ fn load_config(args: &Args) -> Result<TrainConfig, Failure> {
         return Err(Failure::Input(format!("{source}: {}", e.message())));
     }
     Ok(config)
+}
+
+/// The preset a run without a config starts from: the paper's networks where the device is a
+/// GPU, the small CPU networks otherwise (the paper's take minutes a step on a laptop CPU).
+fn preset_for(device: DeviceSpec) -> Result<(TrainConfig, &'static str), Failure> {
+    let gpu = match device {
+        DeviceSpec::Cuda(_) => true,
+        DeviceSpec::Cpu => false,
+        DeviceSpec::Auto => device.resolve().is_ok_and(|d| d.is_cuda()),
+    };
+    let (mut preset, name) = if gpu {
+        (TrainConfig::paper(), "paper")
+    } else {
+        (TrainConfig::cpu_small(), "cpu-small")
+    };
+    preset.device = device;
+    Ok((preset, name))
+}
+
+fn preset_reason(name: &str) -> &'static str {
+    if name == "paper" {
+        "for a CUDA device; --config configs/cpu-small.json for small networks"
+    } else {
+        "no CUDA device; the paper's networks need a GPU: --config configs/paper-256.json"
+    }
 }
 
 /// Without a dataset, a run trains on the synthetic cohort (`cmedl phantom`'s defaults)
@@ -354,4 +386,29 @@ pub fn run(args: Args, global: &Global) -> CmdResult {
     eprintln!("metrics: {}", summary.dir.log_file().display());
     eprintln!("checkpoints: {}", summary.dir.checkpoints().display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_config_the_preset_follows_the_device() {
+        let (gpu, name) = preset_for(DeviceSpec::Cuda(1)).unwrap();
+        assert_eq!((name, gpu.model.generator.ngf), ("paper", 64));
+        assert_eq!(
+            gpu.device,
+            DeviceSpec::Cuda(1),
+            "the device asked for stays"
+        );
+        let (cpu, name) = preset_for(DeviceSpec::Cpu).unwrap();
+        assert_eq!((name, cpu.model.generator.ngf), ("cpu-small", 8));
+        assert_eq!(
+            cpu,
+            TrainConfig {
+                device: DeviceSpec::Cpu,
+                ..TrainConfig::cpu_small()
+            }
+        );
+    }
 }

@@ -69,14 +69,17 @@ fn data_start(
             expected: bytes,
             got: len,
         }),
-        (-1, _) => Err(IoError::unsupported(path, "HeaderSize -1 with compressed data")),
+        (-1, _) => Err(IoError::unsupported(
+            path,
+            "HeaderSize -1 with compressed data",
+        )),
         (n, _) => {
-            let start = u64::try_from(n)
-                .ok()
-                .filter(|&s| s <= len)
-                .ok_or_else(|| {
-                    IoError::format(path, format!("HeaderSize {n} lies past the end of the {len}-byte file"))
-                })?;
+            let start = u64::try_from(n).ok().filter(|&s| s <= len).ok_or_else(|| {
+                IoError::format(
+                    path,
+                    format!("HeaderSize {n} lies past the end of the {len}-byte file"),
+                )
+            })?;
             if encoding == Encoding::Raw && len - start < bytes {
                 return Err(IoError::Truncated {
                     path: path.to_path_buf(),
@@ -203,7 +206,9 @@ pub fn read_metaimage(path: &Path, options: &ReadOptions) -> Result<Volume> {
             .parse::<i128>()
             .ok()
             .filter(|&n| n >= -1)
-            .ok_or_else(|| IoError::format(path, format!("HeaderSize '{v}' is not a byte count")))?,
+            .ok_or_else(|| {
+                IoError::format(path, format!("HeaderSize '{v}' is not a byte count"))
+            })?,
     };
     let data = match need("ElementDataFile")?.as_str() {
         "LOCAL" if header_size != 0 => {

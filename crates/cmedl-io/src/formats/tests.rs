@@ -169,7 +169,10 @@ fn read_within_time(path: &Path) -> Result<Volume> {
 fn fifos_are_refused_as_images_and_as_data_files() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("ct.raw");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
     assert!(made.success());
     let header = "ObjectType = Image\nNDims = 3\nDimSize = 4 3 2\nElementSpacing = 1 1 2\nElementType = MET_SHORT\nElementDataFile = ct.raw\n";
     let mhd = write(dir.path(), "ct.mhd", header, &[]);
@@ -223,7 +226,10 @@ fn data_offsets_are_read_and_checked_up_to_and_past_the_u64_limit() {
             .unwrap_err()
             .to_string();
         assert!(err.contains(expect), "{name}: {err}");
-        assert!(err.contains(name) || err.contains("ct.raw"), "{name}: {err}");
+        assert!(
+            err.contains(name) || err.contains("ct.raw"),
+            "{name}: {err}"
+        );
     }
     // NRRD: byte skips other than 0 and -1 are refused, however large.
     for (name, skip) in [
