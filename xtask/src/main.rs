@@ -182,36 +182,6 @@ fn root_from(manifest_dir: Option<PathBuf>, cwd: &Path) -> Option<PathBuf> {
     cwd.ancestors().find(|d| is_root(d)).map(Path::to_path_buf)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_root_is_the_checkout_of_the_run_not_of_the_build() {
-        let base = tempfile::tempdir().unwrap();
-        let checkout = |name: &str| {
-            let root = base.path().join(name);
-            std::fs::create_dir_all(root.join("xtask/src")).unwrap();
-            std::fs::write(root.join("Cargo.toml"), "[workspace]\n").unwrap();
-            std::fs::write(root.join("xtask/Cargo.toml"), "[package]\n").unwrap();
-            root
-        };
-        let (one, two) = (checkout("one"), checkout("two"));
-        // cargo run in checkout two: its manifest folder, whatever the binary's build.
-        assert_eq!(root_from(Some(two.join("xtask")), &one), Some(two.clone()));
-        // Without cargo's variable: the folders above the current one.
-        let deep = one.join("crates/x");
-        std::fs::create_dir_all(&deep).unwrap();
-        assert_eq!(root_from(None, &deep), Some(one.clone()));
-        // A stale variable pointing nowhere falls back to the current folder.
-        assert_eq!(
-            root_from(Some(base.path().join("gone/xtask")), &two),
-            Some(two)
-        );
-        assert_eq!(root_from(None, base.path()), None);
-    }
-}
-
 fn ci(root: &Path, tests_only: bool) -> Result<()> {
     // With NCCL's extra headers: the NCCL build of the shim is compiled and its error path
     // tested even on machines without a GPU.
@@ -378,4 +348,34 @@ pub(crate) fn cargo_with_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -
         bail!("`cargo {}` failed ({status})", args.join(" "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_root_is_the_checkout_of_the_run_not_of_the_build() {
+        let base = tempfile::tempdir().unwrap();
+        let checkout = |name: &str| {
+            let root = base.path().join(name);
+            std::fs::create_dir_all(root.join("xtask/src")).unwrap();
+            std::fs::write(root.join("Cargo.toml"), "[workspace]\n").unwrap();
+            std::fs::write(root.join("xtask/Cargo.toml"), "[package]\n").unwrap();
+            root
+        };
+        let (one, two) = (checkout("one"), checkout("two"));
+        // cargo run in checkout two: its manifest folder, whatever the binary's build.
+        assert_eq!(root_from(Some(two.join("xtask")), &one), Some(two.clone()));
+        // Without cargo's variable: the folders above the current one.
+        let deep = one.join("crates/x");
+        std::fs::create_dir_all(&deep).unwrap();
+        assert_eq!(root_from(None, &deep), Some(one.clone()));
+        // A stale variable pointing nowhere falls back to the current folder.
+        assert_eq!(
+            root_from(Some(base.path().join("gone/xtask")), &two),
+            Some(two)
+        );
+        assert_eq!(root_from(None, base.path()), None);
+    }
 }

@@ -65,174 +65,272 @@ pub fn check_lengths(path: &Path, bytes: &[u8]) -> Result<DataSet> {
             "not a DICOM file (no DICM signature)",
         ));
     };
-    let rd16 = |at: usize, be: bool| {
-        bytes.get(at..at + 2).map(|b| {
+    let mut w = Walk {
+        path,
+        bytes,
+        pos: start,
+        implicit: false,
+        big_endian: false,
+        meta_end: None,
+        in_encapsulated: false,
+        deflated: false,
+        ends: Vec::new(),
+    };
+    while w.pos + 8 <= bytes.len() {
+        w.leave_finished_items()?;
+        if let Some(end) = w.meta_end.filter(|end| w.deflated && w.pos >= *end) {
+            return Ok(DataSet::Deflated { start: end });
+        }
+        let Some((group, elem, be)) = w.tag() else {
+            break;
+        };
+        if (group, elem) == (0, 0) && bytes[w.pos..].iter().all(|b| *b == 0) {
+            return Ok(DataSet::Checked { end: w.pos });
+        }
+        w.check_meta_end(group)?;
+        let stepped = if group == 0xFFFE {
+            w.item_tag(elem, be)?
+        } else {
+            w.element(group, elem, be)?
+        };
+        if stepped.is_none() {
+            break;
+        }
+    }
+    match w.meta_end {
+        Some(end) if w.deflated => Ok(DataSet::Deflated { start: end }),
+        _ => Ok(DataSet::Checked { end: bytes.len() }),
+    }
+}
+
+/// The state of the walk over a file's element headers.
+struct Walk<'a> {
+    path: &'a Path,
+    bytes: &'a [u8],
+    pos: usize,
+    implicit: bool,
+    big_endian: bool,
+    /// Where the file meta group ends, by its group length (until the walk gets there).
+    meta_end: Option<usize>,
+    in_encapsulated: bool,
+    deflated: bool,
+    /// Ends of the sequences and items of defined length around `pos`, innermost last: the
+    /// parser bounds their contents by them, so nothing inside may reach past one.
+    ends: Vec<usize>,
+}
+
+impl Walk<'_> {
+    fn rd16(&self, at: usize, be: bool) -> Option<u16> {
+        self.bytes.get(at..at + 2).map(|b| {
             if be {
                 u16::from_be_bytes([b[0], b[1]])
             } else {
                 u16::from_le_bytes([b[0], b[1]])
             }
         })
-    };
-    let rd32 = |at: usize, be: bool| {
-        bytes.get(at..at + 4).map(|b| {
+    }
+
+    fn rd32(&self, at: usize, be: bool) -> Option<u32> {
+        self.bytes.get(at..at + 4).map(|b| {
             if be {
                 u32::from_be_bytes([b[0], b[1], b[2], b[3]])
             } else {
                 u32::from_le_bytes([b[0], b[1], b[2], b[3]])
             }
         })
-    };
-    let mut pos = start;
-    let mut implicit = false;
-    let mut big_endian = false;
-    let mut meta_end: Option<usize> = None;
-    let mut in_encapsulated = false;
-    let mut deflated = false;
-    // Ends of the sequences and items of defined length around `pos`, innermost last: the
-    // parser bounds their contents by them, so nothing inside may reach past one.
-    let mut ends: Vec<usize> = Vec::new();
-    let crossing = |group: u16, elem: u16, at: usize, end: usize| {
+    }
+
+    /// The tag at `pos` and whether its element is big endian (none where the file ends): the
+    /// meta group is always little endian; the data set follows its transfer syntax.
+    fn tag(&self) -> Option<(u16, u16, bool)> {
+        let (g_le, e_le) = (self.rd16(self.pos, false)?, self.rd16(self.pos + 2, false)?);
+        let be = self.big_endian && g_le != 0x0002;
+        Some(if be {
+            (
+                self.rd16(self.pos, true).unwrap_or(0),
+                self.rd16(self.pos + 2, true).unwrap_or(0),
+                be,
+            )
+        } else {
+            (g_le, e_le, be)
+        })
+    }
+
+    fn crossing(&self, group: u16, elem: u16, at: usize, end: usize) -> IoError {
         IoError::format(
-            path,
+            self.path,
             format!("element ({group:04X},{elem:04X}) at byte {at} reaches past the end of its sequence or item at byte {end}: corrupt DICOM"),
         )
-    };
-    while pos + 8 <= bytes.len() {
-        while let Some(&end) = ends.last() {
-            match pos.cmp(&end) {
+    }
+
+    /// Leaves the sequences and items that end at `pos`; an element that ran past an end is an
+    /// error.
+    fn leave_finished_items(&mut self) -> Result<()> {
+        while let Some(&end) = self.ends.last() {
+            match self.pos.cmp(&end) {
                 std::cmp::Ordering::Equal => {
-                    ends.pop();
+                    self.ends.pop();
                 }
                 std::cmp::Ordering::Greater => {
-                    return Err(IoError::format(path, format!("the elements of a sequence or item run past its declared end at byte {end} (to byte {pos}): corrupt DICOM")));
+                    return Err(IoError::format(self.path, format!("the elements of a sequence or item run past its declared end at byte {end} (to byte {}): corrupt DICOM", self.pos)));
                 }
                 std::cmp::Ordering::Less => break,
             }
         }
-        if let Some(end) = meta_end.filter(|end| deflated && pos >= *end) {
-            return Ok(DataSet::Deflated { start: end });
+        Ok(())
+    }
+
+    /// The parser starts the data set where the meta group's length says it ends: the walk
+    /// must arrive exactly there, or the two would read different elements.
+    fn check_meta_end(&mut self, group: u16) -> Result<()> {
+        if let Some(end) = self.meta_end.filter(|_| group != 0x0002) {
+            if self.pos != end {
+                return Err(IoError::format(self.path, format!("the file meta group should end at byte {end}, but its elements end at byte {}: corrupt DICOM", self.pos)));
+            }
+            self.meta_end = None;
         }
-        let (Some(g_le), Some(e_le)) = (rd16(pos, false), rd16(pos + 2, false)) else {
-            break;
+        Ok(())
+    }
+
+    /// An item, item delimiter or sequence delimiter: tag + 32-bit length, no VR. None where
+    /// the file ends.
+    fn item_tag(&mut self, elem: u16, be: bool) -> Result<Option<()>> {
+        let (group, at) = (0xFFFE, self.pos);
+        let Some(len) = self.rd32(at + 4, be) else {
+            return Ok(None);
         };
-        // The meta group is always little endian; the data set follows its transfer syntax.
-        let be = big_endian && g_le != 0x0002;
-        let (group, elem) = if be {
-            (
-                rd16(pos, true).unwrap_or(0),
-                rd16(pos + 2, true).unwrap_or(0),
-            )
-        } else {
-            (g_le, e_le)
-        };
-        if (group, elem) == (0, 0) && bytes[pos..].iter().all(|b| *b == 0) {
-            return Ok(DataSet::Checked { end: pos });
+        let delimiter = matches!(elem, 0xE00D | 0xE0DD);
+        if !(elem == 0xE000 || delimiter) || (delimiter && len != 0) {
+            return Err(IoError::format(self.path, format!("invalid item tag (FFFE,{elem:04X}) with length {len} at byte {at}: corrupt DICOM")));
         }
-        let in_meta = group == 0x0002;
-        // The parser starts the data set where the meta group's length says it ends: the walk
-        // must arrive exactly there, or the two would read different elements.
-        if let Some(end) = meta_end.filter(|_| !in_meta) {
-            if pos != end {
-                return Err(IoError::format(path, format!("the file meta group should end at byte {end}, but its elements end at byte {pos}: corrupt DICOM")));
-            }
-            meta_end = None;
+        self.pos += 8;
+        if elem == 0xE0DD {
+            self.in_encapsulated = false;
         }
-        if group == 0xFFFE {
-            // Item, item delimiter or sequence delimiter: tag + 32-bit length, no VR.
-            let Some(len) = rd32(pos + 4, be) else { break };
-            let delimiter = matches!(elem, 0xE00D | 0xE0DD);
-            if !(elem == 0xE000 || delimiter) || (delimiter && len != 0) {
-                return Err(IoError::format(path, format!("invalid item tag (FFFE,{elem:04X}) with length {len} at byte {pos}: corrupt DICOM")));
-            }
-            pos += 8;
-            if elem == 0xE0DD {
-                in_encapsulated = false;
-            }
-            if elem == 0xE000 && len != UNDEFINED {
-                if len as usize > bytes.len() - pos {
-                    return Err(too_long(path, group, elem, len, bytes.len() - pos));
-                }
-                if let Some(&end) = ends.last().filter(|&&end| pos + len as usize > end) {
-                    return Err(crossing(group, elem, pos - 8, end));
-                }
-                if in_encapsulated {
-                    pos += len as usize; // a compressed fragment: raw bytes
-                } else {
-                    ends.push(pos + len as usize);
-                }
-            }
-            continue;
-        }
-        let explicit = in_meta || !implicit;
-        let (len, header, is_sq) = if explicit {
-            let vr = &bytes[pos + 4..pos + 6];
-            if !KNOWN_VRS.iter().any(|k| k.as_bytes() == vr) {
-                return Err(IoError::format(path, format!("element ({group:04X},{elem:04X}) at byte {pos} has no valid value representation: corrupt DICOM")));
-            }
-            let (len, header, is_sq) = if long_vr(vr) {
-                let Some(len) = rd32(pos + 8, be) else { break };
-                (len, 12, vr == b"SQ")
-            } else {
-                let Some(len) = rd16(pos + 6, be) else { break };
-                (u32::from(len), 8, false)
-            };
-            // Values of fixed-size types come in whole units; the parser misbehaves otherwise.
-            if let Some(unit) = unit_size(vr).filter(|u| len != UNDEFINED && len % u != 0) {
-                return Err(IoError::format(
-                    path,
-                    format!("element ({group:04X},{elem:04X}) of VR {} has {len} bytes, not a multiple of {unit}: corrupt DICOM", String::from_utf8_lossy(vr)),
+        if elem == 0xE000 && len != UNDEFINED {
+            if len as usize > self.bytes.len() - self.pos {
+                return Err(too_long(
+                    self.path,
+                    group,
+                    elem,
+                    len,
+                    self.bytes.len() - self.pos,
                 ));
             }
-            (len, header, is_sq)
+            if let Some(&end) = self
+                .ends
+                .last()
+                .filter(|&&end| self.pos + len as usize > end)
+            {
+                return Err(self.crossing(group, elem, at, end));
+            }
+            if self.in_encapsulated {
+                self.pos += len as usize; // a compressed fragment: raw bytes
+            } else {
+                self.ends.push(self.pos + len as usize);
+            }
+        }
+        Ok(Some(()))
+    }
+
+    /// The value length, header size and whether it opens a sequence, of the element at `pos`
+    /// (none where the file ends).
+    fn element_header(
+        &self,
+        group: u16,
+        elem: u16,
+        be: bool,
+    ) -> Result<Option<(u32, usize, bool)>> {
+        let pos = self.pos;
+        // Implicit VR outside the meta group: tag and a 32-bit length.
+        if group != 0x0002 && self.implicit {
+            return Ok(self.rd32(pos + 4, be).map(|len| (len, 8, len == UNDEFINED)));
+        }
+        let vr = &self.bytes[pos + 4..pos + 6];
+        if !KNOWN_VRS.iter().any(|k| k.as_bytes() == vr) {
+            return Err(IoError::format(self.path, format!("element ({group:04X},{elem:04X}) at byte {pos} has no valid value representation: corrupt DICOM")));
+        }
+        let (len, header, is_sq) = if long_vr(vr) {
+            let Some(len) = self.rd32(pos + 8, be) else {
+                return Ok(None);
+            };
+            (len, 12, vr == b"SQ")
         } else {
-            let Some(len) = rd32(pos + 4, be) else { break };
-            (len, 8, len == UNDEFINED)
+            let Some(len) = self.rd16(pos + 6, be) else {
+                return Ok(None);
+            };
+            (u32::from(len), 8, false)
         };
-        pos += header;
+        // Values of fixed-size types come in whole units; the parser misbehaves otherwise.
+        if let Some(unit) = unit_size(vr).filter(|u| len != UNDEFINED && len % u != 0) {
+            return Err(IoError::format(
+                self.path,
+                format!("element ({group:04X},{elem:04X}) of VR {} has {len} bytes, not a multiple of {unit}: corrupt DICOM", String::from_utf8_lossy(vr)),
+            ));
+        }
+        Ok(Some((len, header, is_sq)))
+    }
+
+    /// An element: its header, then its value skipped, entered (a sequence) or read (the meta
+    /// group's length and the transfer syntax). None where the file ends.
+    fn element(&mut self, group: u16, elem: u16, be: bool) -> Result<Option<()>> {
+        let Some((len, header, is_sq)) = self.element_header(group, elem, be)? else {
+            return Ok(None);
+        };
+        self.pos += header;
+        let pos = self.pos;
         if (group, elem) == (0x7FE0, 0x0010) && len == UNDEFINED {
-            in_encapsulated = true;
-            continue;
+            self.in_encapsulated = true;
+            return Ok(Some(()));
         }
         if len != UNDEFINED {
-            if len as usize > bytes.len() - pos {
-                return Err(too_long(path, group, elem, len, bytes.len() - pos));
+            if len as usize > self.bytes.len() - pos {
+                return Err(too_long(
+                    self.path,
+                    group,
+                    elem,
+                    len,
+                    self.bytes.len() - pos,
+                ));
             }
-            if let Some(&end) = ends.last().filter(|&&end| pos + len as usize > end) {
-                return Err(crossing(group, elem, pos - header, end));
+            if let Some(&end) = self.ends.last().filter(|&&end| pos + len as usize > end) {
+                return Err(self.crossing(group, elem, pos - header, end));
             }
         }
         if len == UNDEFINED || is_sq {
             if is_sq && len != UNDEFINED {
-                ends.push(pos + len as usize);
+                self.ends.push(pos + len as usize);
             }
-            continue; // descend into the sequence's items
+            return Ok(Some(())); // descend into the sequence's items
         }
         if (group, elem) == (0x0002, 0x0000) {
-            meta_end = rd32(pos, false).map(|l| pos + 4 + l as usize);
+            self.meta_end = self.rd32(pos, false).map(|l| pos + 4 + l as usize);
         }
         if (group, elem) == (0x0002, 0x0010) {
-            let ts = String::from_utf8_lossy(&bytes[pos..pos + len as usize])
-                .trim_end_matches(['\0', ' '])
-                .to_owned();
-            match ts.as_str() {
-                "1.2.840.10008.1.2" => implicit = true,
-                "1.2.840.10008.1.2.2" => big_endian = true,
-                "1.2.840.10008.1.2.1.99" if meta_end.is_some() => deflated = true,
-                "1.2.840.10008.1.2.1.99" => {
-                    return Err(IoError::format(
-                        path,
-                        "a deflated file without the meta group length: corrupt DICOM",
-                    ))
-                }
-                _ => {}
-            }
+            self.transfer_syntax(&self.bytes[pos..pos + len as usize])?;
         }
-        pos += len as usize;
+        self.pos += len as usize;
+        Ok(Some(()))
     }
-    match meta_end {
-        Some(end) if deflated => Ok(DataSet::Deflated { start: end }),
-        _ => Ok(DataSet::Checked { end: bytes.len() }),
+
+    /// Reads the transfer syntax: implicit VR, big endian or deflated from here on.
+    fn transfer_syntax(&mut self, value: &[u8]) -> Result<()> {
+        let ts = String::from_utf8_lossy(value)
+            .trim_end_matches(['\0', ' '])
+            .to_owned();
+        match ts.as_str() {
+            "1.2.840.10008.1.2" => self.implicit = true,
+            "1.2.840.10008.1.2.2" => self.big_endian = true,
+            "1.2.840.10008.1.2.1.99" if self.meta_end.is_some() => self.deflated = true,
+            "1.2.840.10008.1.2.1.99" => {
+                return Err(IoError::format(
+                    self.path,
+                    "a deflated file without the meta group length: corrupt DICOM",
+                ))
+            }
+            _ => {}
+        }
+        Ok(())
     }
 }
 

@@ -76,12 +76,9 @@ fn read_segmentation(path: &Path) -> Result<Segmentation> {
             format!("not a DICOM SEG (Modality is '{modality}')"),
         ));
     }
-    let uint = |tag, name: &str| uint(&obj, path, tag, name);
-    let rows = uint(tags::ROWS, "Rows")?;
-    let cols = uint(tags::COLUMNS, "Columns")?;
+    let rows = uint(&obj, path, tags::ROWS, "Rows")?;
+    let cols = uint(&obj, path, tags::COLUMNS, "Columns")?;
     let n_frames = frame_count(&obj, path)?;
-    let bits = uint(tags::BITS_ALLOCATED, "BitsAllocated")?;
-    let kind = text(&obj, tags::SEGMENTATION_TYPE);
     let ts = obj
         .meta()
         .transfer_syntax()
@@ -96,6 +93,47 @@ fn read_segmentation(path: &Path) -> Result<Segmentation> {
             format!("a SEG with compressed pixel data (transfer syntax {ts})"),
         ));
     }
+    let pixels = frame_pixels(path, &obj, rows, cols, n_frames)?;
+    let planes = plane_geometry(path, &obj, n_frames)?;
+    let frames = frame_positions(path, &obj, n_frames)?;
+    let segments = items(&obj, tags::SEGMENT_SEQUENCE)
+        .iter()
+        .filter_map(|s| {
+            let number = s
+                .element_opt(tags::SEGMENT_NUMBER)
+                .ok()
+                .flatten()
+                .and_then(|e| e.to_int::<u16>().ok())?;
+            Some(SegmentInfo {
+                number,
+                label: text(s, tags::SEGMENT_LABEL),
+                frames: frames.iter().filter(|(n, _)| *n == number).count(),
+            })
+        })
+        .collect();
+    Ok(Segmentation {
+        segments,
+        rows,
+        cols,
+        orientation: planes.orientation,
+        pixel_spacing: planes.pixel_spacing,
+        plane_step: planes.plane_step,
+        frames,
+        pixels,
+    })
+}
+
+/// The frames' pixels, one byte (0 or 1) each: BINARY bits unpacked, FRACTIONAL values
+/// thresholded at half their maximum. Only uncompressed transfer syntaxes are read.
+fn frame_pixels(
+    path: &Path,
+    obj: &InMemDicomObject,
+    rows: usize,
+    cols: usize,
+    n_frames: usize,
+) -> Result<Vec<u8>> {
+    let bits = uint(obj, path, tags::BITS_ALLOCATED, "BitsAllocated")?;
+    let kind = text(obj, tags::SEGMENTATION_TYPE);
     let plane = rows
         .checked_mul(cols)
         .filter(|p| *p > 0)
@@ -108,25 +146,22 @@ fn read_segmentation(path: &Path) -> Result<Segmentation> {
         .map_err(|_| IoError::format(path, "no pixel data"))?
         .to_bytes()
         .map_err(|e| IoError::format(path, format!("cannot read the pixel data: {e}")))?;
-    let pixels: Vec<u8> = match (kind.as_str(), bits) {
+    let truncated = |expected: usize| IoError::Truncated {
+        path: path.to_path_buf(),
+        expected: expected as u64,
+        got: raw.len() as u64,
+    };
+    match (kind.as_str(), bits) {
         ("BINARY", 1) => {
             if raw.len() * 8 < total {
-                return Err(IoError::Truncated {
-                    path: path.to_path_buf(),
-                    expected: total.div_ceil(8) as u64,
-                    got: raw.len() as u64,
-                });
+                return Err(truncated(total.div_ceil(8)));
             }
             // Bits are packed across frame boundaries, least significant bit first.
-            (0..total).map(|n| (raw[n / 8] >> (n % 8)) & 1).collect()
+            Ok((0..total).map(|n| (raw[n / 8] >> (n % 8)) & 1).collect())
         }
         ("FRACTIONAL", 8) => {
             if raw.len() < total {
-                return Err(IoError::Truncated {
-                    path: path.to_path_buf(),
-                    expected: total as u64,
-                    got: raw.len() as u64,
-                });
+                return Err(truncated(total));
             }
             let max = obj
                 .element_opt(tags::MAXIMUM_FRACTIONAL_VALUE)
@@ -135,22 +170,34 @@ fn read_segmentation(path: &Path) -> Result<Segmentation> {
                 .and_then(|e| e.to_int::<u32>().ok())
                 .unwrap_or(255)
                 .max(1);
-            raw[..total]
+            Ok(raw[..total]
                 .iter()
                 .map(|&v| u8::from(2 * u32::from(v) >= max))
-                .collect()
+                .collect())
         }
-        _ => {
-            return Err(IoError::unsupported(
-                path,
-                format!("SegmentationType '{kind}' with BitsAllocated {bits}"),
-            ))
-        }
-    };
-    let shared = items(&obj, tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE);
-    let per_frame = items(&obj, tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE);
-    // Extra groups beyond NumberOfFrames (seen in files cut down to fewer frames) describe no
-    // stored frame and are ignored; missing ones are an error.
+        _ => Err(IoError::unsupported(
+            path,
+            format!("SegmentationType '{kind}' with BitsAllocated {bits}"),
+        )),
+    }
+}
+
+/// What every frame's plane shares: orientation, pixel spacing, and the step between planes
+/// when the SEG states one.
+struct PlaneGeometry {
+    orientation: [f64; 6],
+    pixel_spacing: [f64; 2],
+    plane_step: Option<f64>,
+}
+
+/// The per-frame functional groups, at least one per frame (extra groups beyond
+/// NumberOfFrames, seen in files cut down to fewer frames, describe no stored frame).
+fn per_frame_groups(
+    path: &Path,
+    obj: &InMemDicomObject,
+    n_frames: usize,
+) -> Result<Vec<InMemDicomObject>> {
+    let per_frame = items(obj, tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE);
     if per_frame.len() < n_frames {
         return Err(IoError::format(
             path,
@@ -160,18 +207,25 @@ fn read_segmentation(path: &Path) -> Result<Segmentation> {
             ),
         ));
     }
-    // A value from the frame's own groups, else from the shared groups.
-    let lookup = |frame: &InMemDicomObject, seq, tag| {
-        in_group(frame, seq, tag).or_else(|| shared.first().and_then(|s| in_group(s, seq, tag)))
-    };
-    let Some(first) = per_frame.first().filter(|_| n_frames > 0) else {
+    if n_frames == 0 {
         return Err(IoError::format(
             path,
             "a SEG without frames (NumberOfFrames 0)",
         ));
+    }
+    Ok(per_frame)
+}
+
+/// The planes' geometry, from the first frame's groups or else the shared ones.
+fn plane_geometry(path: &Path, obj: &InMemDicomObject, n_frames: usize) -> Result<PlaneGeometry> {
+    let shared = items(obj, tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE);
+    let per_frame = per_frame_groups(path, obj, n_frames)?;
+    let first = &per_frame[0];
+    // A value from the frame's own groups, else from the shared groups.
+    let lookup = |seq, tag| {
+        in_group(first, seq, tag).or_else(|| shared.first().and_then(|s| in_group(s, seq, tag)))
     };
     let orientation: [f64; 6] = lookup(
-        first,
         tags::PLANE_ORIENTATION_SEQUENCE,
         tags::IMAGE_ORIENTATION_PATIENT,
     )
@@ -182,19 +236,29 @@ fn read_segmentation(path: &Path) -> Result<Segmentation> {
             "ImageOrientationPatient is missing from the functional groups",
         )
     })?;
-    let pixel_spacing: [f64; 2] = lookup(first, tags::PIXEL_MEASURES_SEQUENCE, tags::PIXEL_SPACING)
+    let pixel_spacing: [f64; 2] = lookup(tags::PIXEL_MEASURES_SEQUENCE, tags::PIXEL_SPACING)
         .and_then(|v| v.try_into().ok())
         .filter(|s: &[f64; 2]| s.iter().all(|v| *v > 0.0 && v.is_finite()))
         .ok_or_else(|| {
             IoError::format(path, "PixelSpacing is missing from the functional groups")
         })?;
-    let plane_step = lookup(
-        first,
-        tags::PIXEL_MEASURES_SEQUENCE,
-        tags::SPACING_BETWEEN_SLICES,
-    )
-    .and_then(|v| v.first().copied())
-    .filter(|v| *v > 0.0);
+    let plane_step = lookup(tags::PIXEL_MEASURES_SEQUENCE, tags::SPACING_BETWEEN_SLICES)
+        .and_then(|v| v.first().copied())
+        .filter(|v| *v > 0.0);
+    Ok(PlaneGeometry {
+        orientation,
+        pixel_spacing,
+        plane_step,
+    })
+}
+
+/// Each frame's segment number and plane position.
+fn frame_positions(
+    path: &Path,
+    obj: &InMemDicomObject,
+    n_frames: usize,
+) -> Result<Vec<(u16, [f64; 3])>> {
+    let per_frame = per_frame_groups(path, obj, n_frames)?;
     let mut frames = Vec::with_capacity(n_frames);
     for (n, frame) in per_frame.iter().take(n_frames).enumerate() {
         let position: [f64; 3] = in_group(
@@ -226,31 +290,7 @@ fn read_segmentation(path: &Path) -> Result<Segmentation> {
             })?;
         frames.push((segment, position));
     }
-    let segments = items(&obj, tags::SEGMENT_SEQUENCE)
-        .iter()
-        .filter_map(|s| {
-            let number = s
-                .element_opt(tags::SEGMENT_NUMBER)
-                .ok()
-                .flatten()
-                .and_then(|e| e.to_int::<u16>().ok())?;
-            Some(SegmentInfo {
-                number,
-                label: text(s, tags::SEGMENT_LABEL),
-                frames: frames.iter().filter(|(n, _)| *n == number).count(),
-            })
-        })
-        .collect();
-    Ok(Segmentation {
-        segments,
-        rows,
-        cols,
-        orientation,
-        pixel_spacing,
-        plane_step,
-        frames,
-        pixels,
-    })
+    Ok(frames)
 }
 
 /// The segments of a SEG file.

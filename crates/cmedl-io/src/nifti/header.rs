@@ -271,7 +271,7 @@ impl NiftiHeader {
                 vox_offset: {
                     let o = r.f32(108);
                     // 2⁶³ bytes is past any file; a larger float would saturate the cast.
-                    if !(o.is_finite() && o >= 0.0 && f64::from(o) < 9.2e18) {
+                    if !(0.0..9.2e18).contains(&o) {
                         return Err(bad(format!("invalid vox_offset {o}")));
                     }
                     o as u64
