@@ -260,16 +260,19 @@ fn predict_writes_a_dicom_seg_that_reads_back_onto_the_series() {
     )
     .unwrap();
     let coded = dir.path().join("coded.dcm");
-    TestCommand::new("predict")
-        .arg("--run")
-        .arg(&run)
-        .args(["--device", "cpu", "--output-type", "dicom-seg", "--labels"])
-        .arg(&labels)
-        .arg("-i")
-        .arg(&ct)
-        .arg("-o")
-        .arg(&coded)
-        .succeeds();
+    let with_labels = |out: &std::path::Path| {
+        let mut c = TestCommand::new("predict");
+        c.arg("--run")
+            .arg(&run)
+            .args(["--device", "cpu", "--output-type", "dicom-seg", "--labels"])
+            .arg(&labels)
+            .arg("-i")
+            .arg(&ct)
+            .arg("-o")
+            .arg(out);
+        c
+    };
+    with_labels(&coded).succeeds();
     assert_eq!(
         cmedl_io::dicom::list_segments(&coded).unwrap()[0].label,
         "GTV-1"
@@ -281,15 +284,7 @@ fn predict_writes_a_dicom_seg_that_reads_back_onto_the_series() {
     );
     assert!(bytes.contains("49755003"), "the default category stays");
     std::fs::write(&labels, r#"{"2": {"name": "Node"}}"#).unwrap();
-    TestCommand::new("predict")
-        .arg("--run")
-        .arg(&run)
-        .args(["--device", "cpu", "--output-type", "dicom-seg", "--labels"])
-        .arg(&labels)
-        .arg("-i")
-        .arg(&ct)
-        .arg("-o")
-        .arg(dir.path().join("bad.dcm"))
+    with_labels(&dir.path().join("bad.dcm"))
         .fails_with(2, "label 2 is not one of the run's 1 foreground classes");
     // A SEG needs a series as input and a .dcm name.
     TestCommand::new("predict")

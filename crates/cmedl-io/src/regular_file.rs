@@ -18,3 +18,15 @@ pub(crate) fn open_regular(path: &Path) -> Result<File> {
     }
     File::open(path).map_err(|e| IoError::io(path, e))
 }
+
+/// The detached data file `name` of the header at `header` (beside it), opened when it is a
+/// regular file, with its length.
+pub(crate) fn open_data_file(
+    header: &Path,
+    name: &str,
+) -> Result<(std::io::BufReader<File>, std::path::PathBuf, u64)> {
+    let path = header.parent().unwrap_or(Path::new(".")).join(name);
+    let file = open_regular(&path)?;
+    let len = file.metadata().map_err(|e| IoError::io(&path, e))?.len();
+    Ok((std::io::BufReader::new(file), path, len))
+}

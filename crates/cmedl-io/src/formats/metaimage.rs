@@ -222,13 +222,7 @@ pub fn read_metaimage(path: &Path, options: &ReadOptions) -> Result<Volume> {
             })
         }
         name => {
-            let data_path = path.parent().unwrap_or(Path::new(".")).join(name);
-            let file = crate::regular_file::open_regular(&data_path)?;
-            let len = file
-                .metadata()
-                .map_err(|e| IoError::io(&data_path, e))?
-                .len();
-            let mut r = BufReader::new(file);
+            let (mut r, data_path, len) = crate::regular_file::open_data_file(path, name)?;
             let skip = data_start(&data_path, header_size, len, encoding, voxels, element)?;
             std::io::copy(&mut r.by_ref().take(skip), &mut std::io::sink())
                 .map_err(|e| IoError::io(&data_path, e))?;

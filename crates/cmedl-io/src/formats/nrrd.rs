@@ -160,13 +160,7 @@ pub fn read_nrrd(path: &Path, options: &ReadOptions) -> Result<Volume> {
             return Err(unsupported(path, "data split over several files"))
         }
         Some(name) => {
-            let data_path = path.parent().unwrap_or(Path::new(".")).join(name);
-            let file = crate::regular_file::open_regular(&data_path)?;
-            let len = file
-                .metadata()
-                .map_err(|e| IoError::io(&data_path, e))?
-                .len();
-            let mut r = BufReader::new(file);
+            let (mut r, data_path, len) = crate::regular_file::open_data_file(path, name)?;
             match (skip, encoding) {
                 ("0", _) => {}
                 ("-1", Encoding::Raw) => {
