@@ -424,13 +424,19 @@ impl Networks {
         })
     }
 
-    /// The teacher on the translation of student-modality images `x` (evaluation mode).
+    /// The teacher on the translation of student-modality images `x` (evaluation mode, with
+    /// the statistics of translations: its own, also when `loss.teacher_domain_bn` keeps the
+    /// real images' apart).
     pub fn teacher_on_translation(&self, x: &Tensor) -> Result<SegOutput, TrainError> {
         let g = self
             .g_s2t
             .as_ref()
             .ok_or_else(|| self.missing("translator"))?;
-        self.teacher_on(&g.net.forward_t(x, false)?)
+        let t = self
+            .teacher
+            .as_ref()
+            .ok_or_else(|| self.missing("teacher"))?;
+        Ok(t.net.forward_t(&g.net.forward_t(x, false)?, false)?)
     }
 
     /// The teacher on teacher-modality images `x` (evaluation mode, with the statistics of
@@ -667,5 +673,46 @@ mod tests {
         assert!(t1.iter().zip(&t2).any(|(a, b)| !a.1.equal(&b.1)));
         assert!(r1.iter().zip(&r2).all(|(a, b)| a.1.equal(&b.1)));
         assert!(nets.stores().iter().any(|(n, _)| *n == "teacher_real_bn"));
+    }
+
+    #[test]
+    fn the_teacher_on_translations_uses_the_statistics_of_translations() {
+        let _turn = crate::TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = tiny(false);
+        c.mode = Mode::Cmedl;
+        c.loss.teacher_domain_bn = true;
+        let nets = Networks::build(&c, Device::Cpu).unwrap();
+        // Real images far from the translations: their statistics move far from the teacher's.
+        let real = Tensor::rand([4, 1, 16, 16], (Kind::Float, Device::Cpu)) * 50.0 + 20.0;
+        for _ in 0..5 {
+            nets.teacher_on_real(&real, true).unwrap();
+            nets.end_real_teacher_pass();
+        }
+        let x = Tensor::rand([2, 1, 16, 16], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+        let translated = nets
+            .g_s2t
+            .as_ref()
+            .unwrap()
+            .net
+            .forward_t(&x, false)
+            .unwrap();
+        let own = nets
+            .teacher
+            .as_ref()
+            .unwrap()
+            .net
+            .forward_t(&translated, false)
+            .unwrap()
+            .logits;
+        let with_real = nets.teacher_on(&translated).unwrap().logits;
+        assert!(
+            !own.allclose(&with_real, 1e-4, 1e-4, false),
+            "the two sets of statistics differ"
+        );
+        let got = nets.teacher_on_translation(&x).unwrap().logits;
+        assert!(
+            got.equal(&own),
+            "translations are segmented with their own statistics"
+        );
     }
 }
