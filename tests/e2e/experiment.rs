@@ -31,6 +31,17 @@ fn a_micro_experiment_writes_a_report_with_figures() {
         "{results:?}"
     );
     assert!(md.contains("Paired comparison with ct-only") && md.contains("Wilcoxon"));
+    // The premise per run: whether the teacher was ahead of the student, and the hint's epochs.
+    let premise = md
+        .lines()
+        .find(|l| l.starts_with("| cmedl-unet-cyclegan-s0 | best"))
+        .unwrap_or_else(|| panic!("no teacher row: {md}"));
+    assert!(
+        md.contains("| teacher ahead | hint |")
+            && (premise.contains("from epoch") || premise.contains("never ("))
+            && premise.contains("2 of 2 epochs"),
+        "{premise}"
+    );
     for run in ["ct-only-unet-s0", "cmedl-unet-cyclegan-s0"] {
         let curves = image::open(out_dir.join(format!("figures/curves-{run}.png"))).unwrap();
         assert_eq!((curves.width(), curves.height()), (800, 300));

@@ -78,6 +78,59 @@ pub struct EpochRecord {
     pub parallel: Option<crate::run_dir::ParallelRecord>,
 }
 
+/// How a run's teacher stood against its student, epoch by epoch: CMEDL's premise is a
+/// teacher that segments the translations better than the student segments the images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TeacherLead {
+    /// Epochs with both validation Dice values.
+    pub epochs: usize,
+    /// Of which the teacher on translations was ahead of the student.
+    pub ahead: usize,
+    /// The first epoch it was ahead (1-based).
+    pub first_ahead: Option<usize>,
+    /// Epochs trained with the hint at a non-zero weight (none: the mode does not distil).
+    pub hint_epochs: Option<usize>,
+}
+
+impl TeacherLead {
+    /// The lead over a run's epoch records (none when they record no teacher).
+    pub fn of(epochs: &[EpochRecord]) -> Option<Self> {
+        let both: Vec<(usize, f64, f64)> = epochs
+            .iter()
+            .filter_map(|e| {
+                let t = e.teacher_dice_pmri.filter(|t| t.is_finite())?;
+                e.val_dice.is_finite().then_some((e.epoch, t, e.val_dice))
+            })
+            .collect();
+        if both.is_empty() {
+            return None;
+        }
+        let ahead: Vec<usize> = both
+            .iter()
+            .filter(|(_, t, s)| t > s)
+            .map(|(e, _, _)| *e)
+            .collect();
+        let scales: Vec<f64> = epochs.iter().filter_map(|e| e.distill_scale).collect();
+        Some(Self {
+            epochs: both.len(),
+            ahead: ahead.len(),
+            first_ahead: ahead.first().copied(),
+            hint_epochs: (!scales.is_empty()).then(|| scales.iter().filter(|s| **s > 0.0).count()),
+        })
+    }
+
+    /// "from epoch N (K of E epochs)" or "never (E epochs)".
+    pub fn describe(&self) -> String {
+        match self.first_ahead {
+            Some(first) => format!(
+                "from epoch {first} ({} of {} epochs)",
+                self.ahead, self.epochs
+            ),
+            None => format!("never ({} epochs)", self.epochs),
+        }
+    }
+}
+
 /// JSON has no NaN: serde_json writes it as `null`, and this reads it back.
 fn null_as_nan<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))

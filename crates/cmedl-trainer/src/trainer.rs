@@ -645,6 +645,16 @@ impl Trainer {
             self.save(&Which::Best)?;
         }
         self.save(&Which::Final)?;
+        let gated = self.config.loss.distill.gate_on_teacher && self.config.distill_weight() > 0.0;
+        if gated && self.is_root() {
+            let lead = crate::log::TeacherLead::of(&self.dir.epochs());
+            if lead.is_some_and(|l| l.hint_epochs == Some(0)) {
+                tracing::warn!(
+                    "{}: the hint was never applied: the teacher's validation Dice on translations never exceeded the student's (loss.distill.gate_on_teacher), so this run trained as cmedl-no-distill",
+                    self.dir.path().display()
+                );
+            }
+        }
         Ok(RunSummary {
             dir: self.dir.clone(),
             best_dice: self.best,

@@ -520,10 +520,11 @@ fn teacher_section(b: &mut Vec<Block>, dir: &ExperimentDir, runs: &[RunPlan]) {
         2,
         "Student and teacher on the validation split".into(),
     ));
-    b.push(Block::Para("Validation Dice per epoch of the student (the mode's test-time path) and of the teacher on the translations of the same validation images (pMRI) and on real labelled teacher-modality images. A student can only gain from a teacher that segments better than it does.".into()));
+    b.push(Block::Para("Validation Dice of the student (the mode's test-time path) and of the teacher on the translations of the same validation images (pMRI) and on real labelled teacher-modality images, at the student's best and last epochs. A student can only gain from a teacher that segments better than it does: 'teacher ahead' says whether, and from which epoch, the teacher on pMRI beat the student; 'hint' counts the epochs trained with the distillation term on (with loss.distill.gate_on_teacher, only those after an epoch the teacher was ahead).".into()));
     let mut rows = Vec::new();
     for r in with_teacher {
         let epochs = dir.run(&r.name).epochs();
+        let (ahead, hint) = premise_cells(r.mode, r.config.loss.distill.gate_on_teacher, &epochs);
         let best = epochs
             .iter()
             .filter(|e| e.val_dice.is_finite())
@@ -536,6 +537,8 @@ fn teacher_section(b: &mut Vec<Block>, dir: &ExperimentDir, runs: &[RunPlan]) {
                 fmt_dice(Some(e.val_dice)),
                 fmt_dice(e.teacher_dice_pmri),
                 fmt_dice(e.teacher_dice_real),
+                ahead.clone(),
+                hint.clone(),
             ]);
         }
     }
@@ -546,9 +549,32 @@ fn teacher_section(b: &mut Vec<Block>, dir: &ExperimentDir, runs: &[RunPlan]) {
             "student",
             "teacher on pMRI",
             "teacher on real images",
+            "teacher ahead",
+            "hint",
         ]),
         rows,
     ));
+}
+
+/// Whether and from which epoch the teacher was ahead of the student, and how many epochs
+/// trained with the hint ("never applied" for a gated run whose gate never opened).
+fn premise_cells(
+    mode: cmedl_trainer::Mode,
+    gated: bool,
+    epochs: &[cmedl_trainer::log::EpochRecord],
+) -> (String, String) {
+    let lead = cmedl_trainer::log::TeacherLead::of(epochs);
+    let ahead = match (mode, lead) {
+        // The student column of pmri-only is the teacher itself.
+        (cmedl_trainer::Mode::PmriOnly, _) | (_, None) => "–".to_owned(),
+        (_, Some(l)) => l.describe(),
+    };
+    let hint = match lead.and_then(|l| l.hint_epochs) {
+        Some(0) if gated => "never applied".to_owned(),
+        Some(n) => format!("{n} of {} epochs", epochs.len()),
+        None => "–".to_owned(),
+    };
+    (ahead, hint)
 }
 
 fn figure_sections(b: &mut Vec<Block>, dir: &ExperimentDir, runs: &[RunPlan]) {
@@ -701,4 +727,60 @@ pub fn write_run_report(run: &RunDir) -> Result<ReportFiles, ExperimentError> {
         Block::Code(config_text.trim().to_owned()),
     ];
     write(run.path(), &format!("cmedl run: {name}"), &b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cmedl_trainer::log::EpochRecord;
+    use cmedl_trainer::Mode;
+
+    fn epoch(epoch: usize, student: f64, teacher: f64, scale: Option<f64>) -> EpochRecord {
+        EpochRecord {
+            step: epoch * 10,
+            epoch,
+            lr: 1e-3,
+            val_dice: student,
+            best_dice: student,
+            teacher_dice_pmri: Some(teacher),
+            teacher_dice_real: None,
+            distill_scale: scale,
+            losses: Default::default(),
+            wall_s: 1.0,
+            parallel: None,
+        }
+    }
+
+    #[test]
+    fn a_gated_run_whose_teacher_is_never_ahead_says_the_hint_was_never_applied() {
+        let never = [
+            epoch(1, 0.2, 0.1, Some(0.0)),
+            epoch(2, 0.3, 0.3, Some(0.0)),
+            epoch(3, 0.4, 0.35, Some(0.0)),
+        ];
+        assert_eq!(
+            premise_cells(Mode::Cmedl, true, &never),
+            ("never (3 epochs)".to_owned(), "never applied".to_owned())
+        );
+        // The gate opens the epoch after the teacher is first ahead.
+        let opens = [
+            epoch(1, 0.2, 0.1, Some(0.0)),
+            epoch(2, 0.3, 0.4, Some(0.0)),
+            epoch(3, 0.4, 0.5, Some(1.0)),
+        ];
+        assert_eq!(
+            premise_cells(Mode::Cmedl, true, &opens),
+            (
+                "from epoch 2 (2 of 3 epochs)".to_owned(),
+                "1 of 3 epochs".to_owned()
+            )
+        );
+        // Without distillation, and for pmri-only (the student column is the teacher), no claim.
+        let plain = [epoch(1, 0.2, 0.3, None)];
+        assert_eq!(
+            premise_cells(Mode::CmedlNoDistill, false, &plain),
+            ("from epoch 1 (1 of 1 epochs)".to_owned(), "–".to_owned())
+        );
+        assert_eq!(premise_cells(Mode::PmriOnly, false, &plain).0, "–");
+    }
 }
