@@ -124,6 +124,20 @@ fn a_micro_experiment_writes_a_report_with_figures() {
         post_md.contains("components under 1000000000000 mm³ removed"),
         "{post_md}"
     );
+    // Results of an earlier cmedl (no validation scores): `report` still works, raw, and says so.
+    let path = out_dir.join("results/ct-only-unet-s0.json");
+    let mut old: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let raw = old["raw"].clone();
+    for key in ["validation", "rule", "raw"] {
+        old.as_object_mut().unwrap().remove(key);
+    }
+    old["cases"] = raw["cases"].clone();
+    std::fs::write(&path, old.to_string()).unwrap();
+    std::fs::remove_file(out_dir.join("postprocessing.json")).unwrap();
+    TestCommand::new("report").arg(&out_dir).succeeds();
+    let old_md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(old_md.contains("earlier cmedl"), "{old_md}");
     // The same folder with another training config: refused, nothing reused.
     let mut changed = exp.clone();
     changed["base"]["train"]["epochs"] = serde_json::json!(3);

@@ -384,7 +384,8 @@ fn score_validation(
 /// Chooses the experiment's post-processing rule once every run is evaluated (or reuses the
 /// choice already made under the same configuration and runs), applies it to every run's
 /// test predictions and scores them; the raw numbers stay in each run's results. Returns the
-/// choice, or none while some run is not evaluated yet.
+/// choice, or none while some run is not evaluated yet (or was evaluated by an earlier cmedl
+/// without validation scores).
 pub(crate) fn apply_postprocessing(
     ds: &Dataset,
     dir: &ExperimentDir,
@@ -413,10 +414,13 @@ pub(crate) fn apply_postprocessing(
             let scores: Vec<&ValidationScores> =
                 all.iter().filter_map(|r| r.validation.as_ref()).collect();
             if scores.len() < all.len() {
-                return Err(ExperimentError::input(
-                    dir.path(),
-                    "some runs were evaluated without validation scores; run the experiment again to evaluate them",
-                ));
+                // Runs evaluated by an earlier cmedl: their report stays raw until the
+                // experiment is run again and scores them.
+                tracing::warn!(
+                    "{}: some runs were evaluated without validation scores; their numbers stay raw until `cmedl experiment` evaluates them again",
+                    dir.path().display()
+                );
+                return Ok(None);
             }
             let single = single_component_labels(ds, &first.config)?;
             let c = crate::postprocess::choose(&exp.postprocessing, single, &scores);

@@ -206,7 +206,7 @@ fn postprocessing_section(
 ) {
     b.push(Block::Heading(3, "Post-processing".into()));
     let Some(choice) = choice else {
-        b.push(Block::Para("The numbers above are raw predictions: the post-processing rule is chosen once every run is evaluated.".into()));
+        b.push(Block::Para("The numbers above are raw predictions: the post-processing rule is chosen once every run is evaluated with validation scores (runs evaluated by an earlier cmedl are scored again by `cmedl experiment`).".into()));
         return;
     };
     b.push(Block::Para(format!(
