@@ -95,6 +95,10 @@ pub struct DatasetIndex {
     pub description: String,
     /// Names of the tumour label values, by value.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// What each tumour label value is, as DICOM codes (category and type; a name too) for the
+    /// SEG and RTSTRUCT written from predictions; labels not listed get the defaults.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub label_codes: std::collections::BTreeMap<String, crate::dicom::LabelEntry>,
     /// Names of the organ label values, by value, when organ maps exist.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub organ_labels: std::collections::BTreeMap<String, String>,
@@ -136,6 +140,17 @@ impl Dataset {
                 &file,
                 format!("format is '{}', expected '{DATASET_FORMAT}'", index.format),
             ));
+        }
+        for (label, entry) in &index.label_codes {
+            if !index.labels.contains_key(label) || label == "0" {
+                return Err(IoError::format(
+                    &file,
+                    format!("label_codes: '{label}' is not a foreground value of 'labels'"),
+                ));
+            }
+            entry
+                .check()
+                .map_err(|e| IoError::format(&file, format!("label_codes '{label}': {e}")))?;
         }
         for (name, m) in &index.modalities {
             let mut seen = std::collections::BTreeSet::new();

@@ -335,6 +335,7 @@ pub fn import_dataset(src: &Path, dst: &Path, options: &ImportOptions) -> Result
         }
     }
     let index = DatasetIndex {
+        label_codes: Default::default(),
         format: DATASET_FORMAT.into(),
         name: json["name"].as_str().unwrap_or("imported").to_owned(),
         description: format!(

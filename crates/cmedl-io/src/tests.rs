@@ -795,3 +795,41 @@ fn vox_offsets_near_the_u64_limit_are_refused() {
         assert!(err.contains(name), "{name}: {err}");
     }
 }
+
+#[test]
+fn dataset_label_codes_name_foreground_labels_with_whole_codes() {
+    let root = Path::new("/data");
+    let with = |codes: &str| {
+        format!(
+            r#"{{"format": "cmedl-dataset/1", "name": "x", "labels": {{"0": "background", "1": "tumour"}}, "modalities": {{}}, "label_codes": {codes}}}"#
+        )
+    };
+    let ok = crate::dataset::Dataset::from_json(
+        root,
+        &with(r#"{"1": {"type": {"value": "4147007", "scheme": "SCT", "meaning": "Mass"}}}"#),
+    )
+    .unwrap();
+    assert_eq!(
+        ok.index.label_codes["1"].kind.as_ref().unwrap().meaning,
+        "Mass"
+    );
+    for (codes, expect) in [
+        (
+            r#"{"2": {"name": "node"}}"#,
+            "'2' is not a foreground value",
+        ),
+        (r#"{"0": {"name": "air"}}"#, "'0' is not a foreground value"),
+        (
+            r#"{"1": {"type": {"value": "4147007", "scheme": "", "meaning": "Mass"}}}"#,
+            "a code needs",
+        ),
+    ] {
+        let err = crate::dataset::Dataset::from_json(root, &with(codes))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dataset.json") && err.contains(expect),
+            "{err}"
+        );
+    }
+}

@@ -121,6 +121,23 @@ impl Predictor {
         class_names(&self.config)
     }
 
+    /// DICOM codes of the tumour labels from the run's `dataset.json` (none for organ maps, or
+    /// when the dataset gives none or cannot be read).
+    pub fn label_codes(&self) -> std::collections::BTreeMap<u8, cmedl_io::dicom::LabelEntry> {
+        if self.config.data.labels != crate::LabelSet::Label {
+            return Default::default();
+        }
+        cmedl_io::dataset::Dataset::open(&self.config.data.root)
+            .map(|ds| {
+                ds.index
+                    .label_codes
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k.parse().ok()?, v)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Segments a volume with several runs (seeds or folds of one method): their class
     /// probabilities on the input grid are averaged, then the argmax is taken.
     pub fn segment_ensemble(

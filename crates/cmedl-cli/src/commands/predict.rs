@@ -227,6 +227,14 @@ impl Segmenter {
         })
     }
 
+    /// DICOM codes of the labels from the first run's dataset (none for an exported model).
+    fn label_codes(&self) -> std::collections::BTreeMap<u8, cmedl_io::dicom::LabelEntry> {
+        match self {
+            Self::Runs(members) => members[0].label_codes(),
+            Self::Exported(_) => Default::default(),
+        }
+    }
+
     /// Class names, background first (the run's dataset, or the export's sidecar).
     fn class_names(&self) -> Vec<String> {
         match self {
@@ -296,7 +304,7 @@ fn segment_to_dicom(args: &Args, members: &Segmenter, job: &Job) -> CmdResult {
     if args.largest_component {
         seg.labels.keep_largest_components();
     }
-    let specs = segment_specs(&args.labels, &members.class_names())?;
+    let specs = segment_specs(&args.labels, &members.class_names(), &members.label_codes())?;
     if args.output_type == OutputType::Rtstruct {
         cmedl_io::dicom::write_rtstruct(&job.output, &series, &seg.labels, &specs)?;
     } else {
@@ -305,9 +313,14 @@ fn segment_to_dicom(args: &Args, members: &Segmenter, job: &Job) -> CmdResult {
     Ok(())
 }
 
-/// The segments (or ROIs) of a SEG or RTSTRUCT: one per foreground class, named by `labels`
-/// (names, or one JSON label file with names and codes), else by the run's class names.
-fn segment_specs(labels: &[String], names: &[String]) -> Result<Vec<SegmentSpec>, Failure> {
+/// The segments (or ROIs) of a SEG or RTSTRUCT: one per foreground class, named and coded by
+/// the run's dataset (`labels`, `label_codes`), then by `labels` here (names, or one JSON
+/// label file with names and codes), which wins.
+fn segment_specs(
+    labels: &[String],
+    names: &[String],
+    dataset_codes: &std::collections::BTreeMap<u8, cmedl_io::dicom::LabelEntry>,
+) -> Result<Vec<SegmentSpec>, Failure> {
     let file = match labels {
         [one] if one.ends_with(".json") => {
             let path = std::path::Path::new(one);
@@ -324,18 +337,24 @@ fn segment_specs(labels: &[String], names: &[String]) -> Result<Vec<SegmentSpec>
     };
     Ok((1..names.len())
         .map(|c| {
-            let name = match &file {
-                Some(_) => names[c].clone(),
-                None => labels
-                    .get(c - 1)
-                    .cloned()
-                    .unwrap_or_else(|| names[c].clone()),
-            };
-            let spec = SegmentSpec::new(c as u8, &name);
-            match file.as_ref().and_then(|f| f.get(&(c as u8))) {
-                Some(entry) => spec.with_entry(entry),
-                None => spec,
+            let label = c as u8;
+            let mut spec = SegmentSpec::new(label, &names[c]);
+            if let Some(entry) = dataset_codes.get(&label) {
+                spec = spec.with_entry(entry);
             }
+            match &file {
+                Some(f) => {
+                    if let Some(entry) = f.get(&label) {
+                        spec = spec.with_entry(entry);
+                    }
+                }
+                None => {
+                    if let Some(name) = labels.get(c - 1) {
+                        spec.name = name.clone();
+                    }
+                }
+            }
+            spec
         })
         .collect())
 }
@@ -385,4 +404,39 @@ pub fn run(args: Args, global: &Global) -> CmdResult {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cmedl_io::dicom::{Code, LabelEntry};
+
+    #[test]
+    fn segment_names_and_codes_come_from_the_dataset_then_the_command_line() {
+        let names = vec![
+            "background".to_owned(),
+            "tumour".to_owned(),
+            "node".to_owned(),
+        ];
+        let mass = Code::new("4147007", "SCT", "Mass");
+        let dataset: std::collections::BTreeMap<u8, LabelEntry> = [(
+            1,
+            LabelEntry {
+                name: Some("GTV".into()),
+                kind: Some(mass.clone()),
+                ..Default::default()
+            },
+        )]
+        .into();
+        let specs = segment_specs(&[], &names, &dataset).unwrap();
+        assert_eq!((specs[0].name.as_str(), &specs[0].kind), ("GTV", &mass));
+        assert_eq!(
+            (specs[1].name.as_str(), &specs[1].kind),
+            ("node", &Code::neoplasm())
+        );
+        // Names given on the command line win over the dataset's; its codes stay.
+        let specs = segment_specs(&["GTV-1".into()], &names, &dataset).unwrap();
+        assert_eq!((specs[0].name.as_str(), &specs[0].kind), ("GTV-1", &mass));
+        assert_eq!(specs[1].name, "node");
+    }
 }

@@ -87,18 +87,30 @@ impl SegmentSpec {
 
 /// One label of a label file (`predict --labels FILE.json`): its name and, optionally, the
 /// codes of what it is.
-#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LabelEntry {
     /// SegmentLabel / ROIName (none: the run's name for the label).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Segmented Property Category (none: "Morphologically Abnormal Structure").
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<Code>,
     /// Segmented Property Type (none: "Neoplasm").
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<Code>,
+}
+
+impl LabelEntry {
+    /// Fails unless every code has a value, a scheme and a meaning.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        for code in self.category.iter().chain(&self.kind) {
+            if code.value.is_empty() || code.scheme.is_empty() || code.meaning.is_empty() {
+                return Err("a code needs a value, a scheme and a meaning".into());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Reads a label file: a JSON object from label values ("1", "2", …) to [`LabelEntry`]s.
@@ -114,14 +126,9 @@ pub fn read_label_file(path: &Path) -> Result<std::collections::BTreeMap<u8, Lab
                 format!("'{key}' is not a foreground label value (1–255)"),
             )
         })?;
-        for code in entry.category.iter().chain(&entry.kind) {
-            if code.value.is_empty() || code.scheme.is_empty() || code.meaning.is_empty() {
-                return Err(IoError::format(
-                    path,
-                    format!("label {label}: a code needs a value, a scheme and a meaning"),
-                ));
-            }
-        }
+        entry
+            .check()
+            .map_err(|e| IoError::format(path, format!("label {label}: {e}")))?;
         out.insert(label, entry);
     }
     Ok(out)
