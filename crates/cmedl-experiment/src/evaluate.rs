@@ -120,6 +120,10 @@ pub struct RunResults {
     /// modality, where the dataset has it (runs with a translator).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fidelity: Vec<FidelityRow>,
+    /// Tumour contrast on the CT, its translation and the real MRI, measured alike (phantom
+    /// data, runs with a translator).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contrast: Vec<ContrastRow>,
     /// Every candidate post-processing rule scored on this run's validation cases.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation: Option<crate::postprocess::ValidationScores>,
@@ -155,6 +159,25 @@ impl RunResults {
             },
         }
     }
+}
+
+/// One tumour's contrast-to-noise ratio on the CT, on the run's translation of it (pMRI) and on
+/// the same patient's real MRI, on the same core and ring voxels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContrastRow {
+    /// Case name.
+    pub case: String,
+    /// Location class of the tumour.
+    pub location: String,
+    /// CNR on the CT.
+    #[serde(with = "cmedl_metrics::float_serde")]
+    pub ct: f64,
+    /// CNR on the translation.
+    #[serde(with = "cmedl_metrics::float_serde")]
+    pub pmri: f64,
+    /// CNR on the real MRI, where the patient has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mri: Option<f64>,
 }
 
 /// How close a case's translation is to the same patient's real teacher-modality image.

@@ -149,7 +149,14 @@ pub fn run_experiment(
     };
     for r in &mine {
         train_run(&dir, r, options)?;
-        evaluate_run(&ds, r, &dir, exp.tolerance_mm, &candidates)?;
+        evaluate_run(
+            &ds,
+            r,
+            &dir,
+            exp.tolerance_mm,
+            &candidates,
+            exp.data.phantom.as_ref(),
+        )?;
     }
     if options.runs != RunSelection::All {
         return Ok(ExperimentOutcome::Partial {
@@ -277,6 +284,7 @@ fn evaluate_run(
     dir: &ExperimentDir,
     tolerance: f64,
     candidates: &[Rule],
+    phantom: Option<&cmedl_phantom::CohortConfig>,
 ) -> Result<(), ExperimentError> {
     let pred_dir = dir.predictions(&r.name);
     crate::create_dir(&pred_dir)?;
@@ -328,8 +336,21 @@ fn evaluate_run(
         results.cases.extend(scores.cases);
         results.lesions.extend(scores.lesions);
         results.case_lesions.extend(scores.case_lesions);
-        if let Some(row) = fidelity(ds, &predictor, case, label, volume)? {
+        let Some(window) = predictor.teacher_window else {
+            continue;
+        };
+        let v = match volume {
+            Some(v) => v,
+            None => read_image(&ds.path(&case.image), &ReadOptions::default())?,
+        };
+        let translated = predictor.translate(&v, 16, window)?;
+        if let Some(row) = fidelity(ds, case, label, &translated)? {
             results.fidelity.push(row);
+        }
+        if let Some(cohort) = phantom {
+            results
+                .contrast
+                .extend(tumour_contrast(cohort, &case.id, &translated)?);
         }
     }
     crate::create_dir(&dir.results())?;
@@ -557,23 +578,17 @@ impl Scoring<'_> {
 }
 
 /// How close the run's translation of a test case is to the same patient's real image in the
-/// teacher modality (none without a translator or a counterpart image).
+/// teacher modality (none without a counterpart image).
 fn fidelity(
     ds: &Dataset,
-    predictor: &Predictor,
     case: &CaseEntry,
     label: &str,
-    volume: Option<cmedl_io::Volume>,
+    translated: &cmedl_io::Volume,
 ) -> Result<Option<FidelityRow>, ExperimentError> {
-    let (Some(window), Some(counterpart)) = (predictor.teacher_window, &case.counterpart) else {
+    let Some(counterpart) = &case.counterpart else {
         return Ok(None);
     };
-    let v = match volume {
-        Some(v) => v,
-        None => read_image(&ds.path(&case.image), &ReadOptions::default())?,
-    };
     let reference = read_label_image(&ds.path(label), &ReadOptions::default())?;
-    let translated = predictor.translate(&v, 16, window)?;
     let path = ds.path(counterpart);
     let real = read_image(&path, &ReadOptions::default())?;
     let tumour: Vec<bool> = reference.data.iter().map(|&l| l > 0).collect();
@@ -589,4 +604,106 @@ fn fidelity(
         case: case.id.clone(),
         similarity: s,
     }))
+}
+
+/// The contrast of every measurable tumour of a phantom test case on its CT, on the run's
+/// translation of that CT (pMRI) and on the same patient's real MRI, measured alike: the
+/// phantom's own measure (`cmedl phantom --stats`), on the same core and ring voxels in all
+/// three images. The case is generated again from the recipe (its anatomy is not in the files).
+fn tumour_contrast(
+    cohort: &cmedl_phantom::CohortConfig,
+    id: &str,
+    translated: &cmedl_io::Volume,
+) -> Result<Vec<crate::evaluate::ContrastRow>, ExperimentError> {
+    let Some(plan) = cmedl_phantom::plan(cohort).into_iter().find(|p| p.id == id) else {
+        return Ok(Vec::new());
+    };
+    let case = cmedl_phantom::generate_case(cohort, &plan.id, plan.seed, &plan.contrasts);
+    if case.tumour.geometry.shape != translated.geometry.shape {
+        return Err(ExperimentError::input(
+            Path::new(id),
+            "the phantom case generated again is not on its translation's grid",
+        ));
+    }
+    let image = |ct: bool| {
+        case.images
+            .iter()
+            .find(|(c, _)| (*c == cmedl_phantom::Contrast::Ct) == ct)
+            .map(|(_, v)| v)
+    };
+    Ok(cmedl_phantom::stats::tumour_regions(&case)
+        .iter()
+        .map(|region| crate::evaluate::ContrastRow {
+            case: id.to_owned(),
+            location: region.kind.name().to_owned(),
+            ct: image(true).map_or(f64::NAN, |v| region.cnr(&v.data)),
+            pmri: region.cnr(&translated.data),
+            mri: image(false).map(|v| region.cnr(&v.data)),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tumour_contrast_is_measured_alike_on_ct_translation_and_mri() {
+        let cohort = cmedl_phantom::CohortConfig {
+            ct: 0,
+            mr: 0,
+            val: 0,
+            test: 3,
+            seed: 3,
+            size: 64,
+            slices: 16,
+            spacing: [5.0, 5.0, 10.0],
+            ..Default::default()
+        };
+        let plans = cmedl_phantom::plan(&cohort);
+        let mut rows = Vec::new();
+        for p in plans.iter().filter(|p| p.id.starts_with("ct_test")) {
+            let case = cmedl_phantom::generate_case(&cohort, &p.id, p.seed, &p.contrasts);
+            let (ct, mri) = (&case.images[0].1, &case.images[1].1);
+            // A "translation" that is the CT itself, then one that is the real MRI: the
+            // translation's contrast must equal theirs, tumour by tumour (the same voxels).
+            let as_ct = tumour_contrast(&cohort, &p.id, ct).unwrap();
+            let as_mri = tumour_contrast(&cohort, &p.id, mri).unwrap();
+            assert_eq!(as_ct.len(), as_mri.len());
+            for (a, b) in as_ct.iter().zip(&as_mri) {
+                assert_eq!(a.pmri, a.ct);
+                assert_eq!(Some(b.pmri), b.mri);
+                assert_eq!((a.ct, a.mri), (b.ct, b.mri));
+            }
+            rows.extend(as_ct);
+        }
+        assert!(!rows.is_empty(), "the cohort has measurable tumours");
+        // The same numbers as the phantom's own statistics.
+        let stats: Vec<f64> = plans
+            .iter()
+            .filter(|p| p.id.starts_with("ct_test"))
+            .flat_map(|p| {
+                let case = cmedl_phantom::generate_case(&cohort, &p.id, p.seed, &p.contrasts);
+                cmedl_phantom::stats::tumour_cnr(&case)
+                    .into_iter()
+                    .filter(|c| c.contrast == cmedl_phantom::Contrast::Ct)
+                    .map(|c| c.cnr)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(rows.iter().map(|r| r.ct).collect::<Vec<_>>(), stats);
+        // A case the recipe does not have gives nothing.
+        assert!(
+            tumour_contrast(&cohort, "ct_test_999", &rows_volume(&cohort))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    fn rows_volume(cohort: &cmedl_phantom::CohortConfig) -> cmedl_io::Volume {
+        let p = &cmedl_phantom::plan(cohort)[0];
+        cmedl_phantom::generate_case(cohort, &p.id, p.seed, &p.contrasts).images[0]
+            .1
+            .clone()
+    }
 }

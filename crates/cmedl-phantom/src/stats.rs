@@ -32,13 +32,43 @@ fn background_tissues(kind: TumourKind) -> &'static [Tissue] {
     }
 }
 
-/// CNR of every tumour of a case in each of its images.
+/// The voxels a tumour's contrast is measured on: its core and the ring of adjacent tissue
+/// around it, on the case's grid. The same voxels serve every image of the patient (CT, MRI,
+/// and a translation of the CT), so their contrasts compare like for like.
+#[derive(Clone, Debug)]
+pub struct TumourRegion {
+    /// Location kind.
+    pub kind: TumourKind,
+    /// Tumour core voxels (indices, i fastest).
+    pub core: Vec<usize>,
+    /// Background voxels.
+    pub ring: Vec<usize>,
+}
+
+impl TumourRegion {
+    /// |mean(core) − mean(ring)| / sd(ring) of `data` (the case's grid).
+    pub fn cnr(&self, data: &[f32]) -> f64 {
+        let mean =
+            |v: &[usize]| v.iter().map(|&i| f64::from(data[i])).sum::<f64>() / v.len() as f64;
+        let (mt, mb) = (mean(&self.core), mean(&self.ring));
+        let sd = (self
+            .ring
+            .iter()
+            .map(|&i| (f64::from(data[i]) - mb).powi(2))
+            .sum::<f64>()
+            / (self.ring.len() - 1) as f64)
+            .sqrt();
+        (mt - mb).abs() / sd.max(1e-12)
+    }
+}
+
+/// The measurable tumours of a case with their core and ring voxels.
 ///
 /// Tumour core: voxels of that tumour whose 3×3 in-plane neighbourhood is the same tumour.
 /// Background: voxels within 4 voxels (in-plane) of the tumour whose 3×3 neighbourhood is all
 /// the adjacent tissue (lung; heart/aorta/oesophagus for mediastinal; muscle for chest wall),
-/// so partial-volume edges do not count. Tumours without such voxels are skipped.
-pub fn tumour_cnr(case: &Case) -> Vec<TumourCnr> {
+/// so partial-volume edges do not count. Tumours with fewer than 3 of either are left out.
+pub fn tumour_regions(case: &Case) -> Vec<TumourRegion> {
     let [nx, ny, nz] = case.tumour.geometry.shape;
     let at = |i: usize, j: usize, k: usize| i + nx * (j + ny * k);
     let mut out = Vec::new();
@@ -73,27 +103,29 @@ pub fn tumour_cnr(case: &Case) -> Vec<TumourCnr> {
                 }
             }
         }
-        if core.len() < 3 || ring.len() < 3 {
-            continue;
+        if core.len() >= 3 && ring.len() >= 3 {
+            out.push(TumourRegion {
+                kind: record.kind,
+                core,
+                ring,
+            });
         }
+    }
+    out
+}
+
+/// CNR of every measurable tumour of a case in each of its images ([`tumour_regions`]).
+pub fn tumour_cnr(case: &Case) -> Vec<TumourCnr> {
+    let mut out = Vec::new();
+    for region in tumour_regions(case) {
         for (contrast, image) in &case.images {
-            let mean = |v: &[usize]| {
-                v.iter().map(|&i| f64::from(image.data[i])).sum::<f64>() / v.len() as f64
-            };
-            let (mt, mb) = (mean(&core), mean(&ring));
-            let sd = (ring
-                .iter()
-                .map(|&i| (f64::from(image.data[i]) - mb).powi(2))
-                .sum::<f64>()
-                / (ring.len() - 1) as f64)
-                .sqrt();
             out.push(TumourCnr {
                 case: case.id.clone(),
                 contrast: *contrast,
-                kind: record.kind,
-                cnr: (mt - mb).abs() / sd.max(1e-12),
-                tumour_voxels: core.len(),
-                background_voxels: ring.len(),
+                kind: region.kind,
+                cnr: region.cnr(&image.data),
+                tumour_voxels: region.core.len(),
+                background_voxels: region.ring.len(),
             });
         }
     }
