@@ -23,6 +23,58 @@ pub struct StudyPoint {
     pub teacher: TeacherSetting,
     /// Its arms against ct-only.
     pub comparisons: Vec<ArmComparison>,
+    /// Tumour contrast on CT, translation and MRI per arm and location (phantom data).
+    pub premise: Vec<PremiseRow>,
+}
+
+/// Tumour contrast of one arm (its seeds pooled) and location class: the premise, like for
+/// like.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PremiseRow {
+    /// The arm (mode, with its variant).
+    pub arm: String,
+    /// Location class.
+    pub location: String,
+    /// Tumours measured (over the arm's runs).
+    pub tumours: usize,
+    /// Mean CNR on the CT.
+    pub ct: f64,
+    /// Mean CNR on the translations.
+    pub pmri: f64,
+    /// Mean CNR on the real MRI.
+    pub mri: f64,
+    /// Tumours whose translation shows more contrast than their CT.
+    pub pmri_above_ct: usize,
+}
+
+/// The premise rows of an experiment's runs: per arm and location, their contrast rows pooled.
+pub fn premise_rows(runs: &[RunPlan], results: &BTreeMap<String, RunResults>) -> Vec<PremiseRow> {
+    let mut pooled: BTreeMap<(String, String), Vec<&crate::evaluate::ContrastRow>> =
+        BTreeMap::new();
+    for r in runs {
+        let Some(res) = results.get(&r.name) else {
+            continue;
+        };
+        for c in &res.contrast {
+            pooled
+                .entry((r.label(), c.location.clone()))
+                .or_default()
+                .push(c);
+        }
+    }
+    let mean = |v: Vec<f64>| cmedl_metrics::stats::summarize(&v).mean;
+    pooled
+        .into_iter()
+        .map(|((arm, location), rows)| PremiseRow {
+            arm,
+            location,
+            tumours: rows.len(),
+            ct: mean(rows.iter().map(|c| c.ct).collect()),
+            pmri: mean(rows.iter().map(|c| c.pmri).collect()),
+            mri: mean(rows.iter().filter_map(|c| c.mri).collect()),
+            pmri_above_ct: rows.iter().filter(|c| c.pmri > c.ct).count(),
+        })
+        .collect()
 }
 
 /// Reads and compares one experiment folder.
@@ -54,6 +106,7 @@ pub fn study_point(dir: &Path) -> Result<StudyPoint, ExperimentError> {
         mediastinal_cnr,
         teacher: runs.first().map(|r| r.config.teacher).unwrap_or_default(),
         comparisons: compare_arms(&runs, &results, 0),
+        premise: premise_rows(&runs, &results),
     })
 }
 
@@ -105,6 +158,32 @@ pub fn study_table(points: &[StudyPoint]) -> String {
             .filter(|c| c.arm.mode != Mode::CmedlNoDistill)
         {
             lines.push(table_row(p, c));
+        }
+    }
+    if points.iter().any(|p| !p.premise.is_empty()) {
+        lines.push(String::new());
+        lines.push("Tumour contrast on the CT, on each arm's translations (pMRI) and on the real MRI, measured alike on the same voxels (the phantom's measure), seeds pooled:".to_owned());
+        lines.push(String::new());
+        lines.push(
+            "| experiment | arm | location | tumours | CNR CT | CNR pMRI | CNR MRI | pMRI > CT |"
+                .to_owned(),
+        );
+        lines.push("|---|---|---|---|---|---|---|---|".to_owned());
+        for p in points {
+            for r in &p.premise {
+                lines.push(format!(
+                    "| {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {}/{} |",
+                    p.name,
+                    r.arm,
+                    r.location,
+                    r.tumours,
+                    r.ct,
+                    r.pmri,
+                    r.mri,
+                    r.pmri_above_ct,
+                    r.tumours
+                ));
+            }
         }
     }
     lines.join("\n") + "\n"
@@ -187,4 +266,67 @@ fn draw_arm(
         legend.iter().map(|(n, c)| (n.as_str(), *c)).collect();
     plot.legend(&mut canvas, &entries);
     canvas.save(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evaluate::ContrastRow;
+    use cmedl_trainer::TrainConfig;
+
+    #[test]
+    fn premise_rows_pool_an_arms_seeds_per_location() {
+        let run = |seed: u64| RunPlan {
+            name: format!("cmedl-s{seed}"),
+            mode: Mode::Cmedl,
+            segmenter: "unet".into(),
+            i2i: None,
+            seed,
+            variant: None,
+            fold: None,
+            config: TrainConfig::default(),
+        };
+        let row = |location: &str, ct: f64, pmri: f64| ContrastRow {
+            case: "c".into(),
+            location: location.into(),
+            ct,
+            pmri,
+            mri: Some(10.0),
+        };
+        let results: BTreeMap<String, RunResults> = [
+            (
+                "cmedl-s0".to_owned(),
+                RunResults {
+                    contrast: vec![row("mediastinal", 1.0, 2.0), row("parenchymal", 30.0, 10.0)],
+                    ..Default::default()
+                },
+            ),
+            (
+                "cmedl-s1".to_owned(),
+                RunResults {
+                    contrast: vec![row("mediastinal", 1.0, 0.5)],
+                    ..Default::default()
+                },
+            ),
+        ]
+        .into();
+        let rows = premise_rows(&[run(0), run(1)], &results);
+        assert_eq!(
+            rows[0],
+            PremiseRow {
+                arm: "cmedl".into(),
+                location: "mediastinal".into(),
+                tumours: 2,
+                ct: 1.0,
+                pmri: 1.25,
+                mri: 10.0,
+                pmri_above_ct: 1,
+            }
+        );
+        assert_eq!(
+            (rows[1].location.as_str(), rows[1].pmri_above_ct),
+            ("parenchymal", 0)
+        );
+        assert_eq!(rows.len(), 2);
+    }
 }

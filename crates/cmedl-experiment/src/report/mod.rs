@@ -565,34 +565,29 @@ fn contrast_section(b: &mut Vec<Block>, runs: &[RunPlan], results: &Results) {
     }
     b.push(Block::Heading(3, "Tumour contrast, like for like".into()));
     b.push(Block::Para("Contrast-to-noise ratio of each test tumour, |mean(core) − mean(ring)| / sd(ring), on the CT, on the run's translation of that CT (pMRI) and on the same patient's real MRI, all on the same core and ring voxels (the phantom's own measure, as `cmedl phantom --stats` prints it: the tumour's core against the adjacent tissue within 4 voxels — lung, heart/aorta/oesophagus, muscle — partial-volume edges left out). Means over the tumours of each location class; 'pMRI > CT' counts the tumours whose translation shows them with more contrast than their CT.".into()));
-    let mut rows = Vec::new();
-    for r in runs {
-        let Some(rs) = results.get(&r.name) else {
-            continue;
-        };
-        let locations: BTreeSet<&str> = rs.contrast.iter().map(|c| c.location.as_str()).collect();
-        for location in locations {
-            let mine: Vec<_> = rs
-                .contrast
-                .iter()
-                .filter(|c| c.location == location)
-                .collect();
-            let mean = |v: Vec<f64>| summarize(&v).mean;
-            let ct = mean(mine.iter().map(|c| c.ct).collect());
-            let pmri = mean(mine.iter().map(|c| c.pmri).collect());
-            let mri = mean(mine.iter().filter_map(|c| c.mri).collect());
-            let above = mine.iter().filter(|c| c.pmri > c.ct).count();
-            rows.push(vec![
-                r.name.clone(),
-                location.to_owned(),
-                mine.len().to_string(),
-                format!("{ct:.2}"),
-                format!("{pmri:.2}"),
-                format!("{mri:.2}"),
-                format!("{above}/{}", mine.len()),
-            ]);
-        }
-    }
+    let rows = runs
+        .iter()
+        .flat_map(|r| {
+            let one: Results = results
+                .get(&r.name)
+                .map(|res| [(r.name.clone(), res.clone())].into())
+                .unwrap_or_default();
+            crate::study::premise_rows(std::slice::from_ref(r), &one)
+                .into_iter()
+                .map(|p| {
+                    vec![
+                        r.name.clone(),
+                        p.location,
+                        p.tumours.to_string(),
+                        format!("{:.2}", p.ct),
+                        format!("{:.2}", p.pmri),
+                        format!("{:.2}", p.mri),
+                        format!("{}/{}", p.pmri_above_ct, p.tumours),
+                    ]
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
     b.push(Block::Table(
         header(&[
             "run",
