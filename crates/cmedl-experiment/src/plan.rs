@@ -109,6 +109,16 @@ pub fn plan(
                         Some((_, overrides)) => with_overrides.with_overrides(overrides)?,
                         None => with_overrides.clone(),
                     };
+                    // The plan sets these per run below: a variant that changes them would be
+                    // trained as something other than its name says.
+                    if let Some((v, _)) = variant.filter(|_| {
+                        config.model.i2i != with_overrides.model.i2i
+                            || config.model.segmenter != with_overrides.model.segmenter
+                    }) {
+                        return Err(ExperimentError::Input(format!(
+                            "variant '{v}' changes the translator or the segmenter; list them in the experiment's 'i2i' or 'segmenters' instead"
+                        )));
+                    }
                     config.mode = mode;
                     config.seed = seed;
                     config.model.segmenter = seg.clone();
@@ -172,6 +182,25 @@ mod tests {
             folds: None,
             postprocessing: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_variant_may_not_change_the_translator_or_segmenter() {
+        let mut exp = experiment(vec![Mode::Cmedl]);
+        for change in ["model.i2i=\"cut\"", "model.segmenter.depth=5"] {
+            exp.variants = [("v".to_owned(), vec![change.to_owned()])].into();
+            let err = plan(&exp, &TrainConfig::cpu_small(), Path::new("data"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("variant 'v' changes the translator"), "{err}");
+        }
+        exp.variants = [("v".to_owned(), vec!["loss.teacher=5.0".to_owned()])].into();
+        assert_eq!(
+            plan(&exp, &TrainConfig::cpu_small(), Path::new("data"))
+                .unwrap()
+                .len(),
+            4
+        );
     }
 
     #[test]
