@@ -304,6 +304,19 @@ impl DerivedIds {
     }
 }
 
+/// A reference to image `k` of the series: its SOP class and instance.
+pub(crate) fn image_ref(series: &SeriesVolume, k: usize) -> InMemDicomObject {
+    let src = &series.source;
+    item(vec![
+        text(tags::REFERENCED_SOP_CLASS_UID, VR::UI, &src.sop_class_uid),
+        text(
+            tags::REFERENCED_SOP_INSTANCE_UID,
+            VR::UI,
+            &src.instance_uids[k],
+        ),
+    ])
+}
+
 /// Patient module: name, ID, birth date and sex (Type 2: present, empty where unknown).
 pub(crate) fn patient_module(series: &SeriesVolume) -> Vec<DataElement<InMemDicomObject>> {
     copy_all(

@@ -13,9 +13,9 @@ use dicom_core::DataElement;
 use dicom_object::mem::InMemDicomObject;
 
 use super::derived::{
-    check_derivable, equipment_module, frame_of_reference_module, general_study_module, item,
-    new_uid, now_date_time, patient_module, save_derived, series_module, sop_common_module, sq,
-    text, DerivedIds, SegmentSpec, COLOURS,
+    check_derivable, equipment_module, frame_of_reference_module, general_study_module, image_ref,
+    item, new_uid, now_date_time, patient_module, save_derived, series_module, sop_common_module,
+    sq, text, DerivedIds, SegmentSpec, COLOURS,
 };
 use super::series::SeriesVolume;
 use crate::error::Result;
@@ -143,19 +143,6 @@ fn roi_contours(series: &SeriesVolume, mask: &Mask, label: u8) -> Vec<InMemDicom
         }
     }
     contours
-}
-
-/// A reference to image `k` of the series.
-fn image_ref(series: &SeriesVolume, k: usize) -> InMemDicomObject {
-    let src = &series.source;
-    item(vec![
-        text(tags::REFERENCED_SOP_CLASS_UID, VR::UI, &src.sop_class_uid),
-        text(
-            tags::REFERENCED_SOP_INSTANCE_UID,
-            VR::UI,
-            &src.instance_uids[k],
-        ),
-    ])
 }
 
 /// Structure Set module: label, date and time, the referenced frame of reference (study,

@@ -94,8 +94,9 @@ fn read_segmentation(path: &Path) -> Result<Segmentation> {
         ));
     }
     let pixels = frame_pixels(path, &obj, rows, cols, n_frames)?;
-    let planes = plane_geometry(path, &obj, n_frames)?;
-    let frames = frame_positions(path, &obj, n_frames)?;
+    let per_frame = per_frame_groups(path, &obj, n_frames)?;
+    let planes = plane_geometry(path, &obj, &per_frame)?;
+    let frames = frame_positions(path, &per_frame, n_frames)?;
     let segments = items(&obj, tags::SEGMENT_SEQUENCE)
         .iter()
         .filter_map(|s| {
@@ -217,9 +218,12 @@ fn per_frame_groups(
 }
 
 /// The planes' geometry, from the first frame's groups or else the shared ones.
-fn plane_geometry(path: &Path, obj: &InMemDicomObject, n_frames: usize) -> Result<PlaneGeometry> {
+fn plane_geometry(
+    path: &Path,
+    obj: &InMemDicomObject,
+    per_frame: &[InMemDicomObject],
+) -> Result<PlaneGeometry> {
     let shared = items(obj, tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE);
-    let per_frame = per_frame_groups(path, obj, n_frames)?;
     let first = &per_frame[0];
     // A value from the frame's own groups, else from the shared groups.
     let lookup = |seq, tag| {
@@ -255,10 +259,9 @@ fn plane_geometry(path: &Path, obj: &InMemDicomObject, n_frames: usize) -> Resul
 /// Each frame's segment number and plane position.
 fn frame_positions(
     path: &Path,
-    obj: &InMemDicomObject,
+    per_frame: &[InMemDicomObject],
     n_frames: usize,
 ) -> Result<Vec<(u16, [f64; 3])>> {
-    let per_frame = per_frame_groups(path, obj, n_frames)?;
     let mut frames = Vec::with_capacity(n_frames);
     for (n, frame) in per_frame.iter().take(n_frames).enumerate() {
         let position: [f64; 3] = in_group(

@@ -16,8 +16,8 @@ use dicom_object::mem::InMemDicomObject;
 
 use super::derived::{
     check_derivable, dicom_lab, equipment_module, frame_of_reference_module, general_study_module,
-    item, new_uid, now_date_time, patient_module, save_derived, series_module, sop_common_module,
-    sq, text, Code, DerivedIds, SegmentSpec, COLOURS,
+    image_ref, item, new_uid, now_date_time, patient_module, save_derived, series_module,
+    sop_common_module, sq, text, Code, DerivedIds, SegmentSpec, COLOURS,
 };
 use super::series::SeriesVolume;
 use crate::error::{IoError, Result};
@@ -342,14 +342,8 @@ fn common_instance_reference_module(series: &SeriesVolume, ids: &DerivedIds) -> 
             text(tags::SERIES_INSTANCE_UID, VR::UI, &ids.series),
             sq(
                 tags::REFERENCED_INSTANCE_SEQUENCE,
-                src.instance_uids
-                    .iter()
-                    .map(|uid| {
-                        item(vec![
-                            text(tags::REFERENCED_SOP_CLASS_UID, VR::UI, &src.sop_class_uid),
-                            text(tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, uid),
-                        ])
-                    })
+                (0..src.instance_uids.len())
+                    .map(|k| image_ref(series, k))
                     .collect(),
             ),
         ])],
