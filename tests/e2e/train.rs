@@ -537,3 +537,80 @@ fn a_dry_run_inspects_a_cuda_config_on_a_machine_without_cuda() {
         .args(["--device", "cuda"])
         .fails_with(2, "CUDA is not available");
 }
+
+#[test]
+fn a_translator_trained_alone_first_leaves_the_segmenters_on_the_same_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_phantom(dir.path());
+    let config = tiny_config(dir.path(), &data);
+    let run = |name: &str, extra: &[&str]| {
+        let run = dir.path().join(name);
+        train()
+            .arg("--config")
+            .arg(&config)
+            .arg("--out")
+            .arg(&run)
+            .args(["--set", "train.translator_epochs=1"])
+            .args(extra)
+            .succeeds();
+        run
+    };
+    let structure = ["--set", "loss.structure=true"];
+    let no_distill = run(
+        "no-distill",
+        &[&["--mode", "cmedl-no-distill"][..], &structure].concat(),
+    );
+    let ct_only = run("ct-only", &["--mode", "ct-only"]);
+    // Epoch 1 trains the translator alone: its segmenters are not validated yet.
+    let (steps, epochs) = log_records(&no_distill);
+    assert_eq!(epochs.len(), 2);
+    assert!(epochs[0].val_dice.is_nan() && epochs[0].teacher_dice_pmri.is_none());
+    assert!(epochs[1].val_dice.is_finite() && epochs[1].teacher_dice_pmri.is_some());
+    assert!(steps[0].losses.contains_key("adv_t") && !steps[0].losses.contains_key("seg_student"));
+    assert!(steps[3].losses.contains_key("seg_student"));
+    // The structure discriminator sees two channels.
+    let weights = tensors(&no_distill.join("checkpoints/final.safetensors"));
+    assert!(weights
+        .iter()
+        .any(|(k, t)| k.starts_with("d_t.") && t.dim() == 4 && t.size()[1] == 2));
+    // ct-only passes over the translator's epoch: both students meet the same batches at the
+    // same steps and learning rates, and end bit for bit alike.
+    let other = tensors(&ct_only.join("checkpoints/final.safetensors"));
+    let students: Vec<&String> = weights
+        .keys()
+        .filter(|k| k.starts_with("student."))
+        .collect();
+    assert!(!students.is_empty());
+    for k in students {
+        assert!(weights[k].equal(&other[k]), "{k} differs from ct-only's");
+    }
+    // Interrupted inside the translator's epoch and resumed: the same weights.
+    let cmedl = run("cmedl", &structure);
+    let resumed = dir.path().join("resumed");
+    train()
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&resumed)
+        .args(["--set", "train.translator_epochs=1"])
+        .args(structure)
+        .args(["--stop-at-step", "1"])
+        .expect_exit(130);
+    train().arg("--resume").arg(&resumed).succeeds();
+    let (a, b) = (
+        tensors(&cmedl.join("checkpoints/final.safetensors")),
+        tensors(&resumed.join("checkpoints/final.safetensors")),
+    );
+    assert_eq!(a.len(), b.len());
+    for (name, t) in &a {
+        assert!(t.equal(&b[name]), "{name} differs after resumption");
+    }
+    // The segmenters need epochs after the translator's.
+    train()
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(dir.path().join("refused"))
+        .args(["--set", "train.translator_epochs=2"])
+        .expect_exit(2);
+}

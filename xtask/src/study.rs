@@ -1,4 +1,5 @@
-//! `cargo xtask phantom-study`: the phantom study of `configs/experiments/phantom-study/`.
+//! `cargo xtask phantom-study`: the phantom study of `configs/experiments/phantom-study/` (or
+//! of another folder of experiment configs, `--configs`).
 //! Runs each experiment (finished runs are kept, so an interrupted study resumes), then
 //! `cmedl study` writes `summary.md` and a figure per arm into the study folder.
 
@@ -10,6 +11,9 @@ use anyhow::{bail, Context, Result};
 /// Options of `cargo xtask phantom-study`.
 #[derive(clap::Args)]
 pub struct StudyArgs {
+    /// Folder of the study's experiment configs (every `*.json` in it).
+    #[arg(long, default_value = "configs/experiments/phantom-study")]
+    configs: PathBuf,
     /// Folder of the study's experiments.
     #[arg(long, default_value = "runs/phantom-study")]
     out: PathBuf,
@@ -19,9 +23,8 @@ pub struct StudyArgs {
     only: Option<String>,
 }
 
-fn configs(root: &Path) -> Result<Vec<PathBuf>> {
-    let dir = root.join("configs/experiments/phantom-study");
-    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
+fn configs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
@@ -53,7 +56,7 @@ pub fn run(root: &Path, args: &StudyArgs) -> Result<()> {
     let binary = root.join("target/release/cmedl");
     let out = root.join(&args.out);
     let mut done = Vec::new();
-    for config in configs(root)? {
+    for config in configs(&root.join(&args.configs))? {
         let stem = config.file_stem().unwrap_or_default().to_owned();
         let exp = out.join(&stem);
         if args

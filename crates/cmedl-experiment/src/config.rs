@@ -73,10 +73,14 @@ pub struct ExperimentConfig {
     /// `section.key=value` overrides applied to every run.
     #[serde(default)]
     pub overrides: Vec<String>,
-    /// Named sets of `section.key=value` overrides of the distillation (e.g. a hint adaptor):
-    /// every `cmedl` run is trained once more per variant, as `cmedl+<name>`.
+    /// Named sets of `section.key=value` overrides (e.g. a hint adaptor): every run of a mode
+    /// in `variant_modes` is trained once more per variant, as `<mode>+<name>`.
     #[serde(default)]
     pub variants: std::collections::BTreeMap<String, Vec<String>>,
+    /// Modes trained once per variant (default `cmedl`); one listed here but not in `modes` is
+    /// trained with the variants only (e.g. `pmri-only` of a chosen configuration).
+    #[serde(default = "default_variant_modes")]
+    pub variant_modes: Vec<Mode>,
     /// Surface Dice tolerance in mm.
     #[serde(default = "default_tolerance")]
     pub tolerance_mm: f64,
@@ -95,6 +99,10 @@ fn default_seeds() -> Vec<u64> {
     vec![0, 1]
 }
 
+fn default_variant_modes() -> Vec<Mode> {
+    vec![Mode::Cmedl]
+}
+
 fn default_tolerance() -> f64 {
     2.0
 }
@@ -108,6 +116,19 @@ impl ExperimentConfig {
         }
         if exp.modes.is_empty() {
             return Err(ExperimentError::input(path, "'modes' is empty"));
+        }
+        if let Some(m) = exp
+            .variant_modes
+            .iter()
+            .find(|m| **m == Mode::CtOnly || (exp.variants.is_empty() && !exp.modes.contains(m)))
+        {
+            return Err(ExperimentError::input(
+                path,
+                format!(
+                    "'variant_modes' lists {}: only modes with a translator take variants, and a mode not in 'modes' needs a variant",
+                    m.name()
+                ),
+            ));
         }
         if let Some(bad) = exp.variants.keys().find(|k| {
             k.is_empty()
@@ -186,5 +207,30 @@ mod tests {
             err.to_string().contains("config path or an object"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn variant_modes_default_to_cmedl_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |extra: &str| {
+            let path = dir.path().join("e.json");
+            let text = format!(
+                r#"{{"name":"a","data":{{"root":"d"}},"base":"b.json","modes":["ct-only","cmedl"]{extra}}}"#
+            );
+            std::fs::write(&path, text).unwrap();
+            ExperimentConfig::load(&path).map_err(|e| e.to_string())
+        };
+        assert_eq!(load("").unwrap().variant_modes, [Mode::Cmedl]);
+        let chosen = r#","variants":{"chosen":["loss.structure=true"]}"#;
+        let exp = load(&format!(
+            r#"{chosen},"variant_modes":["cmedl","pmri-only"]"#
+        ))
+        .unwrap();
+        assert_eq!(exp.variant_modes, [Mode::Cmedl, Mode::PmriOnly]);
+        let err = load(&format!(r#"{chosen},"variant_modes":["ct-only"]"#)).unwrap_err();
+        assert!(err.contains("'variant_modes' lists ct-only"), "{err}");
+        // Without variants a mode outside 'modes' would train nothing.
+        let err = load(r#","variant_modes":["pmri-only"]"#).unwrap_err();
+        assert!(err.contains("pmri-only"), "{err}");
     }
 }

@@ -90,15 +90,25 @@ pub fn plan(
         .iter()
         .flat_map(|s| folds.iter().map(move |f| (s, *f)))
     {
+        // The modes, then those trained with their variants only.
+        let modes: Vec<Mode> = exp
+            .modes
+            .iter()
+            .chain(exp.variant_modes.iter().filter(|m| !exp.modes.contains(m)))
+            .copied()
+            .collect();
         for seg in &segmenters {
-            for &mode in &exp.modes {
+            for &mode in &modes {
                 let kinds: Vec<Option<I2iKind>> = if mode.uses_translator() {
                     i2is.iter().map(|k| Some(*k)).collect()
                 } else {
                     vec![None]
                 };
-                let mut variants: Vec<Option<(&String, &Vec<String>)>> = vec![None];
-                if mode == Mode::Cmedl {
+                let mut variants: Vec<Option<(&String, &Vec<String>)>> = Vec::new();
+                if exp.modes.contains(&mode) {
+                    variants.push(None);
+                }
+                if exp.variant_modes.contains(&mode) {
                     variants.extend(exp.variants.iter().map(Some));
                 }
                 for (i2i, variant) in kinds
@@ -178,6 +188,7 @@ mod tests {
             seeds: vec![0, 7],
             overrides: vec!["train.epochs=3".into()],
             variants: Default::default(),
+            variant_modes: vec![Mode::Cmedl],
             tolerance_mm: 2.0,
             folds: None,
             postprocessing: Default::default(),
@@ -312,6 +323,29 @@ mod tests {
         assert!(!runs[1].config.loss.distill.adaptor && runs[2].config.loss.distill.adaptor);
         assert_eq!(runs[2].label(), "cmedl+adaptor");
         assert_eq!(runs[2].baseline(&runs).unwrap().name, "ct-only-unet-s0");
+    }
+
+    #[test]
+    fn a_mode_only_in_variant_modes_is_trained_with_its_variants_only() {
+        let mut exp = experiment(vec![Mode::CtOnly, Mode::Cmedl]);
+        exp.seeds = vec![0];
+        exp.variant_modes = vec![Mode::Cmedl, Mode::PmriOnly];
+        exp.variants = [("chosen".to_owned(), vec!["loss.teacher=5.0".to_owned()])].into();
+        let runs = plan(&exp, &TrainConfig::default(), Path::new("d")).unwrap();
+        let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "ct-only-unet-s0",
+                "cmedl-unet-cyclegan-s0",
+                "cmedl+chosen-unet-cyclegan-s0",
+                "pmri-only+chosen-unet-cyclegan-s0"
+            ]
+        );
+        assert_eq!(runs[3].config.mode, Mode::PmriOnly);
+        assert_eq!(runs[3].config.loss.teacher, 5.0);
+        assert_eq!(runs[3].label(), "pmri-only+chosen");
+        assert_eq!(runs[3].baseline(&runs).unwrap().name, "ct-only-unet-s0");
     }
 
     #[test]

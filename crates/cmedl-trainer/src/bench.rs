@@ -101,6 +101,7 @@ pub fn bench_train(
             lr: 2e-4,
             step,
             distill_scale: 1.0,
+            segmenters: true,
             sync: group,
         };
         train_step(&mut nets, &mut state, &config, &inputs)?;

@@ -247,6 +247,12 @@ pub struct LossConfig {
     /// Keep the teacher's batch-norm running statistics apart for real teacher-modality images
     /// and for translations (which are what the teacher sees in distillation and at test time).
     pub teacher_domain_bn: bool,
+    /// Structure discriminator (PSIGAN's joint image–segmentation matching): the
+    /// teacher-modality discriminator sees each image together with the teacher's tumour
+    /// probability on it, so a translation that loses or invents tumour is told apart from a
+    /// real image. The translator gets the gradient through the teacher (whose weights this
+    /// term leaves alone). Modes with a translator and a teacher.
+    pub structure: bool,
     /// The distillation term (its weight is λ_d).
     pub distill: DistillSpec,
     /// Images kept by each discriminator's pool (0 disables it).
@@ -268,6 +274,7 @@ impl Default for LossConfig {
             teacher_to_generator: true,
             teacher_on_real: true,
             teacher_domain_bn: false,
+            structure: false,
             distill: DistillSpec::default(),
             pool_size: 50,
         }
@@ -389,6 +396,11 @@ pub struct ScheduleConfig {
     pub log_every: usize,
     /// Cap on steps per epoch (0: one pass over the training slices).
     pub max_steps_per_epoch: usize,
+    /// The first epochs of `epochs` in which the translator and its discriminators train
+    /// alone: the segmenters (and the distillation warm-up) start after them, in every mode
+    /// alike, so that arms with and without a translator train their segmenters on the same
+    /// epochs and learning rates.
+    pub translator_epochs: usize,
 }
 
 impl Default for ScheduleConfig {
@@ -405,6 +417,7 @@ impl Default for ScheduleConfig {
             checkpoint_every: 500,
             log_every: 10,
             max_steps_per_epoch: 0,
+            translator_epochs: 0,
         }
     }
 }
@@ -506,6 +519,12 @@ impl TrainConfig {
         let bad = |m: String| Err(TrainError::Config(m));
         if self.train.batch == 0 || self.train.epochs == 0 {
             return bad("train.batch and train.epochs must be at least 1".into());
+        }
+        if self.train.translator_epochs >= self.train.epochs {
+            return bad(format!(
+                "train.translator_epochs ({}) must be below train.epochs ({}): the segmenters need epochs after them",
+                self.train.translator_epochs, self.train.epochs
+            ));
         }
         if !(self.train.lr.is_finite() && self.train.lr > 0.0) {
             return bad(format!("train.lr must be positive, got {}", self.train.lr));
@@ -626,6 +645,16 @@ impl TrainConfig {
             spec.features = self.model.segmenter.default_distill_features();
         }
         spec
+    }
+
+    /// Whether the segmenters train in (0-based) `epoch` (not during `train.translator_epochs`).
+    pub fn segmenters_train_in(&self, epoch: usize) -> bool {
+        epoch >= self.train.translator_epochs
+    }
+
+    /// Whether the teacher-modality discriminator is a structure discriminator in this mode.
+    pub fn structure_discriminator(&self) -> bool {
+        self.loss.structure && self.mode.uses_translator() && self.mode.uses_teacher()
     }
 
     /// Ratio of the segmenters' learning rate to `lr` (both follow the same schedule).

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use cmedl_models::{PatchGan, ProjectionHead, ResnetGenerator, SegNet, SegOutput};
+use cmedl_models::{PatchGan, PatchGanConfig, ProjectionHead, ResnetGenerator, SegNet, SegOutput};
 use tch::{nn, Device, Tensor};
 
 use crate::config::{I2iKind, Mode, TrainConfig};
@@ -240,19 +240,31 @@ impl Networks {
                 })
             })
         };
-        let disc = |on: bool, name: &str| -> Option<Net<PatchGan>> {
+        let disc = |on: bool, name: &str, in_channels: i64| -> Option<Net<PatchGan>> {
             on.then(|| {
                 seeded(seed, name, || {
                     let vs = nn::VarStore::new(device);
-                    let net = PatchGan::new(&vs.root(), config.model.discriminator.clone());
+                    let net = PatchGan::new(
+                        &vs.root(),
+                        PatchGanConfig {
+                            in_channels,
+                            ..config.model.discriminator.clone()
+                        },
+                    );
                     Net { vs, net }
                 })
             })
         };
         let g_s2t = gen(translator, "g_s2t");
         let g_t2s = gen(cyclegan, "g_t2s");
-        let d_t = disc(translator, "d_t");
-        let d_s = disc(cyclegan, "d_s");
+        // A structure discriminator sees the image and the teacher's tumour probability.
+        let d_t_channels = if config.structure_discriminator() {
+            2
+        } else {
+            1
+        };
+        let d_t = disc(translator, "d_t", d_t_channels);
+        let d_s = disc(cyclegan, "d_s", 1);
         let head = match (&g_s2t, cut) {
             (Some(g), true) => Some(seeded(seed, "head", || {
                 projection_head(config, &g.net, device)

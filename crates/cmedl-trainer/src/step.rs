@@ -70,6 +70,8 @@ pub struct StepInputs<'a> {
     pub step: usize,
     /// Share of λ_d in effect (warm-up ramp and teacher gate; 1: the configured weight).
     pub distill_scale: f64,
+    /// Whether the segmenters train in this step (not in `train.translator_epochs`).
+    pub segmenters: bool,
     /// The data-parallel group whose ranks average gradients and loss terms (none: alone).
     pub sync: Option<&'a cmedl_dist::ProcessGroup>,
 }
@@ -137,22 +139,36 @@ pub fn train_step(
     for d in [&mut nets.d_t, &mut nets.d_s].into_iter().flatten() {
         d.vs.freeze();
     }
+    // The structure term reaches the translator through the teacher, not the teacher itself.
+    let structure = config.structure_discriminator();
+    if let Some(t) = nets.teacher.as_mut().filter(|_| structure) {
+        t.vs.freeze();
+    }
     let translations = if config.mode.uses_translator() {
-        Some(mixed(config, inputs, || {
-            translator_terms(nets, config, inputs, &mut objective)
-        })??)
+        Some(
+            mixed(config, inputs, || {
+                translator_terms(nets, config, inputs, &mut objective)
+            })
+            .and_then(|r| r),
+        )
     } else {
         None
     };
-    mixed(config, inputs, || {
-        segmentation_terms(
-            nets,
-            config,
-            inputs,
-            translations.as_ref().map(|t| &t.to_teacher),
-            &mut objective,
-        )
-    })??;
+    if let Some(t) = nets.teacher.as_mut().filter(|_| structure) {
+        t.vs.unfreeze();
+    }
+    let translations = translations.transpose()?;
+    if inputs.segmenters {
+        mixed(config, inputs, || {
+            segmentation_terms(
+                nets,
+                config,
+                inputs,
+                translations.as_ref().map(|t| &t.to_teacher),
+                &mut objective,
+            )
+        })??;
+    }
     let total = objective
         .total
         .ok_or_else(|| TrainError::Config("the mode has no loss term".into()))?;
@@ -213,7 +229,10 @@ pub fn train_step(
     losses.truncate(n_gen + n_disc);
     let total_value = losses[..n_gen].iter().map(|(_, v)| v).sum::<f64>();
     state.g_opt.step(inputs.lr);
-    state.s_opt.step(inputs.lr * config.seg_lr_factor());
+    // Not stepped while the translator trains alone: its first step is the segmenters' first.
+    if inputs.segmenters {
+        state.s_opt.step(inputs.lr * config.seg_lr_factor());
+    }
     if let Some(d_opt) = state.d_opt.as_mut().filter(|_| n_disc > 0) {
         d_opt.step(inputs.lr);
     }
@@ -247,7 +266,13 @@ fn translator_terms(
     let g = need(&nets.g_s2t, "translator")?;
     let d_t = need(&nets.d_t, "discriminator")?;
     let ft = g.forward_t(xs, true)?;
-    let adv = loss.gan.generator_loss(&d_t.forward_t(&ft, true)?) * loss.adversarial;
+    let judged = if config.structure_discriminator() {
+        let t = need(&nets.teacher, "teacher")?;
+        with_structure(&ft, &t.forward_t(&ft, false)?.logits)
+    } else {
+        ft.shallow_clone()
+    };
+    let adv = loss.gan.generator_loss(&d_t.forward_t(&judged, true)?) * loss.adversarial;
     objective.add("adv_t", adv);
     let mut to_student = None;
     match config.model.i2i {
@@ -387,9 +412,22 @@ fn discriminator_pass(
     let (xs, xt) = (inputs.student, inputs.teacher()?);
     let d_t = need(&nets.d_t, "discriminator")?;
     let pooled = state.pool_t.query(&translations.to_teacher);
+    let (real, fake) = if config.structure_discriminator() {
+        // Each image with the teacher's probability as the teacher sees its domain: real
+        // images with their own statistics when `loss.teacher_domain_bn` keeps them apart.
+        let t = need(&nets.teacher, "teacher")?;
+        tch::no_grad(|| -> Result<_, TrainError> {
+            Ok((
+                with_structure(xt, &nets.teacher_on(xt)?.logits),
+                with_structure(&pooled, &t.forward_t(&pooled, false)?.logits),
+            ))
+        })?
+    } else {
+        (xt.shallow_clone(), pooled)
+    };
     let loss_t = loss
         .gan
-        .discriminator_loss(&d_t.forward_t(xt, true)?, &d_t.forward_t(&pooled, true)?);
+        .discriminator_loss(&d_t.forward_t(&real, true)?, &d_t.forward_t(&fake, true)?);
     let d_loss = match (&translations.to_student, &nets.d_s) {
         (Some(fs), Some(d_s)) => {
             let pooled = state.pool_s.query(fs);
@@ -404,6 +442,14 @@ fn discriminator_pass(
     d_opt.zero_grad();
     d_loss.backward();
     Ok(vec![("disc", d_loss.detach())])
+}
+
+/// An image `[B, 1, H, W]` with the tumour probability of segmentation `logits` `[B, K, H, W]`
+/// (every class but background) as a second channel: what a structure discriminator sees.
+pub fn with_structure(image: &Tensor, logits: &Tensor) -> Tensor {
+    let background = logits.softmax(1, Kind::Float).narrow(1, 0, 1);
+    let tumour = (background.neg() + 1.0).to_kind(image.kind());
+    Tensor::cat(&[image.shallow_clone(), tumour], 1)
 }
 
 /// The terms read back to the host; fails with [`TrainError::NonFiniteTerm`] naming the first
@@ -477,6 +523,7 @@ mod tests {
             lr: 1e-3,
             step: 0,
             distill_scale: 1.0,
+            segmenters: true,
             sync: None,
         };
         let losses = train_step(&mut nets, &mut state, &config, &inputs(&teacher)).unwrap();
@@ -534,6 +581,7 @@ mod tests {
                 lr: 1e-3,
                 step: 0,
                 distill_scale: 1.0,
+                segmenters: true,
                 sync: None,
             };
             let losses = train_step(&mut nets, &mut state, c, &inputs).unwrap();
@@ -553,6 +601,99 @@ mod tests {
             after.iter().all(|w| w.kind() == Kind::Float),
             "weights stay fp32 for checkpoints"
         );
+    }
+
+    #[test]
+    fn a_structure_discriminator_sees_the_image_and_the_tumour_probability() {
+        let image = Tensor::from_slice(&[0.5f32, -0.25]).reshape([1, 1, 1, 2]);
+        // Background, tumour and a second label: softmax of (0, ln 2, ln 1) is (1/4, 1/2, 1/4),
+        // of (ln 3, 0, 0) is (3/5, 1/5, 1/5); the tumour probability is 1 − background.
+        let logits = Tensor::from_slice(&[0.0f32, 3f32.ln(), 2f32.ln(), 0.0, 0.0, 0.0])
+            .reshape([1, 3, 1, 2]);
+        let seen = with_structure(&image, &logits);
+        assert_eq!(seen.size(), [1, 2, 1, 2]);
+        let values = Vec::<f32>::try_from(seen.flatten(0, -1)).unwrap();
+        let expected = [0.5, -0.25, 0.75, 0.4];
+        for (v, e) in values.iter().zip(expected) {
+            assert!((v - e).abs() < 1e-6, "{values:?} against {expected:?}");
+        }
+    }
+
+    #[test]
+    fn a_translator_only_step_with_a_structure_discriminator_leaves_the_segmenters_alone() {
+        let mut config = tiny_config();
+        config.loss.structure = true;
+        let mut nets = build(&config);
+        let first_conv = |nets: &Networks| {
+            crate::testing::store(nets, "d_t")
+                .variables()
+                .into_values()
+                .filter(|t| t.dim() == 4)
+                .map(|t| t.size()[1])
+                .collect::<Vec<i64>>()
+        };
+        assert!(
+            first_conv(&nets).contains(&2),
+            "image ⊕ tumour probability: {:?}",
+            first_conv(&nets)
+        );
+        let mut state = TrainState::new(&nets, &config);
+        let images = Tensor::rand([2, 1, 32, 32], (Kind::Float, tch::Device::Cpu)) * 2.0 - 1.0;
+        let teacher = Tensor::rand([2, 1, 32, 32], (Kind::Float, tch::Device::Cpu)) * 2.0 - 1.0;
+        let labels = images.gt(0.3).to_kind(Kind::Int64).squeeze_dim(1);
+        let before = weights(&nets);
+        let inputs = StepInputs {
+            student: &images,
+            student_labels: &labels,
+            teacher: Some(&teacher),
+            teacher_labels: None,
+            lr: 1e-3,
+            step: 0,
+            distill_scale: 1.0,
+            segmenters: false,
+            sync: None,
+        };
+        let losses = train_step(&mut nets, &mut state, &config, &inputs).unwrap();
+        let names: Vec<&str> = losses.iter().map(|(n, _)| *n).collect();
+        assert!(
+            names.contains(&"adv_t") && names.contains(&"disc"),
+            "{names:?}"
+        );
+        assert!(!names.contains(&"seg_teacher") && !names.contains(&"seg_student"));
+        // The adversarial term passed through the teacher without leaving a gradient in it.
+        let teacher_vs = crate::testing::store(&nets, "teacher");
+        for (name, t) in teacher_vs.trainable_variables().iter().enumerate() {
+            let g = t.grad();
+            assert!(
+                !g.defined() || g.abs().sum(Kind::Float).double_value(&[]) == 0.0,
+                "teacher variable {name} has a gradient"
+            );
+        }
+        assert_eq!(
+            state.s_opt.steps(),
+            0,
+            "the segmenters' optimiser did not step"
+        );
+        assert_eq!(state.g_opt.steps(), 1);
+        let after = weights(&nets);
+        let count = |name: &str| crate::testing::store(&nets, name).variables().len();
+        // Stores in order: every teacher and student variable (running statistics too) as
+        // before; some translator variable moved.
+        let mut offset = 0;
+        let mut moved = Vec::new();
+        for (name, _) in nets.stores() {
+            let n = count(name);
+            let same = (offset..offset + n).all(|i| before[i].equal(&after[i]));
+            offset += n;
+            moved.push((name, !same));
+        }
+        for (name, changed) in &moved {
+            match *name {
+                "teacher" | "student" => assert!(!changed, "{name} changed"),
+                "g_s2t" | "d_t" => assert!(changed, "{name} did not train"),
+                _ => {}
+            }
+        }
     }
 
     #[test]

@@ -387,6 +387,17 @@ impl Trainer {
             .as_ref()
             .map(to)
             .ok_or_else(|| TrainError::Data("student batch without labels".into()))?;
+        let segmenters = self.config.segmenters_train_in(epoch);
+        if !segmenters && !self.config.mode.uses_translator() {
+            // Nothing trains while a translator would train alone: the batch is passed over,
+            // so the segmenters meet the same batches at the same steps as in the other modes.
+            self.step += 1;
+            self.log_window.1 += 1;
+            return Ok(StepOutcome::Trained {
+                losses: Vec::new(),
+                record: None,
+            });
+        }
         let xt = tb.as_ref().map(|b| to(&b.images));
         let yt = tb.as_ref().and_then(|b| b.labels.as_ref().map(to));
         // Re-seeding per step makes dropout and any sampling a function of the step: exact resume.
@@ -399,6 +410,7 @@ impl Trainer {
             lr,
             step: self.step,
             distill_scale: self.distill_scale(epoch),
+            segmenters,
             sync: self.group.as_deref().filter(|_| self.sync_gradients),
         };
         let outcome = train_step(&mut self.nets, &mut self.state, &self.config, &inputs);
@@ -430,8 +442,11 @@ impl Trainer {
     pub fn distill_scale(&self, epoch: usize) -> f64 {
         let spec = &self.config.loss.distill;
         let gate_open = !spec.gate_on_teacher || self.last_teacher > self.last;
-        if gate_open {
-            spec.warmup_factor(epoch)
+        if !self.config.segmenters_train_in(epoch) {
+            0.0
+        } else if gate_open {
+            // The warm-up counts from the segmenters' first epoch.
+            spec.warmup_factor(epoch - self.config.train.translator_epochs)
         } else {
             0.0
         }
@@ -469,15 +484,26 @@ impl Trainer {
         // Batch-norm statistics differ between ranks (each saw its own shard): rank 0's are
         // validated and saved by all, so every rank takes the same decisions.
         self.broadcast_weights()?;
-        let (teacher_pmri, teacher_real) = self.validate_teacher()?;
+        // Segmenters that have not trained yet are not validated (their Dice would be noise
+        // that the teacher could lead by).
+        let trained = self.config.segmenters_train_in(epoch.saturating_sub(1));
+        let (teacher_pmri, teacher_real) = if trained {
+            self.validate_teacher()?
+        } else {
+            (None, None)
+        };
         let (config, data) = (&self.config, &self.data);
-        self.last = validate(
-            &self.nets,
-            &data.val,
-            config.data.classes,
-            config.train.batch.max(4),
-            data.device,
-        )?;
+        self.last = if trained {
+            validate(
+                &self.nets,
+                &data.val,
+                config.data.classes,
+                config.train.batch.max(4),
+                data.device,
+            )?
+        } else {
+            f64::NAN
+        };
         self.last_teacher = teacher_pmri.unwrap_or(f64::NAN);
         let improved = self.last.is_finite() && (self.best.is_nan() || self.last > self.best);
         if improved {
