@@ -349,6 +349,35 @@ mod tests {
     }
 
     #[test]
+    fn every_shipped_experiment_plans_runs_that_validate() {
+        fn configs(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    configs(&path, out);
+                } else if path.extension().is_some_and(|e| e == "json") {
+                    out.push(path);
+                }
+            }
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/experiments");
+        let mut files = Vec::new();
+        configs(&root, &mut files);
+        assert!(files.len() >= 10, "{files:?}");
+        for file in files {
+            let exp = ExperimentConfig::load(&file).unwrap();
+            let base = exp.base_config(&file).unwrap();
+            let runs = plan(&exp, &base, Path::new("data")).unwrap();
+            assert!(!runs.is_empty(), "{}", file.display());
+            for run in runs {
+                run.config
+                    .validate()
+                    .unwrap_or_else(|e| panic!("{}: {}: {e}", file.display(), run.name));
+            }
+        }
+    }
+
+    #[test]
     fn defaults_come_from_the_base_config_and_bad_overrides_are_errors() {
         let exp = experiment(vec![Mode::Cmedl]);
         let mut base = TrainConfig::default();
