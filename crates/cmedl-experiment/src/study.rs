@@ -25,6 +25,65 @@ pub struct StudyPoint {
     pub comparisons: Vec<ArmComparison>,
     /// Tumour contrast on CT, translation and MRI per arm and location (phantom data).
     pub premise: Vec<PremiseRow>,
+    /// The teacher on translations against its student, per arm with both.
+    pub teachers: Vec<TeacherRow>,
+}
+
+/// The teacher on translations against its student in validation Dice, over an arm's runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TeacherRow {
+    /// The arm (mode, with its variant).
+    pub arm: String,
+    /// Runs with both validation Dice values.
+    pub runs: usize,
+    /// Mean of the teacher's last-epoch validation Dice on translations.
+    pub teacher_last: f64,
+    /// Mean of the student's last-epoch validation Dice.
+    pub student_last: f64,
+    /// Runs whose teacher was ahead at the last epoch.
+    pub ahead_at_last: usize,
+    /// Runs whose teacher was ahead in some epoch.
+    pub ever_ahead: usize,
+}
+
+/// The teacher rows of an experiment: per arm that has a teacher and a student, the last
+/// epoch of each run with both validation values (`epochs`: each run's epoch records).
+pub fn teacher_rows(
+    runs: &[RunPlan],
+    epochs: &BTreeMap<String, Vec<cmedl_trainer::log::EpochRecord>>,
+) -> Vec<TeacherRow> {
+    let mut pooled: BTreeMap<String, Vec<(f64, f64, bool)>> = BTreeMap::new();
+    for r in runs
+        .iter()
+        .filter(|r| r.mode.uses_teacher() && r.mode.uses_student())
+    {
+        let Some(records) = epochs.get(&r.name) else {
+            continue;
+        };
+        let both: Vec<(f64, f64)> = records
+            .iter()
+            .filter_map(|e| {
+                let t = e.teacher_dice_pmri.filter(|t| t.is_finite())?;
+                e.val_dice.is_finite().then_some((t, e.val_dice))
+            })
+            .collect();
+        if let Some(&(t, s)) = both.last() {
+            let ever = both.iter().any(|(t, s)| t > s);
+            pooled.entry(r.label()).or_default().push((t, s, ever));
+        }
+    }
+    let mean = |v: Vec<f64>| cmedl_metrics::stats::summarize(&v).mean;
+    pooled
+        .into_iter()
+        .map(|(arm, runs)| TeacherRow {
+            arm,
+            runs: runs.len(),
+            teacher_last: mean(runs.iter().map(|r| r.0).collect()),
+            student_last: mean(runs.iter().map(|r| r.1).collect()),
+            ahead_at_last: runs.iter().filter(|r| r.0 > r.1).count(),
+            ever_ahead: runs.iter().filter(|r| r.2).count(),
+        })
+        .collect()
 }
 
 /// Tumour contrast of one arm (its seeds pooled) and location class: the premise, like for
@@ -82,10 +141,12 @@ pub fn study_point(dir: &Path) -> Result<StudyPoint, ExperimentError> {
     let exp = ExperimentDir::new(dir);
     let runs: Vec<RunPlan> = crate::read_json(&exp.plan_file())?;
     let mut results: BTreeMap<String, RunResults> = BTreeMap::new();
+    let mut epochs = BTreeMap::new();
     for r in &runs {
         if let Some(res) = exp.read_results(&r.name)? {
             results.insert(r.name.clone(), res);
         }
+        epochs.insert(r.name.clone(), exp.run(&r.name).epochs());
     }
     let mediastinal_cnr = runs.first().and_then(|r| {
         let path = r.config.data.root.join("contrast.json");
@@ -107,6 +168,7 @@ pub fn study_point(dir: &Path) -> Result<StudyPoint, ExperimentError> {
         teacher: runs.first().map(|r| r.config.teacher).unwrap_or_default(),
         comparisons: compare_arms(&runs, &results, 0),
         premise: premise_rows(&runs, &results),
+        teachers: teacher_rows(&runs, &epochs),
     })
 }
 
@@ -182,6 +244,33 @@ pub fn study_table(points: &[StudyPoint]) -> String {
                     r.mri,
                     r.pmri_above_ct,
                     r.tumours
+                ));
+            }
+        }
+    }
+    if points.iter().any(|p| !p.teachers.is_empty()) {
+        lines.push(String::new());
+        lines.push("The teacher on the translations of the validation CT against its student on the CT (validation Dice, last epoch, mean over the arm's runs):".to_owned());
+        lines.push(String::new());
+        lines.push(
+            "| experiment | arm | runs | teacher on pMRI | student | teacher − student | teacher ahead at the last epoch | teacher ever ahead |"
+                .to_owned(),
+        );
+        lines.push("|---|---|---|---|---|---|---|---|".to_owned());
+        for p in points {
+            for r in &p.teachers {
+                lines.push(format!(
+                    "| {} | {} | {} | {:.3} | {:.3} | {:+.3} | {} of {} | {} of {} |",
+                    p.name,
+                    r.arm,
+                    r.runs,
+                    r.teacher_last,
+                    r.student_last,
+                    r.teacher_last - r.student_last,
+                    r.ahead_at_last,
+                    r.runs,
+                    r.ever_ahead,
+                    r.runs
                 ));
             }
         }
@@ -273,6 +362,70 @@ mod tests {
     use super::*;
     use crate::evaluate::ContrastRow;
     use cmedl_trainer::TrainConfig;
+
+    #[test]
+    fn teacher_rows_take_each_runs_last_epoch_with_both_values() {
+        let run = |mode: Mode, seed: u64| RunPlan {
+            name: format!("{}-s{seed}", mode.name()),
+            mode,
+            segmenter: "unet".into(),
+            i2i: None,
+            seed,
+            variant: None,
+            fold: None,
+            config: TrainConfig::default(),
+        };
+        let record =
+            |epoch: usize, student: f64, teacher: Option<f64>| cmedl_trainer::log::EpochRecord {
+                step: epoch,
+                epoch,
+                lr: 1e-3,
+                val_dice: student,
+                best_dice: student,
+                teacher_dice_pmri: teacher,
+                teacher_dice_real: None,
+                distill_scale: None,
+                losses: BTreeMap::new(),
+                wall_s: 0.0,
+                parallel: None,
+            };
+        let runs = [
+            run(Mode::CtOnly, 0),
+            run(Mode::Cmedl, 0),
+            run(Mode::Cmedl, 1),
+            run(Mode::PmriOnly, 0),
+        ];
+        let epochs: BTreeMap<String, Vec<_>> = [
+            ("ct-only-s0", vec![record(1, 0.5, None)]),
+            // Ahead in epoch 2 only; the last epoch (NaN student: not validated) is passed over.
+            (
+                "cmedl-s0",
+                vec![
+                    record(1, 0.2, Some(0.1)),
+                    record(2, 0.3, Some(0.4)),
+                    record(3, 0.5, Some(0.2)),
+                    record(4, f64::NAN, Some(0.9)),
+                ],
+            ),
+            ("cmedl-s1", vec![record(1, 0.3, Some(0.6))]),
+            ("pmri-only-s0", vec![record(1, 0.3, Some(0.3))]),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let rows = teacher_rows(&runs, &epochs);
+        assert_eq!(
+            rows,
+            [TeacherRow {
+                arm: "cmedl".into(),
+                runs: 2,
+                teacher_last: 0.4,
+                student_last: 0.4,
+                ahead_at_last: 1,
+                ever_ahead: 2,
+            }]
+        );
+    }
 
     #[test]
     fn premise_rows_pool_an_arms_seeds_per_location() {
