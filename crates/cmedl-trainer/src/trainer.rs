@@ -531,13 +531,22 @@ impl Trainer {
         }
         let total = record.losses.get("total").copied().unwrap_or(f64::NAN);
         let teacher = teacher_pmri.map_or(String::new(), |t| format!(", teacher on pMRI {t:.4}"));
-        tracing::info!(
-            "epoch {epoch}/{}: loss {total:.4}, validation Dice {:.4} (best {:.4}){teacher}, {:.0} s",
-            config.train.epochs,
-            self.last,
-            self.best,
-            record.wall_s
-        );
+        if trained {
+            tracing::info!(
+                "epoch {epoch}/{}: loss {total:.4}, validation Dice {:.4} (best {:.4}){teacher}, {:.0} s",
+                config.train.epochs,
+                self.last,
+                self.best,
+                record.wall_s
+            );
+        } else {
+            tracing::info!(
+                "epoch {epoch}/{}: the translator alone (train.translator_epochs {}), loss {total:.4}, {:.0} s",
+                config.train.epochs,
+                config.train.translator_epochs,
+                record.wall_s
+            );
+        }
         self.sums.clear();
         self.save(&Which::Latest)?;
         if improved || (self.data.val.is_empty() && self.is_done()) {
