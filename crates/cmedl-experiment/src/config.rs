@@ -117,10 +117,17 @@ impl ExperimentConfig {
         if exp.modes.is_empty() {
             return Err(ExperimentError::input(path, "'modes' is empty"));
         }
+        // A mode listed only here trains its variants only: without variants, nothing (the
+        // default list is left alone, so experiments without variants need not mention it).
+        let trains_nothing = |m: &Mode| {
+            exp.variants.is_empty()
+                && exp.variant_modes != default_variant_modes()
+                && !exp.modes.contains(m)
+        };
         if let Some(m) = exp
             .variant_modes
             .iter()
-            .find(|m| **m == Mode::CtOnly || (exp.variants.is_empty() && !exp.modes.contains(m)))
+            .find(|m| **m == Mode::CtOnly || trains_nothing(m))
         {
             return Err(ExperimentError::input(
                 path,
@@ -221,6 +228,14 @@ mod tests {
             ExperimentConfig::load(&path).map_err(|e| e.to_string())
         };
         assert_eq!(load("").unwrap().variant_modes, [Mode::Cmedl]);
+        // The default needs no variants, nor cmedl among the modes.
+        let path = dir.path().join("ct.json");
+        std::fs::write(
+            &path,
+            r#"{"name":"a","data":{"root":"d"},"base":"b.json","modes":["ct-only"]}"#,
+        )
+        .unwrap();
+        assert!(ExperimentConfig::load(&path).is_ok());
         let chosen = r#","variants":{"chosen":["loss.structure=true"]}"#;
         let exp = load(&format!(
             r#"{chosen},"variant_modes":["cmedl","pmri-only"]"#
