@@ -222,18 +222,11 @@ pub fn study_table(points: &[StudyPoint]) -> String {
             lines.push(table_row(p, c));
         }
     }
-    if points.iter().any(|p| !p.premise.is_empty()) {
-        lines.push(String::new());
-        lines.push("Tumour contrast on the CT, on each arm's translations (pMRI) and on the real MRI, measured alike on the same voxels (the phantom's measure), seeds pooled:".to_owned());
-        lines.push(String::new());
-        lines.push(
-            "| experiment | arm | location | tumours | CNR CT | CNR pMRI | CNR MRI | pMRI > CT |"
-                .to_owned(),
-        );
-        lines.push("|---|---|---|---|---|---|---|---|".to_owned());
-        for p in points {
-            for r in &p.premise {
-                lines.push(format!(
+    let contrast: Vec<String> = points
+        .iter()
+        .flat_map(|p| {
+            p.premise.iter().map(move |r| {
+                format!(
                     "| {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {}/{} |",
                     p.name,
                     r.arm,
@@ -244,22 +237,21 @@ pub fn study_table(points: &[StudyPoint]) -> String {
                     r.mri,
                     r.pmri_above_ct,
                     r.tumours
-                ));
-            }
-        }
-    }
-    if points.iter().any(|p| !p.teachers.is_empty()) {
-        lines.push(String::new());
-        lines.push("The teacher on the translations of the validation CT against its student on the CT (validation Dice, last epoch, mean over the arm's runs):".to_owned());
-        lines.push(String::new());
-        lines.push(
-            "| experiment | arm | runs | teacher on pMRI | student | teacher − student | teacher ahead at the last epoch | teacher ever ahead |"
-                .to_owned(),
-        );
-        lines.push("|---|---|---|---|---|---|---|---|".to_owned());
-        for p in points {
-            for r in &p.teachers {
-                lines.push(format!(
+                )
+            })
+        })
+        .collect();
+    push_table(
+        &mut lines,
+        "Tumour contrast on the CT, on each arm's translations (pMRI) and on the real MRI, measured alike on the same voxels (the phantom's measure), seeds pooled:",
+        "| experiment | arm | location | tumours | CNR CT | CNR pMRI | CNR MRI | pMRI > CT |",
+        contrast,
+    );
+    let teachers: Vec<String> = points
+        .iter()
+        .flat_map(|p| {
+            p.teachers.iter().map(move |r| {
+                format!(
                     "| {} | {} | {} | {:.3} | {:.3} | {:+.3} | {} of {} | {} of {} |",
                     p.name,
                     r.arm,
@@ -271,11 +263,29 @@ pub fn study_table(points: &[StudyPoint]) -> String {
                     r.runs,
                     r.ever_ahead,
                     r.runs
-                ));
-            }
-        }
-    }
+                )
+            })
+        })
+        .collect();
+    push_table(
+        &mut lines,
+        "The teacher on the translations of the validation CT against its student on the CT (validation Dice, last epoch, mean over the arm's runs):",
+        "| experiment | arm | runs | teacher on pMRI | student | teacher − student | teacher ahead at the last epoch | teacher ever ahead |",
+        teachers,
+    );
     lines.join("\n") + "\n"
+}
+
+/// Appends a captioned Markdown table (nothing when it has no rows).
+fn push_table(lines: &mut Vec<String>, caption: &str, header: &str, rows: Vec<String>) {
+    if rows.is_empty() {
+        return;
+    }
+    let columns = header.matches('|').count() - 1;
+    lines.extend([String::new(), caption.to_owned(), String::new()]);
+    lines.push(header.to_owned());
+    lines.push(format!("|{}", "---|".repeat(columns)));
+    lines.extend(rows);
 }
 
 /// Per arm, `study-<arm>.png`: the lesion Dice difference (with its 95 % interval) against the
@@ -362,6 +372,48 @@ mod tests {
     use super::*;
     use crate::evaluate::ContrastRow;
     use cmedl_trainer::TrainConfig;
+
+    #[test]
+    fn the_summary_tabulates_contrast_and_teachers_only_when_it_has_them() {
+        let mut point = StudyPoint {
+            name: "cnr-1".into(),
+            mediastinal_cnr: Some(0.8),
+            teacher: TeacherSetting::default(),
+            comparisons: Vec::new(),
+            premise: Vec::new(),
+            teachers: vec![TeacherRow {
+                arm: "cmedl+chosen".into(),
+                runs: 3,
+                teacher_last: 0.646,
+                student_last: 0.688,
+                ahead_at_last: 0,
+                ever_ahead: 3,
+            }],
+        };
+        let table = study_table(std::slice::from_ref(&point));
+        assert!(!table.contains("Tumour contrast"), "{table}");
+        let lines: Vec<&str> = table.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("| experiment | arm | runs |"))
+            .unwrap();
+        assert_eq!(lines[at + 1], "|---|---|---|---|---|---|---|---|");
+        assert_eq!(
+            lines[at + 2],
+            "| cnr-1 | cmedl+chosen | 3 | 0.646 | 0.688 | -0.042 | 0 of 3 | 3 of 3 |"
+        );
+        point.premise = vec![PremiseRow {
+            arm: "cmedl".into(),
+            location: "mediastinal".into(),
+            tumours: 4,
+            ct: 0.5,
+            pmri: 2.0,
+            mri: 20.0,
+            pmri_above_ct: 3,
+        }];
+        let table = study_table(&[point]);
+        assert!(table.contains("| cnr-1 | cmedl | mediastinal | 4 | 0.50 | 2.00 | 20.00 | 3/4 |"));
+    }
 
     #[test]
     fn teacher_rows_take_each_runs_last_epoch_with_both_values() {
