@@ -320,6 +320,8 @@ fn evaluate_run(
         validation: Some(validation),
         ..Default::default()
     };
+    // The phantom's recipe, listed once: tumour contrast regenerates each test case from it.
+    let recipe = phantom.map(|cohort| (cohort, cmedl_phantom::plan(cohort)));
     for case in &modality.test {
         let Some(label) = &case.label else {
             continue;
@@ -336,7 +338,11 @@ fn evaluate_run(
         results.cases.extend(scores.cases);
         results.lesions.extend(scores.lesions);
         results.case_lesions.extend(scores.case_lesions);
-        let Some(window) = predictor.teacher_window else {
+        // Translated only where something measures the translation.
+        let Some(window) = predictor
+            .teacher_window
+            .filter(|_| case.counterpart.is_some() || recipe.is_some())
+        else {
             continue;
         };
         let v = match volume {
@@ -347,10 +353,10 @@ fn evaluate_run(
         if let Some(row) = fidelity(ds, case, label, &translated)? {
             results.fidelity.push(row);
         }
-        if let Some(cohort) = phantom {
+        if let Some((cohort, plans)) = &recipe {
             results
                 .contrast
-                .extend(tumour_contrast(cohort, &case.id, &translated)?);
+                .extend(tumour_contrast(cohort, plans, &case.id, &translated)?);
         }
     }
     crate::create_dir(&dir.results())?;
@@ -609,13 +615,15 @@ fn fidelity(
 /// The contrast of every measurable tumour of a phantom test case on its CT, on the run's
 /// translation of that CT (pMRI) and on the same patient's real MRI, measured alike: the
 /// phantom's own measure (`cmedl phantom --stats`), on the same core and ring voxels in all
-/// three images. The case is generated again from the recipe (its anatomy is not in the files).
+/// three images. The case is generated again from the recipe (its anatomy is not in the files;
+/// `plans`: the cohort's [`cmedl_phantom::plan`]).
 fn tumour_contrast(
     cohort: &cmedl_phantom::CohortConfig,
+    plans: &[cmedl_phantom::Plan],
     id: &str,
     translated: &cmedl_io::Volume,
 ) -> Result<Vec<crate::evaluate::ContrastRow>, ExperimentError> {
-    let Some(plan) = cmedl_phantom::plan(cohort).into_iter().find(|p| p.id == id) else {
+    let Some(plan) = plans.iter().find(|p| p.id == id) else {
         return Ok(Vec::new());
     };
     let case = cmedl_phantom::generate_case(cohort, &plan.id, plan.seed, &plan.contrasts);
@@ -667,8 +675,8 @@ mod tests {
             let (ct, mri) = (&case.images[0].1, &case.images[1].1);
             // A "translation" that is the CT itself, then one that is the real MRI: the
             // translation's contrast must equal theirs, tumour by tumour (the same voxels).
-            let as_ct = tumour_contrast(&cohort, &p.id, ct).unwrap();
-            let as_mri = tumour_contrast(&cohort, &p.id, mri).unwrap();
+            let as_ct = tumour_contrast(&cohort, &plans, &p.id, ct).unwrap();
+            let as_mri = tumour_contrast(&cohort, &plans, &p.id, mri).unwrap();
             assert_eq!(as_ct.len(), as_mri.len());
             for (a, b) in as_ct.iter().zip(&as_mri) {
                 assert_eq!(a.pmri, a.ct);
@@ -694,7 +702,7 @@ mod tests {
         assert_eq!(rows.iter().map(|r| r.ct).collect::<Vec<_>>(), stats);
         // A case the recipe does not have gives nothing.
         assert!(
-            tumour_contrast(&cohort, "ct_test_999", &rows_volume(&cohort))
+            tumour_contrast(&cohort, &plans, "ct_test_999", &rows_volume(&cohort))
                 .unwrap()
                 .is_empty()
         );

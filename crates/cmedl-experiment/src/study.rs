@@ -10,6 +10,7 @@ use cmedl_phantom::ContrastStat;
 use cmedl_trainer::config::{Mode, TeacherSetting};
 
 use crate::arms::{compare_arms, Arm, ArmComparison, Outcome};
+use crate::evaluate::ContrastRow;
 use crate::report::chart::{padded_range, Canvas, Plot, COLOURS};
 use crate::{ExperimentDir, ExperimentError, RunPlan, RunResults};
 
@@ -52,24 +53,16 @@ pub fn teacher_rows(
     runs: &[RunPlan],
     epochs: &BTreeMap<String, Vec<cmedl_trainer::log::EpochRecord>>,
 ) -> Vec<TeacherRow> {
-    let mut pooled: BTreeMap<String, Vec<(f64, f64, bool)>> = BTreeMap::new();
+    let mut pooled: BTreeMap<String, Vec<cmedl_trainer::log::TeacherLead>> = BTreeMap::new();
     for r in runs
         .iter()
         .filter(|r| r.mode.uses_teacher() && r.mode.uses_student())
     {
-        let Some(records) = epochs.get(&r.name) else {
-            continue;
-        };
-        let both: Vec<(f64, f64)> = records
-            .iter()
-            .filter_map(|e| {
-                let t = e.teacher_dice_pmri.filter(|t| t.is_finite())?;
-                e.val_dice.is_finite().then_some((t, e.val_dice))
-            })
-            .collect();
-        if let Some(&(t, s)) = both.last() {
-            let ever = both.iter().any(|(t, s)| t > s);
-            pooled.entry(r.label()).or_default().push((t, s, ever));
+        let lead = epochs
+            .get(&r.name)
+            .and_then(|e| cmedl_trainer::log::TeacherLead::of(e));
+        if let Some(lead) = lead {
+            pooled.entry(r.label()).or_default().push(lead);
         }
     }
     let mean = |v: Vec<f64>| cmedl_metrics::stats::summarize(&v).mean;
@@ -78,10 +71,10 @@ pub fn teacher_rows(
         .map(|(arm, runs)| TeacherRow {
             arm,
             runs: runs.len(),
-            teacher_last: mean(runs.iter().map(|r| r.0).collect()),
-            student_last: mean(runs.iter().map(|r| r.1).collect()),
-            ahead_at_last: runs.iter().filter(|r| r.0 > r.1).count(),
-            ever_ahead: runs.iter().filter(|r| r.2).count(),
+            teacher_last: mean(runs.iter().map(|l| l.last.0).collect()),
+            student_last: mean(runs.iter().map(|l| l.last.1).collect()),
+            ahead_at_last: runs.iter().filter(|l| l.last.0 > l.last.1).count(),
+            ever_ahead: runs.iter().filter(|l| l.first_ahead.is_some()).count(),
         })
         .collect()
 }
@@ -108,25 +101,32 @@ pub struct PremiseRow {
 
 /// The premise rows of an experiment's runs: per arm and location, their contrast rows pooled.
 pub fn premise_rows(runs: &[RunPlan], results: &BTreeMap<String, RunResults>) -> Vec<PremiseRow> {
-    let mut pooled: BTreeMap<(String, String), Vec<&crate::evaluate::ContrastRow>> =
-        BTreeMap::new();
+    let mut arms: BTreeMap<String, Vec<&ContrastRow>> = BTreeMap::new();
     for r in runs {
-        let Some(res) = results.get(&r.name) else {
-            continue;
-        };
-        for c in &res.contrast {
-            pooled
-                .entry((r.label(), c.location.clone()))
-                .or_default()
-                .push(c);
+        if let Some(res) = results.get(&r.name) {
+            arms.entry(r.label()).or_default().extend(&res.contrast);
         }
+    }
+    arms.into_iter()
+        .flat_map(|(arm, rows)| contrast_by_location(&arm, rows))
+        .collect()
+}
+
+/// Contrast rows pooled per location class under the name `arm` (an arm, or one run).
+pub fn contrast_by_location<'a>(
+    arm: &str,
+    rows: impl IntoIterator<Item = &'a ContrastRow>,
+) -> Vec<PremiseRow> {
+    let mut pooled: BTreeMap<&str, Vec<&ContrastRow>> = BTreeMap::new();
+    for c in rows {
+        pooled.entry(c.location.as_str()).or_default().push(c);
     }
     let mean = |v: Vec<f64>| cmedl_metrics::stats::summarize(&v).mean;
     pooled
         .into_iter()
-        .map(|((arm, location), rows)| PremiseRow {
-            arm,
-            location,
+        .map(|(location, rows)| PremiseRow {
+            arm: arm.to_owned(),
+            location: location.to_owned(),
             tumours: rows.len(),
             ct: mean(rows.iter().map(|c| c.ct).collect()),
             pmri: mean(rows.iter().map(|c| c.pmri).collect()),
@@ -370,7 +370,6 @@ fn draw_arm(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evaluate::ContrastRow;
     use cmedl_trainer::TrainConfig;
 
     #[test]

@@ -56,7 +56,7 @@ use std::path::{Path, PathBuf};
 pub use anatomy::{LocationShares, Patient, Tissue, TumourKind};
 pub use cohort::{
     generate_case, plan, write_cohort, Case, CaseMeta, CohortConfig, CohortSummary, ContrastStat,
-    MrContrast,
+    MrContrast, Plan,
 };
 pub use imaging::{Contrast, CtSettings};
 

@@ -80,7 +80,7 @@ pub struct EpochRecord {
 
 /// How a run's teacher stood against its student, epoch by epoch: CMEDL's premise is a
 /// teacher that segments the translations better than the student segments the images.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TeacherLead {
     /// Epochs with both validation Dice values.
     pub epochs: usize,
@@ -88,6 +88,8 @@ pub struct TeacherLead {
     pub ahead: usize,
     /// The first epoch it was ahead (1-based).
     pub first_ahead: Option<usize>,
+    /// The teacher's and the student's Dice at the last epoch with both.
+    pub last: (f64, f64),
     /// Epochs trained with the hint at a non-zero weight (none: the mode does not distil).
     pub hint_epochs: Option<usize>,
 }
@@ -102,9 +104,7 @@ impl TeacherLead {
                 e.val_dice.is_finite().then_some((e.epoch, t, e.val_dice))
             })
             .collect();
-        if both.is_empty() {
-            return None;
-        }
+        let &(_, last_teacher, last_student) = both.last()?;
         let ahead: Vec<usize> = both
             .iter()
             .filter(|(_, t, s)| t > s)
@@ -115,6 +115,7 @@ impl TeacherLead {
             epochs: both.len(),
             ahead: ahead.len(),
             first_ahead: ahead.first().copied(),
+            last: (last_teacher, last_student),
             hint_epochs: (!scales.is_empty()).then(|| scales.iter().filter(|s| **s > 0.0).count()),
         })
     }

@@ -568,15 +568,12 @@ fn contrast_section(b: &mut Vec<Block>, runs: &[RunPlan], results: &Results) {
     let rows = runs
         .iter()
         .flat_map(|r| {
-            let one: Results = results
-                .get(&r.name)
-                .map(|res| [(r.name.clone(), res.clone())].into())
-                .unwrap_or_default();
-            crate::study::premise_rows(std::slice::from_ref(r), &one)
+            let rows = results.get(&r.name).map(|res| &res.contrast);
+            crate::study::contrast_by_location(&r.name, rows.into_iter().flatten())
                 .into_iter()
                 .map(|p| {
                     vec![
-                        r.name.clone(),
+                        p.arm,
                         p.location,
                         p.tumours.to_string(),
                         format!("{:.2}", p.ct),
