@@ -182,6 +182,9 @@ fn root_from(manifest_dir: Option<PathBuf>, cwd: &Path) -> Option<PathBuf> {
     cwd.ancestors().find(|d| is_root(d)).map(Path::to_path_buf)
 }
 
+/// The features that turn on the tests reading real files and checking with the field's tools.
+const FIXTURE_FEATURES: &str = "cmedl-io/fixtures,cmedl-cli/fixtures";
+
 fn ci(root: &Path, tests_only: bool) -> Result<()> {
     // With NCCL's extra headers: the NCCL build of the shim is compiled and its error path
     // tested even on machines without a GPU.
@@ -202,7 +205,7 @@ fn ci(root: &Path, tests_only: bool) -> Result<()> {
                 "--workspace",
                 "--all-targets",
                 "--features",
-                "cmedl-io/fixtures,cmedl-cli/fixtures",
+                FIXTURE_FEATURES,
                 "--",
                 "-D",
                 "warnings",
@@ -233,12 +236,7 @@ fn ci(root: &Path, tests_only: bool) -> Result<()> {
     }
     cargo(
         root,
-        &[
-            "test",
-            "--workspace",
-            "--features",
-            "cmedl-io/fixtures,cmedl-cli/fixtures",
-        ],
+        &["test", "--workspace", "--features", FIXTURE_FEATURES],
     )?;
     cargo(
         root,

@@ -500,6 +500,15 @@ mod tests {
             .collect()
     }
 
+    /// Random student and teacher images in [-1, 1) `[2, 1, 32, 32]`, and labels where the
+    /// student image is above 0.3.
+    fn random_batch() -> (Tensor, Tensor, Tensor) {
+        let images = Tensor::rand([2, 1, 32, 32], (Kind::Float, tch::Device::Cpu)) * 2.0 - 1.0;
+        let teacher = Tensor::rand([2, 1, 32, 32], (Kind::Float, tch::Device::Cpu)) * 2.0 - 1.0;
+        let labels = images.gt(0.3).to_kind(Kind::Int64).squeeze_dim(1);
+        (images, teacher, labels)
+    }
+
     #[test]
     fn a_non_finite_step_leaves_weights_statistics_moments_and_pools_untouched() {
         let mut config = tiny_config();
@@ -567,9 +576,7 @@ mod tests {
             tch::manual_seed(11);
             Networks::build(c, tch::Device::Cpu).unwrap()
         };
-        let images = Tensor::rand([2, 1, 32, 32], (Kind::Float, tch::Device::Cpu)) * 2.0 - 1.0;
-        let teacher = Tensor::rand([2, 1, 32, 32], (Kind::Float, tch::Device::Cpu)) * 2.0 - 1.0;
-        let labels = images.gt(0.3).to_kind(Kind::Int64).squeeze_dim(1);
+        let (images, teacher, labels) = random_batch();
         let run = |c: &TrainConfig| {
             let mut nets = seeded_build(c);
             let mut state = TrainState::new(&nets, c);
@@ -638,9 +645,7 @@ mod tests {
             first_conv(&nets)
         );
         let mut state = TrainState::new(&nets, &config);
-        let images = Tensor::rand([2, 1, 32, 32], (Kind::Float, tch::Device::Cpu)) * 2.0 - 1.0;
-        let teacher = Tensor::rand([2, 1, 32, 32], (Kind::Float, tch::Device::Cpu)) * 2.0 - 1.0;
-        let labels = images.gt(0.3).to_kind(Kind::Int64).squeeze_dim(1);
+        let (images, teacher, labels) = random_batch();
         let before = weights(&nets);
         let inputs = StepInputs {
             student: &images,

@@ -379,14 +379,6 @@ impl Trainer {
             .recv()
             .map_err(|_| TrainError::Data("the batch producer stopped".into()))?;
         debug_assert_eq!(produced, self.step);
-        let device = self.data.device;
-        let to = |t: &tch::Tensor| t.to_device(device);
-        let xs = to(&sb.images);
-        let ys = sb
-            .labels
-            .as_ref()
-            .map(to)
-            .ok_or_else(|| TrainError::Data("student batch without labels".into()))?;
         let segmenters = self.config.segmenters_train_in(epoch);
         if !segmenters && !self.config.mode.uses_translator() {
             // Nothing trains while a translator would train alone: the batch is passed over,
@@ -398,6 +390,14 @@ impl Trainer {
                 record: None,
             });
         }
+        let device = self.data.device;
+        let to = |t: &tch::Tensor| t.to_device(device);
+        let xs = to(&sb.images);
+        let ys = sb
+            .labels
+            .as_ref()
+            .map(to)
+            .ok_or_else(|| TrainError::Data("student batch without labels".into()))?;
         let xt = tb.as_ref().map(|b| to(&b.images));
         let yt = tb.as_ref().and_then(|b| b.labels.as_ref().map(to));
         // Re-seeding per step makes dropout and any sampling a function of the step: exact resume.

@@ -132,11 +132,8 @@ fn load_config(args: &Args) -> Result<TrainConfig, Failure> {
             TrainConfig::from_json(&text, &p.display().to_string())?
         }
         None => {
-            let (preset, name) = preset_for(args.device.unwrap_or_default())?;
-            eprintln!(
-                "no --config: using the {name} preset ({})",
-                preset_reason(name)
-            );
+            let (preset, name, reason) = preset_for(args.device.unwrap_or_default());
+            eprintln!("no --config: using the {name} preset ({reason})");
             preset
         }
     };
@@ -172,29 +169,30 @@ fn load_config(args: &Args) -> Result<TrainConfig, Failure> {
     Ok(config)
 }
 
-/// The preset a run without a config starts from: the paper's networks where the device is a
-/// GPU, the small CPU networks otherwise (the paper's take minutes a step on a laptop CPU).
-fn preset_for(device: DeviceSpec) -> Result<(TrainConfig, &'static str), Failure> {
+/// The preset a run without a config starts from, its name and why: the paper's networks where
+/// the device is a GPU, the small CPU networks otherwise (the paper's take minutes a step on a
+/// laptop CPU).
+fn preset_for(device: DeviceSpec) -> (TrainConfig, &'static str, &'static str) {
     let gpu = match device {
         DeviceSpec::Cuda(_) => true,
         DeviceSpec::Cpu => false,
         DeviceSpec::Auto => device.resolve().is_ok_and(|d| d.is_cuda()),
     };
-    let (mut preset, name) = if gpu {
-        (TrainConfig::paper(), "paper")
+    let (mut preset, name, reason) = if gpu {
+        (
+            TrainConfig::paper(),
+            "paper",
+            "for a CUDA device; --config configs/cpu-small.json for small networks",
+        )
     } else {
-        (TrainConfig::cpu_small(), "cpu-small")
+        (
+            TrainConfig::cpu_small(),
+            "cpu-small",
+            "no CUDA device; the paper's networks need a GPU: --config configs/paper-256.json",
+        )
     };
     preset.device = device;
-    Ok((preset, name))
-}
-
-fn preset_reason(name: &str) -> &'static str {
-    if name == "paper" {
-        "for a CUDA device; --config configs/cpu-small.json for small networks"
-    } else {
-        "no CUDA device; the paper's networks need a GPU: --config configs/paper-256.json"
-    }
+    (preset, name, reason)
 }
 
 /// Without a dataset, a run trains on the synthetic cohort (`cmedl phantom`'s defaults)
@@ -394,14 +392,14 @@ mod tests {
 
     #[test]
     fn without_a_config_the_preset_follows_the_device() {
-        let (gpu, name) = preset_for(DeviceSpec::Cuda(1)).unwrap();
+        let (gpu, name, _) = preset_for(DeviceSpec::Cuda(1));
         assert_eq!((name, gpu.model.generator.ngf), ("paper", 64));
         assert_eq!(
             gpu.device,
             DeviceSpec::Cuda(1),
             "the device asked for stays"
         );
-        let (cpu, name) = preset_for(DeviceSpec::Cpu).unwrap();
+        let (cpu, name, _) = preset_for(DeviceSpec::Cpu);
         assert_eq!((name, cpu.model.generator.ngf), ("cpu-small", 8));
         assert_eq!(
             cpu,

@@ -83,6 +83,20 @@ impl SegmentSpec {
             kind: Code::neoplasm(),
         }
     }
+
+    /// This segment with the name and codes `entry` gives (the others kept).
+    pub fn with_entry(mut self, entry: &LabelEntry) -> Self {
+        if let Some(name) = &entry.name {
+            self.name = name.clone();
+        }
+        if let Some(c) = &entry.category {
+            self.category = c.clone();
+        }
+        if let Some(c) = &entry.kind {
+            self.kind = c.clone();
+        }
+        self
+    }
 }
 
 /// One label of a label file (`predict --labels FILE.json`): its name and, optionally, the
@@ -115,7 +129,9 @@ impl LabelEntry {
 
 /// Reads a label file: a JSON object from label values ("1", "2", …) to [`LabelEntry`]s.
 pub fn read_label_file(path: &Path) -> Result<std::collections::BTreeMap<u8, LabelEntry>> {
-    let text = std::fs::read_to_string(path).map_err(|e| IoError::io(path, e))?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut crate::regular_file::open_regular(path)?, &mut text)
+        .map_err(|e| IoError::io(path, e))?;
     let raw: std::collections::BTreeMap<String, LabelEntry> = serde_json::from_str(&text)
         .map_err(|e| IoError::format(path, format!("not a label file: {e}")))?;
     let mut out = std::collections::BTreeMap::new();
@@ -132,22 +148,6 @@ pub fn read_label_file(path: &Path) -> Result<std::collections::BTreeMap<u8, Lab
         out.insert(label, entry);
     }
     Ok(out)
-}
-
-impl SegmentSpec {
-    /// This segment with the name and codes `entry` gives (the others kept).
-    pub fn with_entry(mut self, entry: &LabelEntry) -> Self {
-        if let Some(name) = &entry.name {
-            self.name = name.clone();
-        }
-        if let Some(c) = &entry.category {
-            self.category = c.clone();
-        }
-        if let Some(c) = &entry.kind {
-            self.kind = c.clone();
-        }
-        self
-    }
 }
 
 /// A new UID under the `2.25` root (a 128-bit number made of the time, the process, a counter

@@ -104,6 +104,18 @@ pub fn scan_folder(folder: &Path) -> Result<Vec<SeriesInfo>> {
     Ok(scan(folder)?.into_iter().map(|(info, _)| info).collect())
 }
 
+impl SeriesInfo {
+    /// The series `obj` belongs to, with no files listed yet.
+    fn of(obj: &DefaultDicomObject) -> Self {
+        Self {
+            uid: text(obj, tags::SERIES_INSTANCE_UID),
+            modality: text(obj, tags::MODALITY),
+            description: text(obj, tags::SERIES_DESCRIPTION),
+            files: Vec::new(),
+        }
+    }
+}
+
 /// The series of a folder with their parsed files (in the order of `SeriesInfo::files`); each
 /// file is read and parsed once.
 fn scan(folder: &Path) -> Result<Vec<(SeriesInfo, Vec<DefaultDicomObject>)>> {
@@ -153,15 +165,9 @@ fn scan(folder: &Path) -> Result<Vec<(SeriesInfo, Vec<DefaultDicomObject>)>> {
             continue;
         };
         let uid = text(&obj, tags::SERIES_INSTANCE_UID);
-        let entry = series.entry(uid.clone()).or_insert_with(|| {
-            let info = SeriesInfo {
-                uid,
-                modality: text(&obj, tags::MODALITY),
-                description: text(&obj, tags::SERIES_DESCRIPTION),
-                files: Vec::new(),
-            };
-            (info, Vec::new())
-        });
+        let entry = series
+            .entry(uid)
+            .or_insert_with(|| (SeriesInfo::of(&obj), Vec::new()));
         entry.0.files.push(f);
         entry.1.push(obj);
     }
@@ -222,10 +228,8 @@ pub fn read_series_file(path: &Path) -> Result<SeriesVolume> {
     let obj = read_object(path)?
         .ok_or_else(|| IoError::format(path, "not a DICOM file (no DICM signature)"))?;
     let info = SeriesInfo {
-        uid: text(&obj, tags::SERIES_INSTANCE_UID),
-        modality: text(&obj, tags::MODALITY),
-        description: text(&obj, tags::SERIES_DESCRIPTION),
         files: vec![path.to_path_buf()],
+        ..SeriesInfo::of(&obj)
     };
     read_files(path, &info, vec![obj])
 }
